@@ -1,0 +1,44 @@
+# `make demo` and `make test` install what they need into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+# torch first, from the exact version (a CPU wheel on these machines): installing it through a
+# range would let pip pick the newest CUDA build. Everything else is pinned in requirements.txt.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/pip check
+	touch $(STAMP)
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	@echo
+	@echo "shards: data/shards/ (index: data/shards/index.json)"
+	@echo "report: reports/report.html (metrics: reports/metrics.json)"
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/train.py
+
+clean:
+	rm -rf data reports checkpoints sample

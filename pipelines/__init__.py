@@ -1,0 +1,1 @@
+"""pipelines: orchestration (Ray jobs, DVC stage entry points, the `space` CLI)."""

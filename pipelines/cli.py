@@ -1,0 +1,37 @@
+"""The `space` command line. Each subcommand lives in its own module as a click command
+named `cli` and is imported only when used, so `space --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# subcommand → module holding `cli`
+COMMANDS: dict[str, str] = {
+    "synth": "pipelines.synth",
+    "index": "pipelines.index",
+    "extract-clip": "pipelines.extract_clip",
+    "extract": "pipelines.extract",
+    "filter": "pipelines.filter",
+    "pack": "pipelines.pack",
+    "report": "pipelines.report",
+    "train": "space_models.train",
+    "evaluate": "space_models.metrics",
+    "animate": "space_models.animate",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(COMMANDS[name]).cli
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """space: talking-head corpora → versioned training shards → SPACE models."""
