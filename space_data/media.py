@@ -1,0 +1,319 @@
+"""Decode and write video and audio with PyAV (FFmpeg inside the wheel; no ffmpeg binary needed).
+
+- Video is decoded at its native rate; each frame carries its real presentation time, so
+  variable-frame-rate files keep their true timing (`VideoReader` yields `(t, rgb)`).
+- Rotation metadata (the display matrix, or the legacy `rotate` tag) is applied to the pixels:
+  a phone video stored landscape with a 90° display matrix decodes upright.
+- A file that stops decoding part-way keeps the frames that decoded and is marked `truncated`.
+- Audio comes out as 16 kHz mono float32, with sample 0 at the first video frame.
+
+AAC encoder padding (measured here, PyAV 18 / FFmpeg 7): the MP4 edit list already makes
+FFmpeg drop the 1,024 priming samples (cross-correlation of written and decoded noise: lag 0),
+but the decoder still returns the encoder's trailing padding (256–750 samples at the source
+rate on the real test files, up to ~1,800 in the wild). `decode_audio` cuts the audio at the
+stream's declared end and drops anything before time 0, so audio and video stay in sync.
+
+Failures raise `MediaError` with a short `reason` code (see `REASONS`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from space_data import storage
+
+REASONS: tuple[str, ...] = (
+    "missing_file",
+    "empty_file",
+    "unreadable",
+    "no_video_stream",
+    "no_audio",
+    "no_frames",
+)
+
+
+class MediaError(Exception):
+    """A media file that cannot be used; `reason` is one of REASONS, `detail` is for humans."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class VideoInfo:
+    """What the container header says about the first video stream (sizes after rotation)."""
+
+    width: int
+    height: int
+    fps: float
+    """Average frame rate (frames per second)."""
+    duration: float
+    """Seconds."""
+    n_frames: int
+    """Frames the header promises (estimated from duration × fps when the header has none)."""
+    rotation: int
+    """Counter-clockwise degrees (0, 90, 180, 270) applied to the stored pixels on decode."""
+    has_audio: bool
+
+
+def _check_file(path: str) -> None:
+    if not storage.exists(path):
+        raise MediaError("missing_file", f"{path} does not exist")
+    if storage.size(path) == 0:
+        raise MediaError("empty_file", f"{path} is empty (0 bytes)")
+
+
+def _open(local: str, path: str) -> av.container.InputContainer:
+    try:
+        return av.open(local, "r")
+    except av.FFmpegError as e:
+        raise MediaError("unreadable", f"{path}: {e}") from e
+
+
+def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
+    """Counter-clockwise degrees to apply, a multiple of 90 in [0, 360)."""
+    ccw = frame.rotation
+    if not ccw and "rotate" in stream.metadata:
+        # legacy tag: clockwise degrees
+        ccw = -int(float(stream.metadata["rotate"]))
+    return int(round(ccw / 90.0)) * 90 % 360
+
+
+def _video_stream(container: av.container.InputContainer, path: str):
+    if not container.streams.video:
+        raise MediaError("no_video_stream", f"{path} has no video stream")
+    return container.streams.video[0]
+
+
+def _header(container, stream, path: str) -> tuple[float, float, int]:
+    """(fps, duration s, n_frames) from the header."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if stream.duration:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    n_frames = stream.frames
+    if not rate and n_frames and duration:
+        rate = n_frames / duration
+    if not rate:
+        raise MediaError("unreadable", f"{path}: no frame rate in the header")
+    fps = float(rate)
+    if not n_frames:
+        n_frames = round(duration * fps)
+    if not duration:
+        duration = n_frames / fps
+    return fps, duration, int(n_frames)
+
+
+def probe(path: str) -> VideoInfo:
+    """Header facts of the first video stream; decodes one frame for size and rotation."""
+    _check_file(path)
+    with storage.local_path(path) as local, _open(local, path) as container:
+        stream = _video_stream(container, path)
+        fps, duration, n_frames = _header(container, stream, path)
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError as e:
+            raise MediaError("unreadable", f"{path}: first frame does not decode: {e}") from e
+        if first is None:
+            raise MediaError("no_frames", f"{path}: no video frame decodes")
+        rotation = _rotation(first, stream)
+        width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(
+            width=width,
+            height=height,
+            fps=fps,
+            duration=duration,
+            n_frames=n_frames,
+            rotation=rotation,
+            has_audio=bool(container.streams.audio),
+        )
+
+
+def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+class VideoReader:
+    """Iterate `(t, rgb)` over a video at its native rate.
+
+    `t` is seconds since the first frame (float, from the frame's presentation time);
+    `rgb` is `(H, W, 3) uint8`, upright (rotation applied), and no longer side than `max_side`
+    when given (aspect kept). After iteration `decoded` counts frames and `truncated` says the
+    file ended early or failed part-way (the frames before that were still yielded).
+    """
+
+    def __init__(self, path: str, max_side: int | None = None) -> None:
+        self.path = path
+        self.max_side = max_side
+        self.info = probe(path)
+        self.decoded = 0
+        self.truncated = False
+        self.error: str | None = None
+        """Decoder message when decoding stopped on an error."""
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        self.decoded, self.truncated, self.error = 0, False, None
+        info = self.info
+        k = info.rotation // 90
+        # scale before rotating: the stored frame has the pre-rotation orientation
+        stored_w, stored_h = (info.height, info.width) if k % 2 else (info.width, info.height)
+        out_w, out_h = _scaled_size(stored_w, stored_h, self.max_side)
+        with storage.local_path(self.path) as local, _open(local, self.path) as container:
+            stream = _video_stream(container, self.path)
+            stream.thread_type = "AUTO"
+            t0: float | None = None
+            frames = container.decode(stream)
+            while True:
+                try:
+                    frame = next(frames, None)
+                except av.FFmpegError as e:
+                    self.truncated, self.error = True, str(e)
+                    break
+                if frame is None:
+                    break
+                t = frame.time if frame.pts is not None else self.decoded / info.fps
+                t0 = t if t0 is None else t0
+                rgb = frame.to_ndarray(width=out_w, height=out_h, format="rgb24")
+                if k:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                self.decoded += 1
+                yield float(t - t0), rgb
+        if self.decoded < info.n_frames:
+            self.truncated = True
+
+
+def decode_video(
+    path: str, max_side: int | None = None
+) -> tuple[np.ndarray, np.ndarray, VideoReader]:
+    """All frames `(N, H, W, 3) uint8` RGB and their times `(N,) float64` seconds since frame 0."""
+    reader = VideoReader(path, max_side)
+    times, frames = [], []
+    for t, rgb in reader:
+        times.append(t)
+        frames.append(rgb)
+    if not frames:
+        raise MediaError("no_frames", f"{path}: no video frame decodes ({reader.error or 'empty'})")
+    return np.stack(frames), np.asarray(times, dtype=np.float64), reader
+
+
+def decode_audio(path: str, sample_rate: int = 16_000) -> np.ndarray:
+    """`(S,) float32` mono at `sample_rate` Hz; sample 0 is the first video frame's time.
+
+    Works on a video container or an audio-only file (MEAD `.m4a`, where time 0 is the audio
+    start). Encoder padding is cut at the stream's declared end; audio starting after the
+    video is padded with leading zeros. Raises `MediaError("no_audio")` without an audio stream.
+    """
+    _check_file(path)
+    with storage.local_path(path) as local, _open(local, path) as container:
+        if not container.streams.audio:
+            raise MediaError("no_audio", f"{path} has no audio stream")
+        stream = container.streams.audio[0]
+        t_ref = _start_time(container.streams.video[0]) if container.streams.video else 0.0
+        t_end = _end_time(stream)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        t_first: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if t_first is None:
+                    t_first = float(frame.time) if frame.pts is not None else 0.0
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+        except av.FFmpegError:
+            pass  # a damaged tail: keep what decoded, like the video
+        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if t_first is None or audio.size == 0:
+        raise MediaError("no_audio", f"{path}: the audio stream decodes no samples")
+    lead = round((t_first - t_ref) * sample_rate)
+    audio = np.pad(audio, (lead, 0)) if lead > 0 else audio[-lead:]
+    if t_end is not None:
+        audio = audio[: max(0, round((t_end - t_ref) * sample_rate))]
+    return audio.astype(np.float32, copy=False)
+
+
+def _start_time(stream) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def _end_time(stream) -> float | None:
+    """Seconds where the stream's declared samples end; None when the header has no duration."""
+    if not stream.duration:
+        return None
+    return _start_time(stream) + float(stream.duration * stream.time_base)
+
+
+def write_video(
+    path: str,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16_000,
+) -> None:
+    """Write `(H, W, 3) uint8` RGB frames as H.264 (yuv420p, CRF 18) MP4, with AAC audio if given.
+
+    H and W must be even (4:2:0 chroma). `fps` may be fractional (29.97 → 30000/1001).
+    `audio` is `(S,) float32` mono in [-1, 1] at `sample_rate`, starting at frame 0; it is
+    interleaved with the video as the frames are written. The header is put first (faststart).
+    Local paths only; parent folders are created.
+    """
+    if audio is not None and (audio.ndim != 1 or audio.dtype != np.float32):
+        raise ValueError(f"audio must be (S,) float32 mono, got {audio.shape} {audio.dtype}")
+    rate = Fraction(fps).limit_denominator(1001)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with av.open(path, "w", container_options={"movflags": "+faststart"}) as container:
+        video = container.add_stream("libx264", rate=rate, options={"crf": "18"})
+        video.pix_fmt = "yuv420p"
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=sample_rate, layout="mono")
+        audio_done = 0
+        n = 0
+        for n, rgb in enumerate(frames, start=1):
+            if n == 1:
+                video.height, video.width = _frame_size(rgb)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            if sound is not None:
+                upto = min(len(audio), math.ceil(n / rate * sample_rate))
+                container.mux(_encode_audio(sound, audio, audio_done, upto, sample_rate))
+                audio_done = upto
+        if n == 0:
+            raise ValueError(f"no frames to write to {path}")
+        container.mux(video.encode(None))
+        if sound is not None:
+            container.mux(_encode_audio(sound, audio, audio_done, len(audio), sample_rate))
+            container.mux(sound.encode(None))
+
+
+def _frame_size(rgb: np.ndarray) -> tuple[int, int]:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"frames must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    height, width = rgb.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"H.264 4:2:0 needs even sizes, got {width}x{height}")
+    return height, width
+
+
+def _encode_audio(stream, audio: np.ndarray, start: int, stop: int, sample_rate: int) -> list:
+    if stop <= start:
+        return []
+    frame = av.AudioFrame.from_ndarray(audio[None, start:stop].copy(), format="flt", layout="mono")
+    frame.sample_rate = sample_rate
+    frame.pts = start
+    return stream.encode(frame)
