@@ -1,0 +1,54 @@
+"""Hand detection: is a hand in the frame? (the "hands" filter drops clips with hands on screen).
+
+MediaPipe hands (palm detector + hand landmarks, models bundled in the mediapipe wheel) in
+static-image mode: extraction samples every k-th frame, so consecutive calls are not a video
+and tracking between them would only carry stale hands forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class HandDetector:
+    """`detector(rgb) -> bool`: at least one hand in an (H, W, 3) uint8 RGB image.
+
+    The model is created at the first call, so a fresh detector pickles (ships to a Ray actor).
+    """
+
+    def __init__(self, min_confidence: float = 0.5, max_hands: int = 2) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if max_hands < 1:
+            raise ValueError(f"max_hands must be >= 1, got {max_hands}")
+        self.min_confidence = min_confidence
+        self.max_hands = max_hands
+        self._model = None
+
+    def __call__(self, rgb: np.ndarray) -> bool:
+        return self.count(rgb) > 0
+
+    def count(self, rgb: np.ndarray) -> int:
+        """Number of hands found (at most `max_hands`)."""
+        if self._model is None:
+            from mediapipe.python.solutions import hands
+
+            self._model = hands.Hands(
+                static_image_mode=True,
+                max_num_hands=self.max_hands,
+                min_detection_confidence=self.min_confidence,
+            )
+        result = self._model.process(np.ascontiguousarray(rgb))
+        return len(result.multi_hand_landmarks or [])
+
+    def close(self) -> None:
+        """Release the model (a later call creates it again)."""
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+
+    def __getstate__(self) -> dict:
+        return {"min_confidence": self.min_confidence, "max_hands": self.max_hands}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
