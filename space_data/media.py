@@ -76,7 +76,7 @@ def _open(local: str, path: str) -> av.container.InputContainer:
     try:
         return av.open(local, "r")
     except av.FFmpegError as e:
-        raise MediaError("unreadable", f"{path}: {e}") from e
+        raise MediaError("unreadable", f"{path}: {e.strerror or e}") from e
 
 
 def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
@@ -273,8 +273,8 @@ def write_video(
     interleaved with the video as the frames are written. The header is put first (faststart).
     Local paths only; parent folders are created.
     """
-    if audio is not None and (audio.ndim != 1 or audio.dtype != np.float32):
-        raise ValueError(f"audio must be (S,) float32 mono, got {audio.shape} {audio.dtype}")
+    if audio is not None:
+        _check_audio(audio)
     rate = Fraction(fps).limit_denominator(1001)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with av.open(path, "w", container_options={"movflags": "+faststart"}) as container:
@@ -299,6 +299,21 @@ def write_video(
         if sound is not None:
             container.mux(_encode_audio(sound, audio, audio_done, len(audio), sample_rate))
             container.mux(sound.encode(None))
+
+
+def write_audio(path: str, audio: np.ndarray, sample_rate: int = 16_000) -> None:
+    """Write `(S,) float32` mono audio as AAC in an MP4/M4A container (MEAD keeps its audio so)."""
+    _check_audio(audio)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with av.open(path, "w", format="mp4") as container:
+        sound = container.add_stream("aac", rate=sample_rate, layout="mono")
+        container.mux(_encode_audio(sound, audio, 0, len(audio), sample_rate))
+        container.mux(sound.encode(None))
+
+
+def _check_audio(audio: np.ndarray) -> None:
+    if audio.ndim != 1 or audio.dtype != np.float32:
+        raise ValueError(f"audio must be (S,) float32 mono, got {audio.shape} {audio.dtype}")
 
 
 def _frame_size(rgb: np.ndarray) -> tuple[int, int]:
