@@ -1,0 +1,102 @@
+"""MEAD: 60 actors speaking with 8 emotions at 3 intensities, filmed from 7 views, 30 fps, 1080p.
+
+Source: https://wywu.github.io/projects/MEAD/MEAD.html (Wang et al., "MEAD: A Large-scale
+Audio-visual Dataset for Emotional Talking-face Generation", ECCV 2020). Licence: research
+use only, by request to the authors (see the project page).
+
+Expected layout (each actor's `video.tar` and `audio.tar` unpacked in the actor folder)::
+
+    <root>/<speaker>/video/<view>/<emotion>/level_<1-3>/NNN.mp4
+    <root>/<speaker>/audio/<emotion>/level_<1-3>/NNN.m4a
+
+Speaker = `M003`, `W009`, ... Views: front, top, down, left_30, left_60, right_30, right_60;
+left_60 and right_60 are excluded as in the SPACE paper (rows kept with reason
+`excluded_view`). The videos carry no audio: each clip's `audio_path` is its `.m4a`, shared
+by all views of that take. Emotions map into the shared vocabulary (`fear` → `fearful`);
+intensity is level / 3, and 0 for neutral. Clip id: `mead-<speaker>-video-<view>-<emotion>-
+level_<n>-<NNN>`.
+
+Reasons: `bad_layout`, `bad_name` (speaker or file name malformed), `unknown_view`,
+`unknown_emotion`, `unknown_level`, `excluded_view`, `missing_audio` (no matching `.m4a`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from space_data.clip import Clip, make_clip_id
+from space_data.datasets.files import mark_duplicates, media_files, path_parts
+
+DATASET = "mead"
+VIEWS: tuple[str, ...] = ("front", "top", "down", "left_30", "left_60", "right_30", "right_60")
+EXCLUDED_VIEWS: frozenset[str] = frozenset({"left_60", "right_60"})
+# MEAD's emotion folder names → the shared vocabulary (space_data.clip.EMOTIONS)
+EMOTION_MAP: dict[str, str] = {
+    "angry": "angry",
+    "contempt": "contempt",
+    "disgusted": "disgusted",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "surprised": "surprised",
+}
+_SPEAKER = re.compile(r"^[MW]\d{3}$")
+_LEVEL = re.compile(r"^level_([123])$")
+_UTTERANCE = re.compile(r"^\d{3}\.mp4$")
+
+
+def scan_mead(root: str) -> list[Clip]:
+    """One `Clip` per `.mp4` below `root`; `.m4a` files are attached as audio, not rows.
+
+    `root` is the folder holding the speaker folders, a single speaker folder, or any folder
+    above them: the layout is read from the last six path components.
+    """
+    files = media_files(root, (".mp4", ".m4a"))
+    audio = {"/".join(path_parts(p)[-5:]): p for p, rel in files if rel.endswith(".m4a")}
+    clips = [_clip(path, rel, audio) for path, rel in files if rel.endswith(".mp4")]
+    return mark_duplicates(clips)
+
+
+def _clip(path: str, rel: str, audio: dict[str, str]) -> Clip:
+    parts = path_parts(path)[-6:]
+    if len(parts) != 6 or parts[1] != "video":
+        return _reject(path, rel, "bad_layout")
+    speaker, _, view, emotion_dir, level_dir, name = parts
+    if not _SPEAKER.match(speaker) or not _UTTERANCE.match(name):
+        return _reject(path, rel, "bad_name", speaker)
+    labels = {"speaker": speaker, "view": view if view in VIEWS else None}
+    if view not in VIEWS:
+        return _reject(path, rel, "unknown_view", **labels)
+    emotion = EMOTION_MAP.get(emotion_dir)
+    if emotion is None:
+        return _reject(path, rel, "unknown_emotion", **labels)
+    level = _LEVEL.match(level_dir)
+    if level is None:
+        return _reject(path, rel, "unknown_level", emotion=emotion, **labels)
+    labels["emotion"] = emotion
+    labels["intensity"] = 0.0 if emotion == "neutral" else int(level.group(1)) / 3
+    if view in EXCLUDED_VIEWS:
+        return _reject(path, rel, "excluded_view", **labels)
+    audio_key = "/".join([speaker, "audio", emotion_dir, level_dir, name[:-4] + ".m4a"])
+    if audio_key not in audio:
+        return _reject(path, rel, "missing_audio", **labels)
+    return Clip(
+        clip_id=make_clip_id(DATASET, "/".join(parts)),
+        dataset=DATASET,
+        path=path,
+        audio_path=audio[audio_key],
+        **labels,
+    )
+
+
+def _reject(path: str, rel: str, reason: str, speaker: str = "unknown", **labels) -> Clip:
+    """A rejected file; its id comes from the root-relative path (unique even off-layout)."""
+    return Clip(
+        clip_id=make_clip_id(DATASET, rel),
+        dataset=DATASET,
+        speaker=speaker,
+        path=path,
+        reason=reason,
+        **labels,
+    )

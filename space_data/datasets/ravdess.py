@@ -1,0 +1,96 @@
+"""RAVDESS: 24 actors speaking and singing two statements with 8 emotions, 29.97 fps, 720p.
+
+Source: https://zenodo.org/record/1188976 (Livingstone & Russo, "The Ryerson Audio-Visual
+Database of Emotional Speech and Song", PLoS ONE 2018). Licence: CC BY-NC-SA 4.0.
+
+Expected layout (the `Video_Speech_Actor_NN.zip` / `Video_Song_Actor_NN.zip` archives unpacked
+into one folder; any folders above `Actor_NN` are fine)::
+
+    <root>/Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4
+
+File name fields: modality MM (01 audio-video, 02 video-only, 03 audio-only), vocal channel VV
+(01 speech, 02 song), emotion EE (01 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful,
+07 disgust, 08 surprised), intensity II (01 normal, 02 strong; neutral has no strong),
+statement SS (01, 02), repetition RR (01, 02), actor AA (01–24; odd male, even female).
+Only audio-video speech is used. Emotions map into the shared vocabulary (`disgust` →
+`disgusted`); intensity normal → 0.5, strong → 1, neutral → 0. Speaker = `Actor_NN`.
+Clip id: `ravdess-Actor_NN-MM-VV-EE-II-SS-RR-AA`.
+
+Reasons: `bad_layout` (not inside an `Actor_NN` folder), `bad_name` (not seven two-digit
+fields, or an actor field that disagrees with the folder), `unknown_code` (a field value
+outside the table above), `video_only`, `audio_only`, `song`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from space_data.clip import Clip, make_clip_id
+from space_data.datasets.files import mark_duplicates, media_files, path_parts
+
+DATASET = "ravdess"
+MODALITIES = {"01": None, "02": "video_only", "03": "audio_only"}  # code → reason (None = use)
+CHANNELS = {"01": None, "02": "song"}
+EMOTION_CODES: dict[str, str] = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgusted",
+    "08": "surprised",
+}
+INTENSITIES = {"01": 0.5, "02": 1.0}
+_ACTOR_DIR = re.compile(r"^Actor_(\d{2})$")
+_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.mp4$")
+
+
+def scan_ravdess(root: str) -> list[Clip]:
+    """One `Clip` per `.mp4` below `root` (usable, or with a reason)."""
+    return mark_duplicates([_clip(path, rel) for path, rel in media_files(root, (".mp4",))])
+
+
+def _clip(path: str, rel: str) -> Clip:
+    parts = path_parts(path)
+    actor_dir = _ACTOR_DIR.match(parts[-2]) if len(parts) >= 2 else None
+    if actor_dir is None:
+        return _reject(path, rel, "bad_layout")
+    speaker = parts[-2]
+    fields = _NAME.match(parts[-1])
+    if fields is None or fields.group(7) != actor_dir.group(1):
+        return _reject(path, rel, "bad_name", speaker)
+    modality, channel, emotion_code, intensity_code, statement, repetition, actor = fields.groups()
+    emotion = EMOTION_CODES.get(emotion_code)
+    known = (
+        modality in MODALITIES
+        and channel in CHANNELS
+        and emotion is not None
+        and intensity_code in INTENSITIES
+        and not (emotion == "neutral" and intensity_code == "02")
+        and statement in ("01", "02")
+        and repetition in ("01", "02")
+        and 1 <= int(actor) <= 24
+    )
+    if not known:
+        return _reject(path, rel, "unknown_code", speaker)
+    intensity = 0.0 if emotion == "neutral" else INTENSITIES[intensity_code]
+    return Clip(
+        clip_id=make_clip_id(DATASET, "/".join(parts[-2:])),
+        dataset=DATASET,
+        speaker=speaker,
+        path=path,
+        emotion=emotion,
+        intensity=intensity,
+        reason=MODALITIES[modality] or CHANNELS[channel],
+    )
+
+
+def _reject(path: str, rel: str, reason: str, speaker: str = "unknown") -> Clip:
+    return Clip(
+        clip_id=make_clip_id(DATASET, rel),
+        dataset=DATASET,
+        speaker=speaker,
+        path=path,
+        reason=reason,
+    )

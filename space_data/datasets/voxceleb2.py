@@ -1,0 +1,74 @@
+"""VoxCeleb2: celebrity interview face tracks from YouTube, 25 fps, 224×224, AAC audio.
+
+Source: https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox2.html (Chung, Nagrani, Zisserman,
+"VoxCeleb2: Deep Speaker Recognition", Interspeech 2018). Licence: CC BY 4.0 for the metadata;
+the videos stay with their YouTube owners (research use).
+
+Expected layout (the `vox2_dev_mp4` / `vox2_test_mp4` archives, unpacked)::
+
+    <root>/{dev,test}/mp4/idNNNNN/<youtube id>/NNNNN.mp4
+
+`root` may be the corpus folder (holding `dev/` and `test/`), one of `dev/` or `test/`, an
+`mp4/` folder, or a speaker folder: the layout is read from the last three path components.
+Speaker = `idNNNNN`. The corpus's own partition is kept on each clip as `split`: `train` for
+dev, `test` for test, None where the path does not say; `assign_splits` then divides the dev
+speakers into train/val (or ignores the partition, see `IndexConfig`).
+No emotion labels: emotion, intensity and view are null. Clip id: `voxceleb2-<speaker>-
+<youtube id>-<NNNNN>`, the same whichever root is given (speaker ids are unique across dev/test).
+
+Reasons: `bad_layout` (an `NNNNN.mp4` not inside `idNNNNN/<youtube id>/`), `bad_name` (any
+other malformed file name).
+"""
+
+from __future__ import annotations
+
+import re
+
+from space_data.clip import Clip, make_clip_id
+from space_data.datasets.files import mark_duplicates, media_files, path_parts
+
+DATASET = "voxceleb2"
+_SPEAKER = re.compile(r"^id\d{5}$")
+_UTTERANCE = re.compile(r"^\d{5}\.mp4$")
+# the corpus's own partition → the split it starts as
+_PARTITIONS = {"dev": "train", "test": "test"}
+
+
+def scan_voxceleb2(root: str) -> list[Clip]:
+    """One `Clip` per `.mp4` below `root` (usable, or with a reason)."""
+    return mark_duplicates([_clip(path, rel) for path, rel in media_files(root, (".mp4",))])
+
+
+def _clip(path: str, rel: str) -> Clip:
+    parts = path_parts(path)
+    if len(parts) < 3:
+        return _reject(path, rel, "bad_layout")
+    speaker, _, utterance = parts[-3:]
+    if not _SPEAKER.match(speaker):
+        return _reject(path, rel, "bad_layout" if _UTTERANCE.match(utterance) else "bad_name")
+    if not _UTTERANCE.match(utterance):
+        return _reject(path, rel, "bad_name", speaker)
+    return Clip(
+        clip_id=make_clip_id(DATASET, "/".join(parts[-3:])),
+        dataset=DATASET,
+        speaker=speaker,
+        path=path,
+        split=_partition(parts[:-3]),
+    )
+
+
+def _partition(above: list[str]) -> str | None:
+    """`train`/`test` from a `dev`/`test` folder right above the speaker folder or `mp4/`."""
+    if above and above[-1] == "mp4":
+        above = above[:-1]
+    return _PARTITIONS.get(above[-1]) if above else None
+
+
+def _reject(path: str, rel: str, reason: str, speaker: str = "unknown") -> Clip:
+    return Clip(
+        clip_id=make_clip_id(DATASET, rel),
+        dataset=DATASET,
+        speaker=speaker,
+        path=path,
+        reason=reason,
+    )
