@@ -1,0 +1,225 @@
+"""Landmarks on real faces: MediaPipe mesh → 68 iBUG + 52 eye points; FAN's weight check."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import skimage.data
+from mediapipe.python.solutions import face_mesh_connections as connections
+
+from space_data.config import ConfigError, from_mapping
+from space_data.face import FaceDetector
+from space_data.landmarks import (
+    EYE_BLOCK,
+    EYES52_BROW,
+    EYES52_IRIS,
+    EYES52_LID,
+    IBUG68_MIRROR,
+    MESH_TO_EYES52,
+    MESH_TO_IBUG68,
+    LandmarksConfig,
+    MissingWeightsError,
+    fan_eyes52,
+    fan_weight_files,
+    make_landmarker,
+)
+from space_data.testing.faces import PORTRAITS, TALKING_VIDEOS, read_rgb, video_frames
+
+
+@pytest.fixture(scope="module")
+def landmarker():
+    landmarker = make_landmarker(LandmarksConfig())
+    yield landmarker
+    landmarker.close()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    detector = FaceDetector()
+    yield detector
+    detector.close()
+
+
+def still(landmarker, rgb):
+    """Landmarks of a single image (tracking state from earlier images dropped)."""
+    landmarker.reset()
+    return landmarker(rgb)
+
+
+def assert_inside_face(points, box, grow=0.25):
+    """All points within the detector box grown by `grow` of its size on each side."""
+    w, h = box.x1 - box.x0, box.y1 - box.y0
+    assert np.all(points[:, 0] > box.x0 - grow * w) and np.all(points[:, 0] < box.x1 + grow * w)
+    assert np.all(points[:, 1] > box.y0 - grow * h) and np.all(points[:, 1] < box.y1 + grow * h)
+
+
+def mirrored(points, width):
+    out = points.copy()
+    out[:, 0] = width - out[:, 0]
+    return out
+
+
+@pytest.fixture(scope="module")
+def portraits(realdata):
+    return {name: read_rgb(realdata / "images" / name) for name in PORTRAITS}
+
+
+def test_index_maps_are_consistent():
+    assert len(MESH_TO_IBUG68) == len(set(MESH_TO_IBUG68)) == 68
+    assert len(MESH_TO_EYES52) == len(set(MESH_TO_EYES52)) == 2 * EYE_BLOCK == 52
+    assert all(0 <= i < 478 for i in MESH_TO_IBUG68 + MESH_TO_EYES52)
+    mirror = np.array(IBUG68_MIRROR)
+    assert sorted(IBUG68_MIRROR) == list(range(68)) and np.array_equal(
+        mirror[mirror], np.arange(68)
+    )
+    # lids walk MediaPipe's own eye loops, corner to corner
+    for block, loop in enumerate((connections.FACEMESH_RIGHT_EYE, connections.FACEMESH_LEFT_EYE)):
+        lid = MESH_TO_EYES52[block * EYE_BLOCK :][EYES52_LID]
+        edges = {frozenset(e) for e in loop}
+        assert {frozenset((lid[k], lid[(k + 1) % 16])) for k in range(16)} == edges
+    ibug = np.array(MESH_TO_IBUG68)
+    right, left = MESH_TO_EYES52[:EYE_BLOCK], MESH_TO_EYES52[EYE_BLOCK:]
+    assert (right[0], right[8], left[0], left[8]) == tuple(ibug[[36, 39, 45, 42]])
+    assert right[EYES52_BROW] == tuple(ibug[17:22]) and left[EYES52_BROW] == tuple(ibug[26:21:-1])
+    assert set(right[EYES52_IRIS]) == set(range(468, 473))
+    assert set(left[EYES52_IRIS]) == set(range(473, 478))
+
+
+def test_config_is_validated():
+    assert from_mapping(LandmarksConfig, {"backend": "fan"}).backend == "fan"
+    for bad in ({"backend": "dlib"}, {"min_detection_confidence": 1.5}, {"fan_detector": "x"}):
+        with pytest.raises(ConfigError):
+            from_mapping(LandmarksConfig, bad)
+
+
+def test_astronaut_landmarks_sit_on_her_face(landmarker, detector):
+    rgb = skimage.data.astronaut()
+    lm = still(landmarker, rgb)
+    assert lm.lm68.shape == (68, 3) and lm.eyes52.shape == (52, 3)
+    assert lm.lm68.dtype == lm.eyes52.dtype == np.float32
+    assert np.isfinite(lm.lm68).all() and np.isfinite(lm.eyes52).all()
+    box = detector(rgb)[0]
+    assert_inside_face(lm.lm68, box)
+    assert_inside_face(lm.eyes52, box)
+
+
+def test_no_landmarks_without_a_face(landmarker):
+    assert still(landmarker, skimage.data.coffee()) is None
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_portrait_landmarks_are_in_ibug_order(landmarker, detector, portraits, name):
+    rgb = portraits[name]
+    lm = still(landmarker, rgb)
+    assert_inside_face(lm.lm68, detector(rgb)[0])
+    assert_inside_face(lm.eyes52, detector(rgb)[0])
+    x, y = lm.lm68[:, 0], lm.lm68[:, 1]
+    # frontal face: left-to-right across the image and top-to-bottom down the midline
+    assert x[0] < x[36] < x[39] < x[27] < x[42] < x[45] < x[16]
+    assert x[48] < x[51] < x[54] and x[4] < x[8] < x[12]
+    assert y[19] < y[37] < y[41] < y[30] < y[51] < y[57] < y[8]
+    # jaw ends are (up to head roll) the widest points, near eye height
+    tol = 0.03 * (x[16] - x[0])
+    assert x[0] < x[:17].min() + tol and x[16] > x[:17].max() - tol
+    assert abs(y[0] - y[36]) < 0.25 * (x[16] - x[0])
+    # the nose tip is nearer the camera (smaller z) than the jaw ends
+    assert lm.lm68[30, 2] < min(lm.lm68[0, 2], lm.lm68[16, 2])
+    # iris centres inside their lid contours
+    for block in (0, EYE_BLOCK):
+        lid, centre = lm.eyes52[block : block + 16], lm.eyes52[block + 16]
+        assert lid[:, 0].min() < centre[0] < lid[:, 0].max()
+        assert lid[:, 1].min() < centre[1] < lid[:, 1].max()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", PORTRAITS[:2])
+def test_mirrored_image_gives_mirrored_landmarks(landmarker, portraits, name):
+    rgb = portraits[name]
+    width = rgb.shape[1]
+    original = still(landmarker, rgb)
+    flipped = still(landmarker, np.ascontiguousarray(rgb[:, ::-1]))
+    size = np.linalg.norm(original.lm68[0, :2] - original.lm68[16, :2])
+    # point i of the mirror image is the mirror of point IBUG68_MIRROR[i]: jaw 0 ↔ 16, 36 ↔ 45 …
+    err = np.abs(flipped.lm68[list(IBUG68_MIRROR)] - mirrored(original.lm68, width)) / size
+    assert err.max() < 0.05 and err.mean() < 0.015
+    # without the permutation the points are far off: the test can tell
+    assert (np.abs(flipped.lm68 - mirrored(original.lm68, width)) / size).max() > 0.5
+    # eyes: the two 26-point blocks swap, the order inside a block stays
+    swapped = np.concatenate([flipped.eyes52[EYE_BLOCK:], flipped.eyes52[:EYE_BLOCK]])
+    assert (np.abs(swapped - mirrored(original.eyes52, width)) / size).max() < 0.05
+
+
+@pytest.mark.realdata
+def test_coordinates_scale_with_the_image_z_included(landmarker, portraits):
+    import cv2
+
+    big = portraits["portrait_bw_2048.jpg"]
+    small = cv2.resize(big, (512, 512), interpolation=cv2.INTER_AREA)
+    a, b = still(landmarker, big).lm68 / 4, still(landmarker, small).lm68
+    size = np.linalg.norm(b[0, :2] - b[16, :2])
+    assert np.abs(a - b).max() < 0.05 * size
+    # z is on the pixel scale of x: nose tip to jaw ends ≈ 0.6 of the ear-to-ear width (a head
+    # is ~14 cm wide there and the nose tip ~9 cm in front)
+    assert 0.3 * size < b[[0, 16], 2].mean() - b[30, 2] < 1.0 * size
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", TALKING_VIDEOS)
+def test_tracking_through_the_talking_videos(landmarker, detector, realdata, name):
+    landmarker.reset()
+    frames = video_frames(realdata / "video" / name, 15)
+    tracks = [landmarker(rgb) for rgb in frames]
+    assert all(lm is not None for lm in tracks)
+    for rgb, lm in list(zip(frames, tracks))[::7]:
+        assert_inside_face(lm.lm68, detector(rgb)[0])
+        assert_inside_face(lm.eyes52, detector(rgb)[0])
+
+
+def test_landmarker_pickles_before_and_after_use(landmarker):
+    still(landmarker, skimage.data.astronaut())
+    copy = pickle.loads(pickle.dumps(landmarker))
+    assert copy.config == landmarker.config
+    assert copy(skimage.data.astronaut()) is not None
+    copy.close()
+
+
+def test_fan_eyes_from_68_points(landmarker):
+    lm68 = still(landmarker, skimage.data.astronaut()).lm68
+    eyes = fan_eyes52(lm68)
+    assert eyes.shape == (52, 3) and eyes.dtype == np.float32
+    for block, (outer, inner) in ((0, (36, 39)), (EYE_BLOCK, (45, 42))):
+        np.testing.assert_allclose(eyes[block], lm68[outer], rtol=1e-6)
+        np.testing.assert_allclose(eyes[block + 8], lm68[inner], rtol=1e-6)
+        assert np.isnan(eyes[block + 16 : block + 21]).all()
+    np.testing.assert_allclose(eyes[21:26], lm68[17:22])
+    np.testing.assert_allclose(eyes[EYE_BLOCK + 21 :], lm68[26:21:-1])
+    # mirroring the 68 points swaps the eye blocks, as for the mesh backend
+    mirror68 = mirrored(lm68, 512)[list(IBUG68_MIRROR)]
+    swapped = fan_eyes52(mirror68)
+    swapped = np.concatenate([swapped[EYE_BLOCK:], swapped[:EYE_BLOCK]])
+    np.testing.assert_allclose(swapped, mirrored(eyes, 512), atol=1e-3)
+
+
+@pytest.mark.parametrize("detector_name", ["sfd", "blazeface"])
+def test_fan_without_weights_says_what_is_missing(tmp_path, monkeypatch, detector_name):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    files = fan_weight_files(detector_name)
+    present = "3DFAN4-7835d9f11d.pth.tar"
+    assert present in files and "depth-2a464da4ea.pth.tar" in files
+    assert {"sfd": {"s3fd-619a316812.pth"}, "blazeface": {"blazeface.pth", "anchors.npy"}}[
+        detector_name
+    ] <= set(files)
+    checkpoints.mkdir(parents=True)
+    (checkpoints / present).write_bytes(b"")
+    landmarker = make_landmarker(LandmarksConfig(backend="fan", fan_detector=detector_name))
+    with pytest.raises(MissingWeightsError) as info:
+        landmarker(skimage.data.astronaut())
+    message = str(info.value)
+    assert str(checkpoints) in message and "TORCH_HOME" in message
+    for name, url in files.items():
+        assert (name in message) == (name != present)
+        assert (url in message) == (name != present)
