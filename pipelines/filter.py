@@ -1,0 +1,67 @@
+"""`space filter`: keep/drop decision per manifest clip from the extraction statistics.
+
+Reads only parquet (the manifest and `data/features/clips.parquet`), so a threshold change
+reruns in seconds: `dvc exp run -S filter.max_rotation_deg=30`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from pipelines.params import load_section
+from space_data.filters import filter_clips
+
+
+def count_reasons(keep: pd.DataFrame) -> Counter:
+    """Clips per first reason ("kept" for kept clips)."""
+    return Counter(keep["reason"].fillna("kept"))
+
+
+@click.command(help=__doc__)
+@click.option(
+    "--manifest",
+    default="data/manifest.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Manifest from `space index`.",
+)
+@click.option(
+    "--clips",
+    default="data/features/clips.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Per-clip statistics from `space extract`.",
+)
+@click.option(
+    "--out",
+    default="data/keep.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Decisions: clip_id, path, split, keep, reason, reasons.",
+)
+@click.option(
+    "--params",
+    default="params.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Parameters file (section `filter`).",
+)
+def cli(manifest: str, clips: str, out: str, params: str) -> None:
+    config = load_section("filter", params)
+    for path, stage in ((manifest, "space index"), (clips, "space extract")):
+        if not Path(path).is_file():
+            raise click.ClickException(f"{path} not found: run `{stage}` first")
+    keep = filter_clips(pd.read_parquet(manifest), pd.read_parquet(clips), config)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{out}.tmp"
+    keep.to_parquet(tmp, index=False)
+    os.replace(tmp, out)
+    counts = count_reasons(keep)
+    click.echo(f"{int(keep['keep'].sum())} of {len(keep)} clips kept → {out}")
+    for reason, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        click.echo(f"  {reason:<28} {n}")

@@ -1,0 +1,100 @@
+"""`space pack`: kept clips → deterministic WebDataset shards per split + index.json.
+
+Shards are `{split}-NNNNNN.tar` (one sample per clip, key = clip_id, members from the
+clip's feature record); the same kept clips and params give byte-identical shards.
+Shards of an earlier run that this run does not write are removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pandas as pd
+from tqdm import tqdm
+
+from pipelines.params import load_section
+from space_data.clip import SPLITS
+from space_data.record import ClipFeatures
+from space_data.shards import PackConfig, sample_members, write_shards
+
+
+def kept_records(
+    keep: pd.DataFrame, clips: pd.DataFrame, features: Path
+) -> list[tuple[str, str, Path]]:
+    """(split, clip_id, record path) of every kept clip, sorted by split order then clip_id."""
+    kept = keep[keep["keep"].astype(bool)]
+    records = dict(zip(clips["clip_id"], clips["record"], strict=True))
+    out = []
+    for clip_id, split in zip(kept["clip_id"], kept["split"], strict=True):
+        if split not in SPLITS:
+            raise click.ClickException(
+                f"kept clip {clip_id} has no split ({split!r}): rerun `space index`"
+            )
+        record = records.get(clip_id)
+        if not isinstance(record, str):
+            raise click.ClickException(
+                f"kept clip {clip_id} has no feature record in clips.parquet: rerun `space filter`"
+            )
+        out.append((split, clip_id, features / record))
+    return sorted(out, key=lambda s: (SPLITS.index(s[0]), s[1]))
+
+
+def load_samples(
+    planned: list[tuple[str, str, Path]], config: PackConfig
+) -> Iterator[tuple[str, str, dict[str, bytes]]]:
+    """Load records one at a time (memory stays one record) as `(split, key, members)`."""
+    for split, clip_id, path in tqdm(planned, desc="pack", unit="clip"):
+        record = ClipFeatures.load_npz(path)
+        if record.clip_id != clip_id or not record.ok:
+            raise click.ClickException(
+                f"{path} holds {record.clip_id} ({record.status}), not a usable {clip_id}"
+            )
+        yield split, clip_id, sample_members(record, config)
+
+
+@click.command(help=__doc__)
+@click.option(
+    "--keep",
+    default="data/keep.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Decisions from `space filter`.",
+)
+@click.option(
+    "--features",
+    default="data/features",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder of `space extract` (clips.parquet + records).",
+)
+@click.option(
+    "--out",
+    default="data/shards",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Shard folder (tars + index.json).",
+)
+@click.option(
+    "--params",
+    default="params.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Parameters file (section `pack`).",
+)
+def cli(keep: str, features: str, out: str, params: str) -> None:
+    config = load_section("pack", params)
+    features_dir = Path(features)
+    clips_path = features_dir / "clips.parquet"
+    for path, stage in ((Path(keep), "space filter"), (clips_path, "space extract")):
+        if not path.is_file():
+            raise click.ClickException(f"{path} not found: run `{stage}` first")
+    planned = kept_records(pd.read_parquet(keep), pd.read_parquet(clips_path), features_dir)
+    index = write_shards(load_samples(planned, config), out, config)
+    for split in SPLITS:
+        t = index["totals"][split]
+        click.echo(
+            f"  {split:<5} {t['samples']:>6} clips in {t['shards']} shard(s), {t['bytes']:,} bytes"
+        )
+    click.echo(f"data version {index['data_version'][:16]} → {Path(out) / 'index.json'}")

@@ -1,0 +1,219 @@
+"""`space report`: a static HTML report of the data (counts, drop reasons, head pose,
+durations, sample frames with landmarks): `reports/report.html` + `reports/figures/*.png`,
+and `reports/metrics.json` (flat numbers) for `dvc metrics show`.
+
+Counts and reasons come from the parquet tables; the pose histograms and the sample frames
+read feature records of kept clips (at most `report.max_pose_clips` of them).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipelines.params import load_section
+from space_data.clip import DATASETS, SPLITS
+from space_data.record import ClipFeatures
+
+# SPACE paper, test set: share of clips whose largest head rotation lies in each bucket (%).
+ROTATION_BUCKETS: tuple[tuple[str, float, float], ...] = (
+    ("<15°", 0.0, 15.0),
+    ("15–30°", 15.0, 30.0),
+    ("30–45°", 30.0, 45.0),
+    (">45°", 45.0, float("inf")),
+)
+PAPER_ROTATION_SHARES = (45.0, 35.0, 20.0, 0.0)
+FIGURES = "figures"
+"""Sub-folder of the report folder that holds the PNGs (a separate DVC output)."""
+
+
+@dataclass
+class ReportConfig:
+    """What the dataset report reads and draws."""
+
+    max_pose_clips: int = 500
+    """Kept clips whose pose tracks feed the yaw/pitch/roll histograms (evenly spaced by id)."""
+    n_examples: int = 6
+    """Sample frames (first crop + first-frame landmarks) shown."""
+    pose_bins: int = 36
+    """Histogram bins over −90…90 degrees."""
+
+    def __post_init__(self) -> None:
+        if self.max_pose_clips < 1 or self.n_examples < 0 or self.pose_bins < 2:
+            raise ValueError("max_pose_clips >= 1, n_examples >= 0 and pose_bins >= 2 required")
+
+
+def rotation_shares(clips: pd.DataFrame) -> list[float]:
+    """% of `clips` (ClipStats columns) per ROTATION_BUCKETS bucket of the largest |angle|."""
+    if clips.empty:
+        return [0.0] * len(ROTATION_BUCKETS)
+    largest = clips[["max_abs_yaw", "max_abs_pitch", "max_abs_roll"]].max(axis=1).to_numpy()
+    return [
+        float(100.0 * np.mean((largest >= lo) & (largest < hi))) for _, lo, hi in ROTATION_BUCKETS
+    ]
+
+
+def evenly_spaced(items: list, n: int) -> list:
+    """At most n items spread over the whole (sorted) list, deterministically."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+def collect_tables(manifest: pd.DataFrame, keep: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:
+    """One row per manifest clip: manifest labels, keep decision, and extraction statistics."""
+    labels = manifest[["clip_id", "emotion", "duration"]].rename(
+        columns={"duration": "header_duration"}
+    )
+    stats = clips.drop(columns=[c for c in ("dataset", "path", "split", "emotion") if c in clips])
+    table = keep.merge(labels, on="clip_id", how="left").merge(
+        stats.rename(columns={"reason": "extract_reason"}), on="clip_id", how="left"
+    )
+    table["emotion"] = table["emotion"].fillna("unlabelled")
+    table["reason"] = table["reason"].fillna("kept")
+    return table
+
+
+def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict[str, float]:
+    """Flat numbers for `dvc metrics show`."""
+    kept = table[table["keep"]]
+    metrics: dict[str, float] = {
+        "clips_total": len(table),
+        "clips_kept": len(kept),
+        "kept_fraction": round(len(kept) / len(table), 4) if len(table) else 0.0,
+        "kept_hours": round(float(kept["duration"].fillna(0).sum()) / 3600, 4),
+    }
+    for split in SPLITS:
+        metrics[f"kept_{split}"] = int((kept["split"] == split).sum())
+    for reason, n in table.loc[~table["keep"], "reason"].value_counts().sort_index().items():
+        metrics[f"dropped_{reason.replace(':', '_')}"] = int(n)
+    test = kept[kept["split"] == "test"]
+    for (_, lo, hi), share in zip(ROTATION_BUCKETS, rotation_shares(test), strict=True):
+        name = f"test_rotation_{int(lo)}_{'inf' if hi == float('inf') else int(hi)}_pct"
+        metrics[name] = round(share, 2)
+    if index is not None:
+        metrics["shards"] = index["totals"]["all"]["shards"]
+        metrics["shard_bytes"] = index["totals"]["all"]["bytes"]
+    return metrics
+
+
+def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipFeatures]:
+    """Feature records of at most n kept clips, evenly spaced over the sorted clip ids."""
+    kept = table[table["keep"] & table["record"].notna()].sort_values("clip_id")
+    chosen = evenly_spaced(list(kept["record"]), n)
+    return [ClipFeatures.load_npz(features / r) for r in tqdm(chosen, desc="report", unit="clip")]
+
+
+@click.command(help=__doc__)
+@click.option(
+    "--manifest",
+    default="data/manifest.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Manifest from `space index`.",
+)
+@click.option(
+    "--keep",
+    default="data/keep.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Decisions from `space filter`.",
+)
+@click.option(
+    "--features",
+    default="data/features",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder of `space extract`.",
+)
+@click.option(
+    "--shards",
+    default="data/shards",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Shard folder of `space pack` (its index.json).",
+)
+@click.option(
+    "--out",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Report folder (report.html, PNGs, metrics.json).",
+)
+@click.option(
+    "--params",
+    default="params.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Parameters file (section `report`).",
+)
+def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: str) -> None:
+    from pipelines import report_plots  # matplotlib only when the command runs
+
+    config = load_section("report", params)
+    features_dir = Path(features)
+    clips_path = features_dir / "clips.parquet"
+    for path, stage in (
+        (Path(manifest), "space index"),
+        (clips_path, "space extract"),
+        (Path(keep), "space filter"),
+    ):
+        if not path.is_file():
+            raise click.ClickException(f"{path} not found: run `{stage}` first")
+    table = collect_tables(
+        pd.read_parquet(manifest), pd.read_parquet(keep), pd.read_parquet(clips_path)
+    )
+    index_path = Path(shards) / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else None
+    records = load_kept_records(table, features_dir, config.max_pose_clips)
+    out_dir = Path(out)
+    (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
+    metrics = compute_metrics(table, index)
+    figures = report_plots.draw_all(table, records, config, out_dir / FIGURES)
+    _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    _write_atomic(out_dir / "report.html", render_html(table, metrics, figures, index))
+    click.echo(
+        f"{metrics['clips_kept']} of {metrics['clips_total']} clips kept; {out_dir / 'report.html'}"
+    )
+
+
+def render_html(
+    table: pd.DataFrame, metrics: dict, figures: list[tuple[str, str]], index: dict | None
+) -> str:
+    """The report page: a summary table, the reasons table, and the figures with captions."""
+    reasons = pd.crosstab(table["reason"], table["dataset"]).reindex(
+        columns=[d for d in DATASETS if d in set(table["dataset"])]
+    )
+    version = index["data_version"] if index else "no shards yet (run `space pack`)"
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in metrics.items())
+    figs = "".join(
+        f'<figure><img src="{FIGURES}/{name}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for name, caption in figures
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>space dataset report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
+img{{max-width:100%}}figure{{margin:2em 0}}</style></head><body>
+<h1>space dataset report</h1>
+<p>Data version (sha256 of data/shards/index.json content): <code>{html.escape(version)}</code></p>
+<h2>Summary</h2><table>{rows}</table>
+<h2>Drop reasons per corpus</h2>{reasons.to_html()}
+{figs}
+</body></html>
+"""
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,169 @@
+"""SPACE's clip filters: small rules over `ClipStats` that return None (keep) or a reason.
+
+The rules run in the fixed order of `RULES`; `filter_clip` returns every reason that applies
+(first = the one reports count). `filter_clips` joins the manifest with the extraction table
+(`data/features/clips.parquet`) and gives one decision per manifest clip, so rejections made
+earlier in the pipeline stay visible as reasons too:
+
+- `index:<reason>`: the indexer rejected the file (excluded view, song, bad name, ...);
+- `error:<reason>`: extraction failed (unreadable file, no frames, no audio, ...), or the clip
+  has no extraction row at all (`error:not_extracted`);
+- then the rules: `no_face`, `cut`, `rotation`, `zoom`, `hands`, `too_short`, `av_mismatch`.
+
+Filtering reads only the statistics table, never video, so changing a threshold is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import pandas as pd
+
+from space_data.record import ClipStats
+
+
+@dataclass
+class FilterConfig:
+    """Thresholds of the SPACE filters; defaults calibrated on the sample corpus (see README)."""
+
+    max_no_face_frames: int = 0
+    """Frames on the 30 fps timeline without a detected face a kept clip may have (SPACE: 0)."""
+    max_jump: float = 0.25
+    """Largest landmark jump between neighbouring frames, in face sizes; above it is a `cut`."""
+    max_rotation_deg: float = 45.0
+    """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
+    max_zoom: float = 0.25
+    """Largest face-scale range (max − min) / median; above it is a `zoom`."""
+    max_hand_frames: int = 0
+    """Frames flagged with a hand a kept clip may have (0: any hand drops the clip)."""
+    min_duration: float = 1.0
+    """Shortest kept clip in seconds."""
+    max_av_mismatch: float | None = 0.5
+    """Largest |audio − video duration| in seconds; None disables the check."""
+
+    def __post_init__(self) -> None:
+        if self.max_no_face_frames < 0 or self.max_hand_frames < 0:
+            raise ValueError("max_no_face_frames and max_hand_frames must be >= 0")
+        if not 0.0 < self.max_rotation_deg <= 180.0:
+            raise ValueError(f"max_rotation_deg must lie in (0, 180], not {self.max_rotation_deg}")
+        for name in ("max_jump", "max_zoom"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"{name} must be > 0, not {getattr(self, name)}")
+        if self.min_duration < 0.0:
+            raise ValueError(f"min_duration must be >= 0, not {self.min_duration}")
+        if self.max_av_mismatch is not None and self.max_av_mismatch < 0.0:
+            raise ValueError(f"max_av_mismatch must be >= 0 or null, not {self.max_av_mismatch}")
+
+
+Rule = Callable[[ClipStats, FilterConfig], "str | None"]
+
+
+def no_face(s: ClipStats, c: FilterConfig) -> str | None:
+    """A frame without a face: nothing to learn from there, and the crop may have lost the face."""
+    return "no_face" if s.frames_no_face > c.max_no_face_frames else None
+
+
+def cut(s: ClipStats, c: FilterConfig) -> str | None:
+    """A landmark jump no head moves in 1/30 s: a shot change or a tracker switching faces."""
+    return "cut" if _above(s.max_landmark_jump, c.max_jump) else None
+
+
+def rotation(s: ClipStats, c: FilterConfig) -> str | None:
+    """A head turned beyond the limit on any axis (landmarks and frontalization degrade)."""
+    angles = (s.max_abs_yaw, s.max_abs_pitch, s.max_abs_roll)
+    return "rotation" if any(_above(a, c.max_rotation_deg) for a in angles) else None
+
+
+def zoom(s: ClipStats, c: FilterConfig) -> str | None:
+    """The face grows or shrinks a lot: a camera zoom or the speaker walking to/from the camera."""
+    if not s.scale_median > 0.0:
+        return None
+    spread = (s.scale_max - s.scale_min) / s.scale_median
+    return "zoom" if _above(spread, c.max_zoom) else None
+
+
+def hands(s: ClipStats, c: FilterConfig) -> str | None:
+    """Hands in the picture occlude the face and move landmarks that speech did not move."""
+    return "hands" if s.hand_frames > c.max_hand_frames else None
+
+
+def too_short(s: ClipStats, c: FilterConfig) -> str | None:
+    return "too_short" if s.duration < c.min_duration else None
+
+
+def av_mismatch(s: ClipStats, c: FilterConfig) -> str | None:
+    """Audio and video of very different length cannot be aligned frame by frame."""
+    if c.max_av_mismatch is None or not s.has_audio:
+        return None
+    return "av_mismatch" if abs(s.av_mismatch) > c.max_av_mismatch else None
+
+
+RULES: tuple[Rule, ...] = (no_face, cut, rotation, zoom, hands, too_short, av_mismatch)
+"""The rules in the order they are reported; the first reason is the one counted."""
+RULE_REASONS: tuple[str, ...] = tuple(r.__name__ for r in RULES)
+
+
+def filter_clip(stats: ClipStats, config: FilterConfig) -> list[str]:
+    """Every reason that drops the clip, in `RULES` order; empty means keep."""
+    return [reason for rule in RULES if (reason := rule(stats, config)) is not None]
+
+
+KEEP_COLUMNS = ("clip_id", "dataset", "path", "split", "keep", "reason", "reasons", "detail")
+
+
+def filter_clips(manifest: pd.DataFrame, clips: pd.DataFrame, config: FilterConfig) -> pd.DataFrame:
+    """One decision per manifest row: columns `KEEP_COLUMNS`, rows in manifest order.
+
+    `manifest` has the `Clip` columns (`data/manifest.parquet`); `clips` has one row per
+    extracted clip with `status`, `reason` and the `ClipStats` columns (`clips.parquet`).
+    `reason` is the first reason (None when kept), `reasons` all of them (a list of str),
+    `detail` the extraction error message when there is one.
+    """
+    extracted_by_id = {r["clip_id"]: r for r in clips.to_dict("records")}
+    stat_names = [f.name for f in fields(ClipStats)]
+    rows = []
+    for m in manifest.itertuples(index=False):
+        detail = None
+        extracted = extracted_by_id.get(m.clip_id)
+        if _present(m.reason):
+            reasons = [f"index:{m.reason}"]
+        elif extracted is None:
+            reasons = ["error:not_extracted"]
+        elif extracted["status"] != "ok":
+            code, _, detail = str(extracted["reason"] or "unknown").partition(":")
+            reasons = [f"error:{code.strip() or 'unknown'}"]
+            detail = detail.strip() or None
+        else:
+            stats = ClipStats.from_dict(
+                {k: _plain(extracted[k]) for k in stat_names if k in extracted}
+            )
+            reasons = filter_clip(stats, config)
+        rows.append(
+            {
+                "clip_id": m.clip_id,
+                "dataset": m.dataset,
+                "path": m.path,
+                "split": m.split if _present(m.split) else None,
+                "keep": not reasons,
+                "reason": reasons[0] if reasons else None,
+                "reasons": reasons,
+                "detail": detail,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(KEEP_COLUMNS))
+
+
+def _above(value: float, limit: float) -> bool:
+    # NaN means "not measured" (e.g. no face anywhere); no_face reports that case.
+    return not math.isnan(value) and value > limit
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: object) -> object:
+    """numpy scalars from pandas → Python scalars, so ClipStats holds plain numbers."""
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,255 @@
+"""Deterministic WebDataset shards: writer, index with checksums, and a reader.
+
+Layout of a shard directory:
+
+    {split}-000000.tar, {split}-000001.tar, ...   one sample per clip, key = clip_id
+    index.json                                    per shard: name, split, samples, bytes, sha256,
+                                                  first/last key; totals; data_version
+
+A sample's members are `ClipFeatures.shard_members()`: `<key>.lm3d.npy`, `<key>.pose.npy`, ...,
+`<key>.meta.json`, `<key>.frame0.jpg` and, when kept, `<key>.audio.flac`. Same records and
+config ⇒ byte-identical tars: samples sorted by key, members sorted by name, and every tar
+header field fixed (mtime 0, uid/gid 0, empty user/group names, mode 0o644). `data_version`
+is the sha256 of the index content (shard names, sizes and checksums), so it names the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from space_data.clip import SPLITS
+from space_data.record import ClipFeatures
+
+INDEX_NAME = "index.json"
+SHARD_PATTERN = re.compile(r"^(?P<split>[a-z]+)-(?P<number>\d{6})\.tar$")
+_BLOCK = tarfile.BLOCKSIZE  # 512: tar header and data padding unit
+
+
+@dataclass
+class PackConfig:
+    """How kept clips are packed into WebDataset shards."""
+
+    max_shard_bytes: int = 256 * 1024**2
+    """Start a new shard before its samples (tar headers included) would pass this size."""
+    max_shard_samples: int = 1000
+    """Start a new shard after this many samples."""
+    include_audio: bool = True
+    """Pack the FLAC audio member when the record has one (needed to re-augment audio)."""
+
+    def __post_init__(self) -> None:
+        if self.max_shard_bytes < 10 * _BLOCK:
+            raise ValueError(
+                f"max_shard_bytes must be >= {10 * _BLOCK}, not {self.max_shard_bytes}"
+            )
+        if self.max_shard_samples < 1:
+            raise ValueError(f"max_shard_samples must be >= 1, not {self.max_shard_samples}")
+
+
+def sample_members(record: ClipFeatures, config: PackConfig) -> dict[str, bytes]:
+    """The members of one sample (name without key → bytes), sorted by name."""
+    members = record.shard_members()
+    if not config.include_audio:
+        members.pop("audio.flac", None)
+    return members
+
+
+def _tar_size(members: dict[str, bytes]) -> int:
+    """Bytes these members add to a tar (one header block each plus padded data)."""
+    return sum(_BLOCK + -(-len(data) // _BLOCK) * _BLOCK for data in members.values())
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+class ShardWriter:
+    """Writes one split's samples into `{split}-%06d.tar` files, each under a temporary name
+    (`.tmp` suffix) that is renamed when the shard is complete."""
+
+    def __init__(self, out_dir: str | Path, split: str, config: PackConfig) -> None:
+        self.out_dir = Path(out_dir)
+        self.split = split
+        self.config = config
+        self.shards: list[dict] = []  # index entries of completed shards
+        self._tar: tarfile.TarFile | None = None
+        self._keys: list[str] = []
+        self._bytes = 0
+        self._last_key: str | None = None
+
+    def write(self, key: str, members: dict[str, bytes]) -> None:
+        """Add one sample; keys must arrive in strictly increasing order (determinism)."""
+        if self._last_key is not None and key <= self._last_key:
+            raise ValueError(f"keys must be sorted and unique: {key!r} after {self._last_key!r}")
+        self._last_key = key
+        size = _tar_size(members)
+        full = self._keys and (
+            len(self._keys) >= self.config.max_shard_samples
+            or self._bytes + size > self.config.max_shard_bytes
+        )
+        if self._tar is None or full:
+            self._open_next()
+        assert self._tar is not None
+        for name in sorted(members):
+            data = members[name]
+            self._tar.addfile(_tarinfo(f"{key}.{name}", len(data)), io.BytesIO(data))
+        self._keys.append(key)
+        self._bytes += size
+
+    def close(self) -> list[dict]:
+        """Finish the open shard; returns the index entries of all shards written."""
+        self._finish()
+        return self.shards
+
+    def _open_next(self) -> None:
+        self._finish()
+        name = f"{self.split}-{len(self.shards):06d}.tar"
+        # stays open across write() calls; _finish closes it
+        self._tar = tarfile.open(self.out_dir / f"{name}.tmp", "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self._keys = []
+        self._bytes = 0
+
+    def _finish(self) -> None:
+        if self._tar is None:
+            return
+        self._tar.close()
+        name = f"{self.split}-{len(self.shards):06d}.tar"
+        tmp = self.out_dir / f"{name}.tmp"
+        os.replace(tmp, self.out_dir / name)
+        self.shards.append(
+            {
+                "name": name,
+                "split": self.split,
+                "samples": len(self._keys),
+                "bytes": (self.out_dir / name).stat().st_size,
+                "sha256": file_sha256(self.out_dir / name),
+                "first_key": self._keys[0],
+                "last_key": self._keys[-1],
+            }
+        )
+        self._tar = None
+
+
+def write_shards(
+    samples: Iterable[tuple[str, str, dict[str, bytes]]],
+    out_dir: str | Path,
+    config: PackConfig,
+) -> dict:
+    """Write `(split, key, members)` samples, sorted by (split, key), as shards plus index.json.
+
+    Samples must come sorted (the caller sorts cheap keys, then loads records lazily, so
+    memory stays one record). The previous index is removed first and shards of an earlier
+    run that this run did not write are deleted afterwards, so the directory holds exactly
+    what the new index lists. Returns the index (also written to `out_dir/index.json`).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INDEX_NAME).unlink(missing_ok=True)
+    shards: list[dict] = []
+    writer: ShardWriter | None = None
+    for split, key, members in samples:
+        if split not in SPLITS:
+            raise ValueError(f"sample {key!r} has split {split!r}, not one of {SPLITS}")
+        if writer is None or writer.split != split:
+            if writer is not None:
+                if SPLITS.index(split) <= SPLITS.index(writer.split):
+                    raise ValueError(
+                        f"samples must be sorted by split: {split} after {writer.split}"
+                    )
+                shards += writer.close()
+            writer = ShardWriter(out, split, config)
+        writer.write(key, members)
+    if writer is not None:
+        shards += writer.close()
+    _remove_stale(out, {s["name"] for s in shards})
+    index = build_index(shards, config)
+    tmp = out / f"{INDEX_NAME}.tmp"
+    tmp.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, out / INDEX_NAME)
+    return index
+
+
+def build_index(shards: list[dict], config: PackConfig) -> dict:
+    """index.json content: shards, totals per split, config, and `data_version` (sha256 of the
+    rest, serialized with sorted keys)."""
+    totals = {
+        split: {
+            "shards": sum(1 for s in shards if s["split"] == split),
+            "samples": sum(s["samples"] for s in shards if s["split"] == split),
+            "bytes": sum(s["bytes"] for s in shards if s["split"] == split),
+        }
+        for split in SPLITS
+    }
+    totals["all"] = {k: sum(t[k] for t in totals.values()) for k in ("shards", "samples", "bytes")}
+    index = {"format": 1, "config": asdict(config), "shards": shards, "totals": totals}
+    index["data_version"] = data_version(index)
+    return index
+
+
+def data_version(index: dict) -> str:
+    """sha256 (hex) of the index without its `data_version` field."""
+    body = {k: v for k, v in index.items() if k != "data_version"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    for path in out.iterdir():
+        stale_shard = SHARD_PATTERN.match(path.name) and path.name not in keep
+        if stale_shard or path.name.endswith(".tar.tmp"):
+            path.unlink()
+
+
+def read_index(shard_dir: str | Path) -> dict:
+    path = Path(shard_dir) / INDEX_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `space pack` first")
+    return json.loads(path.read_text())
+
+
+def shard_urls(shard_dir: str | Path, split: str) -> list[str]:
+    """Paths of a split's shards, in order, from index.json."""
+    index = read_index(shard_dir)
+    return [str(Path(shard_dir) / s["name"]) for s in index["shards"] if s["split"] == split]
+
+
+def open_shards(urls: str | list[str]):
+    """A plain `webdataset.WebDataset` over the shards, in shard order, with webdataset's
+    default decoding: `.npy` → np.ndarray, `.json` → dict; `.jpg` and `.flac` stay bytes
+    (see `decode_flac`). Works in a torch DataLoader with workers: shards are split between
+    workers, and a worker without a shard yields nothing instead of failing.
+    """
+    import webdataset as wds
+
+    return wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode()
+
+
+def decode_flac(data: bytes) -> np.ndarray:
+    """FLAC bytes → (S,) float32 mono samples at the record's 16 kHz."""
+    import soundfile
+
+    audio, _ = soundfile.read(io.BytesIO(data), dtype="float32")
+    return audio
