@@ -61,42 +61,31 @@ def scan_mead(root: str) -> list[Clip]:
 def _clip(path: str, rel: str, audio: dict[str, str]) -> Clip:
     parts = path_parts(path)[-6:]
     if len(parts) != 6 or parts[1] != "video":
-        return _reject(path, rel, "bad_layout")
+        # off the layout: the root-relative path is the only unique name
+        return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason="bad_layout")
     speaker, _, view, emotion_dir, level_dir, name = parts
-    if not _SPEAKER.match(speaker) or not _UTTERANCE.match(name):
-        return _reject(path, rel, "bad_name", speaker)
-    labels = {"speaker": speaker, "view": view if view in VIEWS else None}
-    if view not in VIEWS:
-        return _reject(path, rel, "unknown_view", **labels)
     emotion = EMOTION_MAP.get(emotion_dir)
-    if emotion is None:
-        return _reject(path, rel, "unknown_emotion", **labels)
     level = _LEVEL.match(level_dir)
-    if level is None:
-        return _reject(path, rel, "unknown_level", emotion=emotion, **labels)
-    labels["emotion"] = emotion
-    labels["intensity"] = 0.0 if emotion == "neutral" else int(level.group(1)) / 3
-    if view in EXCLUDED_VIEWS:
-        return _reject(path, rel, "excluded_view", **labels)
-    audio_key = "/".join([speaker, "audio", emotion_dir, level_dir, name[:-4] + ".m4a"])
-    if audio_key not in audio:
-        return _reject(path, rel, "missing_audio", **labels)
+    audio_path = audio.get("/".join([speaker, "audio", emotion_dir, level_dir, name[:-4] + ".m4a"]))
+    checks = (
+        ("bad_name", not _SPEAKER.match(speaker) or not _UTTERANCE.match(name)),
+        ("unknown_view", view not in VIEWS),
+        ("unknown_emotion", emotion is None),
+        ("unknown_level", level is None),
+        ("excluded_view", view in EXCLUDED_VIEWS),
+        ("missing_audio", audio_path is None),
+    )
+    intensity = None
+    if emotion is not None and level is not None:
+        intensity = 0.0 if emotion == "neutral" else int(level.group(1)) / 3
     return Clip(
         clip_id=make_clip_id(DATASET, "/".join(parts)),
         dataset=DATASET,
-        path=path,
-        audio_path=audio[audio_key],
-        **labels,
-    )
-
-
-def _reject(path: str, rel: str, reason: str, speaker: str = "unknown", **labels) -> Clip:
-    """A rejected file; its id comes from the root-relative path (unique even off-layout)."""
-    return Clip(
-        clip_id=make_clip_id(DATASET, rel),
-        dataset=DATASET,
         speaker=speaker,
         path=path,
-        reason=reason,
-        **labels,
+        audio_path=audio_path,
+        emotion=emotion,
+        intensity=intensity,
+        view=view if view in VIEWS else None,
+        reason=next((reason for reason, failed in checks if failed), None),
     )

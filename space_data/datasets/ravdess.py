@@ -55,11 +55,13 @@ def _clip(path: str, rel: str) -> Clip:
     parts = path_parts(path)
     actor_dir = _ACTOR_DIR.match(parts[-2]) if len(parts) >= 2 else None
     if actor_dir is None:
-        return _reject(path, rel, "bad_layout")
+        # off the layout: the root-relative path is the only unique name
+        return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason="bad_layout")
     speaker = parts[-2]
+    clip_id = make_clip_id(DATASET, "/".join(parts[-2:]))
     fields = _NAME.match(parts[-1])
     if fields is None or fields.group(7) != actor_dir.group(1):
-        return _reject(path, rel, "bad_name", speaker)
+        return Clip(clip_id, DATASET, speaker, path, reason="bad_name")
     modality, channel, emotion_code, intensity_code, statement, repetition, actor = fields.groups()
     emotion = EMOTION_CODES.get(emotion_code)
     known = (
@@ -73,24 +75,14 @@ def _clip(path: str, rel: str) -> Clip:
         and 1 <= int(actor) <= 24
     )
     if not known:
-        return _reject(path, rel, "unknown_code", speaker)
+        return Clip(clip_id, DATASET, speaker, path, reason="unknown_code")
     intensity = 0.0 if emotion == "neutral" else INTENSITIES[intensity_code]
     return Clip(
-        clip_id=make_clip_id(DATASET, "/".join(parts[-2:])),
+        clip_id=clip_id,
         dataset=DATASET,
         speaker=speaker,
         path=path,
         emotion=emotion,
         intensity=intensity,
         reason=MODALITIES[modality] or CHANNELS[channel],
-    )
-
-
-def _reject(path: str, rel: str, reason: str, speaker: str = "unknown") -> Clip:
-    return Clip(
-        clip_id=make_clip_id(DATASET, rel),
-        dataset=DATASET,
-        speaker=speaker,
-        path=path,
-        reason=reason,
     )

@@ -41,19 +41,19 @@ def scan_voxceleb2(root: str) -> list[Clip]:
 
 def _clip(path: str, rel: str) -> Clip:
     parts = path_parts(path)
-    if len(parts) < 3:
-        return _reject(path, rel, "bad_layout")
+    if len(parts) < 3 or not _SPEAKER.match(parts[-3]):
+        # off the layout: the root-relative path is the only unique name
+        reason = "bad_layout" if _UTTERANCE.match(parts[-1]) else "bad_name"
+        return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason=reason)
     speaker, _, utterance = parts[-3:]
-    if not _SPEAKER.match(speaker):
-        return _reject(path, rel, "bad_layout" if _UTTERANCE.match(utterance) else "bad_name")
-    if not _UTTERANCE.match(utterance):
-        return _reject(path, rel, "bad_name", speaker)
+    named = bool(_UTTERANCE.match(utterance))
     return Clip(
         clip_id=make_clip_id(DATASET, "/".join(parts[-3:])),
         dataset=DATASET,
         speaker=speaker,
         path=path,
-        split=_partition(parts[:-3]),
+        split=_partition(parts[:-3]) if named else None,
+        reason=None if named else "bad_name",
     )
 
 
@@ -62,13 +62,3 @@ def _partition(above: list[str]) -> str | None:
     if above and above[-1] == "mp4":
         above = above[:-1]
     return _PARTITIONS.get(above[-1]) if above else None
-
-
-def _reject(path: str, rel: str, reason: str, speaker: str = "unknown") -> Clip:
-    return Clip(
-        clip_id=make_clip_id(DATASET, rel),
-        dataset=DATASET,
-        speaker=speaker,
-        path=path,
-        reason=reason,
-    )

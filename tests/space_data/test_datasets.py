@@ -1,0 +1,364 @@
+"""Corpus scanners on fake trees, splits, probing and the manifest round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from space_data.clip import Clip
+from space_data.datasets import (
+    CorporaConfig,
+    IndexConfig,
+    assign_splits,
+    probe_clips,
+    read_manifest,
+    scan_corpora,
+    write_manifest,
+)
+from space_data.datasets.mead import scan_mead
+from space_data.datasets.ravdess import scan_ravdess
+from space_data.datasets.splits import split_counts
+from space_data.datasets.voxceleb2 import scan_voxceleb2
+from space_data.testing.corpora import place, tiny_m4a, write_tiny_video
+
+
+def _by_name(clips: list[Clip]) -> dict[str, Clip]:
+    return {c.path.rsplit("/", 1)[-1] if c.dataset == "ravdess" else c.clip_id: c for c in clips}
+
+
+# --- VoxCeleb2 ---------------------------------------------------------------------------
+
+VOX_FILES = {
+    "dev/mp4/id00012/21Uxsk56VDQ/00001.mp4": None,
+    "dev/mp4/id00012/21Uxsk56VDQ/00002.mp4": None,
+    "dev/mp4/id00015/0fijmz4vTVU/00001.mp4": None,
+    "test/mp4/id00017/01dfn2spqyE/00001.mp4": None,
+    "test/mp4/id00017/01dfn2spqyE/1.mp4": None,  # bad utterance name
+    "test/mp4/id00017/00001.mp4": None,  # no youtube folder
+    "test/mp4/id00017/01dfn2spqyE/notes.txt": None,  # not media: no row
+    "test/mp4/.DS_Store": None,
+}
+
+
+@pytest.fixture
+def vox_root(tmp_path):
+    return place(VOX_FILES, tmp_path / "vox")
+
+
+def test_voxceleb2_labels_and_reasons(vox_root):
+    clips = scan_voxceleb2(str(vox_root))
+    assert len(clips) == 6  # one row per .mp4
+    usable = {c.clip_id: c for c in clips if c.usable}
+    assert set(usable) == {
+        "voxceleb2-id00012-21Uxsk56VDQ-00001",
+        "voxceleb2-id00012-21Uxsk56VDQ-00002",
+        "voxceleb2-id00015-0fijmz4vTVU-00001",
+        "voxceleb2-id00017-01dfn2spqyE-00001",
+    }
+    first = usable["voxceleb2-id00012-21Uxsk56VDQ-00001"]
+    assert (first.speaker, first.split, first.emotion, first.intensity) == (
+        "id00012",
+        "train",
+        None,
+        None,
+    )
+    assert first.path == str(vox_root / next(iter(VOX_FILES)))
+    assert usable["voxceleb2-id00017-01dfn2spqyE-00001"].split == "test"
+    reasons = sorted(c.reason for c in clips if not c.usable)
+    assert reasons == ["bad_layout", "bad_name"]
+
+
+@pytest.mark.parametrize(
+    ("sub", "split"),
+    [
+        ("", None),
+        ("dev", "train"),
+        ("dev/mp4", "train"),
+        ("test/mp4", "test"),
+        ("dev/mp4/id00012", "train"),
+    ],
+)
+def test_voxceleb2_root_variants_give_the_same_ids(vox_root, sub, split):
+    whole = {c.clip_id: c for c in scan_voxceleb2(str(vox_root)) if c.usable}
+    part = [c for c in scan_voxceleb2(str(vox_root / sub)) if c.usable]
+    assert part and all(c.clip_id in whole for c in part)
+    for clip in part:
+        assert clip.split == whole[clip.clip_id].split
+        assert split is None or clip.split == split
+
+
+def test_voxceleb2_without_partition_folder(tmp_path):
+    root = place({"mp4/id00001/abcdefghijk/00001.mp4": None}, tmp_path / "myvox")
+    (clip,) = scan_voxceleb2(str(root))
+    assert clip.usable and clip.split is None
+
+
+# --- MEAD ------------------------------------------------------------------------------
+
+MEAD_FILES = {
+    "M003/video/front/angry/level_1/001.mp4": None,
+    "M003/audio/angry/level_1/001.m4a": None,
+    "M003/video/top/fear/level_2/003.mp4": None,
+    "M003/audio/fear/level_2/003.m4a": None,
+    "M003/video/front/neutral/level_1/002.mp4": None,
+    "M003/audio/neutral/level_1/002.m4a": None,
+    "M003/video/left_60/angry/level_1/001.mp4": None,  # excluded view
+    "M003/video/right_60/angry/level_1/001.mp4": None,  # excluded view
+    "W009/video/front/happy/level_3/001.mp4": None,  # no audio
+    "W009/video/front/joyful/level_1/001.mp4": None,  # unknown emotion
+    "W009/video/front/happy/level_4/001.mp4": None,  # unknown level
+    "W009/video/back/happy/level_1/001.mp4": None,  # unknown view
+    "W009/video/front/happy/level_1/clip.mp4": None,  # bad file name
+    "X1/video/front/happy/level_1/001.mp4": None,  # bad speaker
+    "W009/video/front/happy/001.mp4": None,  # level folder missing
+    "W009/audio/sad/level_1/009.m4a": None,  # audio without video: no row
+}
+
+
+def test_mead_labels_audio_and_reasons(tmp_path):
+    root = place(MEAD_FILES, tmp_path / "MEAD")
+    clips = {c.clip_id: c for c in scan_mead(str(root))}
+    assert len(clips) == sum(rel.endswith(".mp4") for rel in MEAD_FILES)  # no rows for .m4a
+    angry = clips["mead-M003-video-front-angry-level_1-001"]
+    assert angry.usable
+    assert (angry.speaker, angry.view, angry.emotion) == ("M003", "front", "angry")
+    assert angry.intensity == pytest.approx(1 / 3)
+    assert angry.audio_path == str(root / "M003/audio/angry/level_1/001.m4a")
+    fear = clips["mead-M003-video-top-fear-level_2-003"]
+    assert (fear.emotion, fear.intensity, fear.view) == ("fearful", pytest.approx(2 / 3), "top")
+    assert clips["mead-M003-video-front-neutral-level_1-002"].intensity == 0.0
+
+    excluded = clips["mead-M003-video-left_60-angry-level_1-001"]
+    assert excluded.reason == "excluded_view" and excluded.emotion == "angry"
+    assert clips["mead-M003-video-right_60-angry-level_1-001"].reason == "excluded_view"
+    reasons = {
+        "mead-W009-video-front-happy-level_3-001": "missing_audio",
+        "mead-W009-video-front-joyful-level_1-001": "unknown_emotion",
+        "mead-W009-video-front-happy-level_4-001": "unknown_level",
+        "mead-W009-video-back-happy-level_1-001": "unknown_view",
+        "mead-W009-video-front-happy-level_1-clip": "bad_name",
+        "mead-X1-video-front-happy-level_1-001": "bad_name",
+        "mead-W009-video-front-happy-001": "bad_layout",
+    }
+    assert {k: clips[k].reason for k in reasons} == reasons
+
+
+def test_mead_root_at_a_speaker_folder(tmp_path):
+    root = place(MEAD_FILES, tmp_path / "MEAD")
+    whole = {c.clip_id: c for c in scan_mead(str(root))}
+    for clip in scan_mead(str(root / "M003")):
+        assert clip.reason == whole[clip.clip_id].reason
+        assert clip.audio_path == whole[clip.clip_id].audio_path
+
+
+# --- RAVDESS ---------------------------------------------------------------------------
+
+RAVDESS_FILES = {
+    "Actor_01/01-01-01-01-01-01-01.mp4": None,  # neutral speech
+    "Actor_01/01-01-07-02-02-01-01.mp4": None,  # disgust, strong
+    "Actor_01/01-01-03-01-01-02-01.mp4": None,  # happy, normal
+    "Actor_01/02-01-03-01-01-02-01.mp4": None,  # video only
+    "Actor_01/03-01-03-01-01-02-01.mp4": None,  # audio only
+    "Actor_01/01-02-03-01-01-02-01.mp4": None,  # song
+    "Actor_01/01-01-09-01-01-01-01.mp4": None,  # emotion 09
+    "Actor_01/01-01-01-02-01-01-01.mp4": None,  # neutral has no strong intensity
+    "Actor_01/01-01-03-01-01-01-02.mp4": None,  # actor 02 in Actor_01
+    "Actor_01/happy.mp4": None,
+    "stray/01-01-03-01-01-01-01.mp4": None,  # outside an actor folder
+}
+
+
+def test_ravdess_labels_and_reasons(tmp_path):
+    root = place(RAVDESS_FILES, tmp_path / "RAVDESS")
+    clips = _by_name(scan_ravdess(str(root)))
+    assert len(clips) == len(RAVDESS_FILES)
+    neutral = clips["01-01-01-01-01-01-01.mp4"]
+    assert neutral.usable and neutral.clip_id == "ravdess-Actor_01-01-01-01-01-01-01-01"
+    assert (neutral.speaker, neutral.emotion, neutral.intensity) == ("Actor_01", "neutral", 0.0)
+    assert clips["01-01-07-02-02-01-01.mp4"].emotion == "disgusted"
+    assert clips["01-01-07-02-02-01-01.mp4"].intensity == 1.0
+    assert clips["01-01-03-01-01-02-01.mp4"].intensity == 0.5
+    reasons = {
+        "02-01-03-01-01-02-01.mp4": "video_only",
+        "03-01-03-01-01-02-01.mp4": "audio_only",
+        "01-02-03-01-01-02-01.mp4": "song",
+        "01-01-09-01-01-01-01.mp4": "unknown_code",
+        "01-01-01-02-01-01-01.mp4": "unknown_code",
+        "01-01-03-01-01-01-02.mp4": "bad_name",
+        "happy.mp4": "bad_name",
+        "01-01-03-01-01-01-01.mp4": "bad_layout",
+    }
+    assert {k: clips[k].reason for k in reasons} == reasons
+    assert clips["01-02-03-01-01-02-01.mp4"].emotion == "happy"  # labels kept on song rows
+
+
+def test_duplicate_ids_get_a_reason(tmp_path):
+    root = place(
+        {
+            "a/Actor_01/01-01-03-01-01-01-01.mp4": None,
+            "b/Actor_01/01-01-03-01-01-01-01.mp4": None,
+        },
+        tmp_path / "RAVDESS",
+    )
+    first, second = scan_ravdess(str(root))
+    assert first.clip_id == second.clip_id
+    assert first.usable and second.reason == "duplicate_id"
+
+
+# --- splits ----------------------------------------------------------------------------
+
+
+def _clips(dataset: str, n_speakers: int, per_speaker: int = 3, split=None) -> list[Clip]:
+    return [
+        Clip(f"{dataset}-s{s:03d}-{i}", dataset, f"s{s:03d}", f"/x/{s}/{i}.mp4", split=split)
+        for s in range(n_speakers)
+        for i in range(per_speaker)
+    ]
+
+
+def _speaker_splits(clips: list[Clip]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for c in clips:
+        out.setdefault((c.dataset, c.speaker), set()).add(c.split)
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    seed=st.integers(0, 1000),
+    train=st.sampled_from([0.8, 0.6, 0.34, 1.0]),
+)
+def test_splits_speaker_disjoint_and_deterministic(n, seed, train):
+    config = IndexConfig(train=train, val=(1 - train) / 2, test=(1 - train) / 2, seed=seed)
+    clips = _clips("mead", n)
+    out = assign_splits(clips, config)
+    assert all(len(s) == 1 for s in _speaker_splits(out).values())
+    shuffled = clips[:]
+    random.Random(seed).shuffle(shuffled)
+    again = {c.clip_id: c.split for c in assign_splits(shuffled, config)}
+    assert again == {c.clip_id: c.split for c in out}
+    assert assign_splits(out, config) == out  # assigning twice changes nothing
+
+
+def test_split_fractions_and_small_corpora():
+    assert split_counts(100, (0.8, 0.1, 0.1)) == [80, 10, 10]
+    assert split_counts(3, (0.8, 0.1, 0.1)) == [1, 1, 1]  # every split gets a speaker
+    assert split_counts(2, (0.8, 0.1, 0.1)) == [2, 0, 0]
+    assert split_counts(7, (1.0, 0.0, 0.0)) == [7, 0, 0]
+    out = assign_splits(_clips("ravdess", 24), IndexConfig())
+    speakers = {s: {c.speaker for c in out if c.split == s} for s in ("train", "val", "test")}
+    assert [len(speakers[s]) for s in ("train", "val", "test")] == [19, 3, 2]
+    reseeded = assign_splits(_clips("ravdess", 24), IndexConfig(seed=1))
+    assert [c.split for c in reseeded] != [c.split for c in out]
+
+
+def test_voxceleb2_partition_kept_unless_configured():
+    clips = _clips("voxceleb2", 20, split="train") + [
+        dataclasses.replace(c, clip_id=c.clip_id + "t", speaker="t" + c.speaker, split="test")
+        for c in _clips("voxceleb2", 4)
+    ]
+    out = assign_splits(clips, IndexConfig())
+    dev = {c.split for c in out if not c.speaker.startswith("t")}
+    assert dev == {"train", "val"}
+    assert {c.split for c in out if c.speaker.startswith("t")} == {"test"}
+    # without the partition, VoxCeleb2 is split like any corpus: as if the scanner had not said
+    ignore = IndexConfig(voxceleb2_own_splits=False)
+    mixed = assign_splits(clips, ignore)
+    unmarked = [dataclasses.replace(c, split=None) for c in clips]
+    assert mixed == assign_splits(unmarked, ignore)
+    assert {c.split for c in mixed} == {"train", "val", "test"}
+
+
+def test_rejected_clips_get_no_split():
+    clips = _clips("mead", 5)
+    clips[0] = dataclasses.replace(clips[0], reason="excluded_view")
+    out = assign_splits(clips, IndexConfig())
+    assert out[0].split is None and all(c.split for c in out[1:])
+
+
+def test_index_config_validation():
+    with pytest.raises(ValueError, match="sum to 1"):
+        IndexConfig(train=0.8, val=0.3, test=0.1)
+    with pytest.raises(ValueError, match="probe_workers"):
+        IndexConfig(probe_workers=0)
+
+
+# --- probing, corpora, manifest ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "text.mp4").write_text("no video here")
+    return {
+        "av": write_tiny_video(d / "av.mp4"),
+        "silent": write_tiny_video(d / "silent.mp4", audio=False),
+        "m4a": tiny_m4a(d / "a.m4a"),
+        "text": d / "text.mp4",
+    }
+
+
+def test_probe_fills_fps_and_records_bad_files(tmp_path, tiny):
+    ravdess = place(
+        {
+            "Actor_01/01-01-03-01-01-01-01.mp4": tiny["av"],
+            "Actor_01/01-01-03-01-01-02-01.mp4": tiny["silent"],
+            "Actor_01/01-01-03-02-01-01-01.mp4": None,
+            "Actor_01/01-01-03-02-01-02-01.mp4": tiny["text"],
+            "Actor_01/01-02-03-02-01-02-01.mp4": tiny["text"],  # song: not probed
+        },
+        tmp_path / "ravdess",
+    )
+    mead = place(
+        {
+            "M003/video/front/happy/level_1/001.mp4": tiny["silent"],
+            "M003/audio/happy/level_1/001.m4a": tiny["m4a"],
+        },
+        tmp_path / "mead",
+    )
+    clips = scan_corpora(CorporaConfig(mead=str(mead), ravdess=str(ravdess)))
+    probed = {c.clip_id: c for c in probe_clips(clips, workers=2)}
+    assert [c.clip_id for c in clips] == list(probed)  # order kept
+    ok = probed["ravdess-Actor_01-01-01-03-01-01-01-01"]
+    assert ok.usable and ok.fps == 25.0 and ok.duration == pytest.approx(0.4)
+    assert probed["mead-M003-video-front-happy-level_1-001"].usable  # audio in the .m4a
+    reasons = {
+        "ravdess-Actor_01-01-01-03-01-01-02-01": "no_audio",
+        "ravdess-Actor_01-01-01-03-02-01-01-01": "empty_file",
+        "ravdess-Actor_01-01-01-03-02-01-02-01": "unreadable",
+        "ravdess-Actor_01-01-02-03-02-01-02-01": "song",
+    }
+    assert {k: probed[k].reason for k in reasons} == reasons
+
+
+def test_missing_corpus_root_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"corpora\.mead"):
+        scan_corpora(CorporaConfig(mead=str(tmp_path / "nope")))
+
+
+def test_manifest_round_trip(tmp_path):
+    labelled = Clip(
+        "mead-a",
+        "mead",
+        "M003",
+        "/d/a.mp4",
+        "/d/a.m4a",
+        "happy",
+        2 / 3,
+        "front",
+        "train",
+        30.0,
+        3.2,
+    )
+    clips = [labelled, Clip("ravdess-b", "ravdess", "Actor_01", "/d/b.mp4", reason="song")]
+    path = tmp_path / "out" / "manifest.parquet"
+    write_manifest(clips, str(path))
+    assert read_manifest(str(path)) == clips
+    write_manifest(clips[1:], str(path))  # an all-null column keeps its type
+    assert read_manifest(str(path)) == clips[1:]
+    assert not list(tmp_path.glob("out/*.tmp"))
