@@ -13,11 +13,17 @@ rotating the image in-plane by θ clockwise adds θ to roll.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 
+from space_data.landmarks import IBUG68_MIRROR
 
-def euler_to_matrix(yaw: np.ndarray | float, pitch: np.ndarray | float,
-                    roll: np.ndarray | float) -> np.ndarray:
+
+def euler_to_matrix(
+    yaw: np.ndarray | float, pitch: np.ndarray | float, roll: np.ndarray | float
+) -> np.ndarray:
     """Rotation matrices (..., 3, 3) float64 from angles in degrees (broadcast together)."""
     y, p, r = (np.deg2rad(np.asarray(a, dtype=np.float64)) for a in (yaw, pitch, roll))
     y, p, r = np.broadcast_arrays(y, p, r)
@@ -36,3 +42,132 @@ def matrix_to_euler(rot: np.ndarray) -> np.ndarray:
     pitch = np.arctan2(rot[..., 2, 1], rot[..., 2, 2])
     roll = np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
     return np.rad2deg(np.stack([yaw, pitch, roll], -1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical face, similarity fit, head pose and frontalization.
+#
+# Head pose is the rotation R of the similarity transform that maps the canonical 3D face onto a
+# frame's 68 landmarks: lm68 ≈ s · R · CANONICAL_FACE68 + t (orthographic: landmark z is the
+# landmarker's relative depth in the same pixel units as x, not a perspective distance).
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+CANONICAL_PATH = ASSETS / "canonical_face68.npy"
+
+
+def __getattr__(name: str) -> np.ndarray:
+    # CANONICAL_FACE68 is read on first use, so scripts/build_canonical_face.py can import this
+    # module before the asset exists.
+    if name == "CANONICAL_FACE68":
+        return _canonical_face()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _canonical_face() -> np.ndarray:
+    if not CANONICAL_PATH.is_file():
+        raise FileNotFoundError(
+            f"{CANONICAL_PATH} is missing: run `python scripts/build_canonical_face.py`"
+        )
+    face = np.load(CANONICAL_PATH).astype(np.float64)
+    face.setflags(write=False)
+    return face
+
+
+def mirror_landmarks(lm68: np.ndarray, width: float = 0.0) -> np.ndarray:
+    """Landmarks of the horizontally mirrored image: x → width − x, iBUG labels swapped.
+
+    (..., 68, 3) → (..., 68, 3); `width` is the image width in the landmarks' units (0 mirrors
+    about x = 0, which is what the canonical face uses).
+    """
+    out = np.array(lm68, dtype=np.float64)[..., IBUG68_MIRROR, :]
+    out[..., 0] = width - out[..., 0]
+    return out
+
+
+def fit_similarity(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama least-squares similarity: dst ≈ s · R @ src + t.
+
+    src, dst (N, 3); weights (N,) ≥ 0 or None. Rows with NaN in src or dst are ignored.
+    Returns s (float), R (3, 3) proper rotation (det +1), t (3,); all NaN when fewer than 3
+    valid rows remain.
+    """
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[None]
+    s, rot, t = _umeyama(np.asarray(src, dtype=np.float64), np.asarray(dst)[None], w)
+    return float(s[0]), rot[0], t[0]
+
+
+def _umeyama(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batched Umeyama: src (N, 3), dst (T, N, 3), weights (T, N) or None → s (T,), R, t."""
+    dst = np.asarray(dst, dtype=np.float64)
+    valid = np.isfinite(dst).all(-1) & np.isfinite(src).all(-1)  # (T, N)
+    w = valid.astype(np.float64) if weights is None else np.where(valid, weights, 0.0)
+    src0 = np.where(np.isfinite(src), src, 0.0)
+    dst0 = np.where(valid[..., None], dst, 0.0)
+    total = w.sum(-1)  # (T,)
+    ok = (valid.sum(-1) >= 3) & (total > 0)
+    wn = w / np.where(ok, total, 1.0)[:, None]
+    mu_s = wn @ src0  # (T, 3)
+    mu_d = np.einsum("tn,tnc->tc", wn, dst0)
+    xs = src0[None] - mu_s[:, None]  # (T, N, 3)
+    xd = dst0 - mu_d[:, None]
+    cov = np.einsum("tn,tni,tnj->tij", wn, xd, xs)  # (T, 3, 3)
+    u, sv, vt = np.linalg.svd(cov)
+    d = np.ones_like(sv)
+    d[:, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    d[d == 0] = 1.0
+    rot = (u * d[:, None, :]) @ vt
+    var_s = np.einsum("tn,tn->t", wn, (xs**2).sum(-1))
+    s = (sv * d).sum(-1) / np.where(var_s > 0, var_s, 1.0)
+    t = mu_d - s[:, None] * np.einsum("tij,tj->ti", rot, mu_s)
+    bad = ~ok | (var_s <= 0)
+    s[bad], rot[bad], t[bad] = np.nan, np.nan, np.nan
+    return s, rot, t
+
+
+def estimate_pose(
+    lm68: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head pose per frame from 68 3D landmarks by a similarity fit of CANONICAL_FACE68.
+
+    lm68: (T, 68, 3) crop pixels (z: relative depth in the same units); NaN frames stay NaN.
+    weights: optional (68,) per-landmark weights of the fit.
+    Returns
+      pose (T, 6) float32: yaw, pitch, roll in degrees (this module's convention), then
+        tx, ty, tz = t of lm68 ≈ s·R·canonical + t: tx, ty are the crop-pixel position of the
+        canonical face's centre (its landmark centroid); tz is that centre's depth in the
+        landmarker's relative z (≈ 0 for MediaPipe, whose z is centred on the face; the fit is
+        orthographic, so distance to the camera shows up in `scale`, not in tz);
+      scale (T,) float32: s, crop pixels per canonical unit (half the ear-to-ear distance,
+        since canonical landmarks 0 and 16 are 2 apart);
+      R (T, 3, 3) float64: head rotation (camera ← canonical).
+    """
+    lm68 = np.asarray(lm68, dtype=np.float64)
+    w = None if weights is None else np.broadcast_to(weights, lm68.shape[:2])
+    s, rot, t = _umeyama(_canonical_face(), lm68, w)
+    pose = np.concatenate([matrix_to_euler(rot), t], -1)
+    return pose.astype(np.float32), s.astype(np.float32), rot
+
+
+def frontalize(points: np.ndarray, rot: np.ndarray, lm68: np.ndarray) -> np.ndarray:
+    """Undo head rotation and normalize: the `lm_norm` / `eyes_norm` coordinates.
+
+    points (T, P, 3) crop pixels (lm68 itself or the 52 eye points), rot (T, 3, 3) from
+    `estimate_pose`, lm68 (T, 68, 3) crop pixels. Each frame is rotated back to the canonical
+    (frontal) orientation, kept orthographic (x, y and z all kept), translated so the
+    un-rotated 68 landmarks have their centroid at 0, and scaled so landmarks 0 and 16 are
+    exactly 2 apart. Returns (T, P, 3) float32, unitless; NaN where rot or lm68 is NaN.
+    """
+    rot = np.asarray(rot, dtype=np.float64)
+    # row vectors: p' = Rᵀ p  ⇔  p'ᵀ = pᵀ R
+    ref = np.asarray(lm68, dtype=np.float64) @ rot
+    out = np.asarray(points, dtype=np.float64) @ rot
+    centre = ref.mean(1, keepdims=True)
+    ear = np.linalg.norm(ref[:, 0] - ref[:, 16], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(ear > 0, 2.0 / ear, np.nan)
+    return ((out - centre) * factor[:, None, None]).astype(np.float32)

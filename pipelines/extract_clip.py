@@ -1,0 +1,71 @@
+"""`space extract-clip`: the per-clip record of one video file, written as one `.npz`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipelines.params import DEFAULT_PARAMS, load_section
+from space_data.clip import DATASETS, Clip, make_clip_id
+from space_data.config import ConfigError
+from space_data.extract import ExtractConfig, extract_clip
+
+
+@click.command("extract-clip")
+@click.argument("video", type=click.Path(dir_okay=False))
+@click.option("--audio", type=click.Path(dir_okay=False), help="Separate audio file (MEAD .m4a).")
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    help="Corpus the file comes from: voxceleb2 frames are used whole, others are cropped "
+    "around the face and resized. Default: an unknown corpus, cropped.",
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False),
+    help="params.yaml whose `extract` section to use (default: ./params.yaml if present, "
+    "else the built-in defaults).",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz path.")
+def cli(
+    video: str, audio: str | None, dataset: str | None, params_path: str | None, out: str
+) -> None:
+    """Extract the per-clip feature record of VIDEO into OUT (.npz).
+
+    The npz holds the record arrays under their DESIGN.md names (lm3d, pose, scale, face,
+    lm_norm, eyes, eyes_norm, hands, mfcc, and kp* with a keypoint checkpoint), plus `meta` and
+    `stats` (JSON strings), `frame0` (JPEG bytes) and, when enabled, `audio` (FLAC bytes).
+    A video that cannot be processed exits with status 1 and one line naming the reason.
+    """
+    config = _config(params_path)
+    name = dataset or "custom"
+    clip = Clip(
+        clip_id=make_clip_id(name, Path(video).name),
+        dataset=name,
+        speaker="unknown",
+        path=video,
+        audio_path=audio,
+    )
+    record = extract_clip(clip, config)
+    if not record.ok:
+        click.echo(f"error: {video}: {record.reason}", err=True)
+        raise SystemExit(1)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    record.save_npz(out)
+    stats = record.stats
+    click.echo(
+        f"wrote {out}: {stats.n_frames} frames at 30 fps ({stats.duration:.2f} s), "
+        f"{stats.frames_no_face} without a face, max |yaw| {stats.max_abs_yaw:.1f}°"
+    )
+
+
+def _config(params_path: str | None) -> ExtractConfig:
+    path = Path(params_path) if params_path else DEFAULT_PARAMS
+    try:
+        if params_path is None and not path.is_file():
+            return ExtractConfig()
+        return load_section("extract", path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e

@@ -1,0 +1,366 @@
+"""One clip → one `ClipFeatures` record: decode, crop, landmarks, pose, eyes, hands, audio.
+
+Steps (paper Sec. 3.1 and Appendix B):
+1. audio: 16 kHz mono from the container (or MEAD's separate `.m4a`);
+2. crop (MEAD, RAVDESS): a first pass decodes at `detect_max_side` and runs face detection on
+   every `detect_every`-th frame; the union of the boxes plus a margin is ONE square crop for
+   the clip. A second pass decodes at full resolution, crops and resizes to `crop_size`, so
+   memory stays bounded by one full-resolution frame whatever the clip's length. VoxCeleb2
+   frames are face tracks already and are used whole (one pass);
+3. per native frame: 68 + 52 eye landmarks (NaN where no face), hands on every
+   `hands_every`-th frame (held in between);
+4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
+   frontalized `lm_norm` / `eyes_norm` are computed on the timeline from the resampled
+   landmarks, so they agree with `lm3d` frame by frame;
+5. filter statistics, MFCCs (audio cut or zero-padded to T frames, the mismatch recorded),
+   optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
+
+A clip that cannot be processed gives `status="error"` with `reason = "<code>: <detail>"`
+(codes: the `space_data.media` REASONS, `no_face` when no frame has a face, `extract_failed`
+for anything unexpected); it never raises. Truncated files keep what decoded (`stats.truncated`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import cv2
+import numpy as np
+import skimage.transform
+
+from space_data import audio as audio_features
+from space_data.audio import AudioConfig
+from space_data.clip import DATASETS, Clip
+from space_data.config import config_hash
+from space_data.emotion import EmotionConfig, emotion_meta
+from space_data.face import FaceDetector, crop_and_resize, square_crop_box
+from space_data.hands import HandDetector
+from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
+from space_data.landmarks import LandmarksConfig, make_landmarker
+from space_data.media import MediaError, VideoReader, decode_audio, probe
+from space_data.pose import estimate_pose, frontalize
+from space_data.record import SAMPLE_RATE, ClipFeatures
+from space_data.stats import compute_stats
+from space_data.timeline import resample_flags, resample_track, timeline_length
+
+N_EYES = 52
+
+
+@dataclass
+class ExtractConfig:
+    """Per-clip extraction (`extract` in params.yaml); its hash is stored in every record."""
+
+    crop_margin: float = 0.3
+    """Fraction of the face-box union's larger side added on each side of the square crop."""
+    crop_size: int = 512
+    """Side in pixels the crop is resized to (MEAD, RAVDESS)."""
+    whole_frame_datasets: tuple[str, ...] = ("voxceleb2",)
+    """Datasets whose frames are face tracks already: used whole, no crop, no resize."""
+    hands_every: int = 10
+    """Run hand detection on every k-th native frame; the flag is held in between."""
+    detect_every: int = 5
+    """Run face detection for the crop on every k-th native frame of the first pass."""
+    detect_max_side: int = 640
+    """Longer side (pixels) frames are decoded at for face detection."""
+    require_audio: bool = True
+    """A clip without audio is an error (`no_audio`); False extracts its geometry alone."""
+    landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
+    """Landmark backend (`extract.landmarks`)."""
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    """MFCC and augmentation (`extract.audio`)."""
+    keypoints: KeypointsConfig = field(default_factory=KeypointsConfig)
+    """face-vid2vid keypoints (`extract.keypoints`)."""
+    emotion: EmotionConfig = field(default_factory=EmotionConfig)
+    """Emotion labels (`extract.emotion`)."""
+
+    def __post_init__(self) -> None:
+        if self.crop_margin < 0:
+            raise ValueError(f"crop_margin must be >= 0, not {self.crop_margin}")
+        for name in ("crop_size", "hands_every", "detect_every", "detect_max_side"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        self.whole_frame_datasets = tuple(self.whole_frame_datasets)  # YAML gives a list
+        unknown = set(self.whole_frame_datasets) - set(DATASETS)
+        if unknown:
+            raise ValueError(f"whole_frame_datasets: unknown {sorted(unknown)}; known {DATASETS}")
+
+
+class ClipError(Exception):
+    """A clip that gives no record: `reason` is a short code, `detail` is for humans."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class _Tracks:
+    """Second-pass results per native frame: times s, landmarks (68, 3) and eyes (52, 3) in crop
+    pixels (NaN without a face), hand samples, 256² keypoint inputs, the first crop as JPEG."""
+
+    reader: VideoReader
+    frame_size: tuple[int, int] = (0, 0)
+    """(height, width) of the decoded full-resolution frames."""
+    times: list[float] = field(default_factory=list)
+    lm68: list[np.ndarray] = field(default_factory=list)
+    eyes: list[np.ndarray] = field(default_factory=list)
+    hand_times: list[float] = field(default_factory=list)
+    hand_flags: list[bool] = field(default_factory=list)
+    kp_crops: list[np.ndarray] = field(default_factory=list)
+    frame0: bytes | None = None
+
+
+class ClipExtractor:
+    """Extracts one clip at a time; models are created at first use, so a fresh extractor
+    pickles (ships to a Ray actor). `timings` accumulates seconds per stage across calls."""
+
+    def __init__(self, config: ExtractConfig) -> None:
+        self.config = config
+        self.timings: dict[str, float] = defaultdict(float)
+        self._detector = FaceDetector()
+        self._landmarker = None
+        self._hands = HandDetector()
+        self._keypoints = KeypointExtractor(config.keypoints)
+
+    def __getstate__(self) -> dict:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["config"])
+
+    def __call__(self, clip: Clip) -> ClipFeatures:
+        """The record of `clip`, or an error record with the reason; never raises for bad input."""
+        meta = self._meta(clip)
+        try:
+            return self._extract(clip, meta)
+        except (MediaError, ClipError) as e:
+            return ClipFeatures.failed(clip.clip_id, f"{e.reason}: {e.detail}", meta)
+        except (ImportError, MemoryError, NotImplementedError, FileNotFoundError):
+            raise  # the installation or the configuration, not the clip
+        except Exception as e:  # noqa: BLE001 — one odd file must not stop a corpus run
+            return ClipFeatures.failed(
+                clip.clip_id, f"extract_failed: {type(e).__name__}: {e}", meta
+            )
+
+    def close(self) -> None:
+        """Release the models (a later call creates them again)."""
+        self._detector.close()
+        self._hands.close()
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - start
+
+    def _meta(self, clip: Clip) -> dict:
+        return {
+            "clip_id": clip.clip_id,
+            "dataset": clip.dataset,
+            "speaker": clip.speaker,
+            **emotion_meta(clip, self.config.emotion),
+            "view": clip.view,
+            "split": clip.split,
+            "source": clip.path,
+            "params_hash": config_hash(self.config),
+            "versions": _versions(),
+        }
+
+    def _extract(self, clip: Clip, meta: dict) -> ClipFeatures:
+        cfg = self.config
+        with self._timed("decode"):
+            info = probe(clip.path)
+            audio = self._audio(clip, info.has_audio)
+        whole = clip.dataset in cfg.whole_frame_datasets
+        box = None if whole else self._crop_box(clip.path)
+        tracks = self._frames(clip.path, box, None if whole else cfg.crop_size)
+        reader = tracks.reader
+        if not tracks.times:
+            raise MediaError("no_frames", f"{clip.path}: no video frame decodes ({reader.error})")
+        times = np.asarray(tracks.times)
+        lm68 = np.stack(tracks.lm68)
+        if not np.isfinite(lm68).all(-1).all(-1).any():
+            raise ClipError("no_face", f"no face in any of {len(times)} frames")
+        duration = _decoded_duration(times, info.fps)
+        n = timeline_length(duration)
+        with self._timed("resample"):
+            lm3d = resample_track(times, lm68, n)
+            eyes = resample_track(times, np.stack(tracks.eyes), n)
+            hands = resample_flags(np.asarray(tracks.hand_times), np.asarray(tracks.hand_flags), n)
+        with self._timed("pose"):
+            pose, scale, rot = estimate_pose(lm3d)
+            arrays = {
+                "lm3d": lm3d,
+                "pose": pose,
+                "scale": scale,
+                "face": np.isfinite(lm3d).all((1, 2)).astype(np.uint8),
+                "lm_norm": frontalize(lm3d, rot, lm3d),
+                "eyes": eyes,
+                "eyes_norm": frontalize(eyes, rot, lm3d),
+                "hands": hands,
+            }
+        if audio is not None:
+            with self._timed("mfcc"):
+                arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
+        meta["keypoints"] = self._keypoints.missing_reason or "extracted"
+        if self._keypoints.missing_reason is None:
+            with self._timed("keypoints"):
+                arrays.update(self._keypoint_tracks(times, tracks.kp_crops, n))
+        stats = compute_stats(
+            face=arrays["face"],
+            pose=pose,
+            scale=scale,
+            lm3d=lm3d,
+            hands=hands,
+            duration=duration,
+            native_fps=info.fps,
+            decoded_frames=reader.decoded,
+            truncated=reader.truncated,
+            audio_samples=None if audio is None else len(audio),
+        )
+        height, width = tracks.frame_size
+        x0, y0, side = box if box is not None else (0, 0, None)
+        meta.update(
+            native_fps=info.fps,
+            crop_box=[x0, y0, x0 + side, y0 + side] if side else [0, 0, width, height],
+            crop_size=None if whole else cfg.crop_size,
+            source_size=[width, height],
+        )
+        flac = None
+        if audio is not None and cfg.audio.store_flac:
+            n_samples = audio_features.timeline_samples(n)
+            flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
+        return ClipFeatures(
+            clip.clip_id, meta=meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac
+        )
+
+    def _audio(self, clip: Clip, container_has_audio: bool) -> np.ndarray | None:
+        """(S,) float32 16 kHz mono, or None when the clip has none and audio is optional."""
+        source = clip.audio_path or clip.path
+        try:
+            if clip.audio_path is None and not container_has_audio:
+                raise MediaError("no_audio", f"{source} has no audio stream")
+            return decode_audio(source, SAMPLE_RATE)
+        except MediaError as e:
+            if e.reason != "no_audio" or self.config.require_audio:
+                raise
+            return None
+
+    def _crop_box(self, path: str) -> tuple[int, int, int]:
+        """The clip's square crop (x0, y0, side) in full-resolution pixels (first pass)."""
+        reader = VideoReader(path, max_side=self.config.detect_max_side)
+        width, height = reader.info.width, reader.info.height
+        boxes = []
+        for i, (_, small) in enumerate(_timed_iter(reader, self.timings, "decode")):
+            if i % self.config.detect_every:
+                continue
+            with self._timed("face_detection"):
+                found = self._detector(small)
+            if found:
+                f = width / small.shape[1]  # back to full-resolution pixels
+                b = found[0]
+                boxes.append(
+                    dataclasses.replace(b, x0=b.x0 * f, y0=b.y0 * f, x1=b.x1 * f, y1=b.y1 * f)
+                )
+        return square_crop_box(boxes, width, height, self.config.crop_margin)
+
+    def _frames(self, path: str, box: tuple[int, int, int] | None, size: int | None) -> _Tracks:
+        """Second pass: crop every native frame, landmarks on all, hands on every k-th."""
+        cfg = self.config
+        if self._landmarker is None:
+            self._landmarker = make_landmarker(cfg.landmarks)
+        self._landmarker.reset()
+        keep_kp = self._keypoints.missing_reason is None
+        tracks = _Tracks(reader := VideoReader(path))
+        for i, (t, rgb) in enumerate(_timed_iter(reader, self.timings, "decode")):
+            with self._timed("crop"):
+                crop = rgb if box is None else crop_and_resize(rgb, box, size)
+            if i == 0:
+                tracks.frame_size = rgb.shape[:2]
+                tracks.frame0 = _jpeg(crop)
+            with self._timed("face_mesh"):
+                found = self._landmarker(crop)
+            tracks.times.append(t)
+            tracks.lm68.append(found.lm68 if found else np.full((68, 3), np.nan, np.float32))
+            tracks.eyes.append(found.eyes52 if found else np.full((N_EYES, 3), np.nan, np.float32))
+            if i % cfg.hands_every == 0:
+                with self._timed("hands"):
+                    tracks.hand_flags.append(self._hands(crop))
+                tracks.hand_times.append(t)
+            if keep_kp:
+                with self._timed("keypoints"):
+                    tracks.kp_crops.append(_keypoint_input(crop))
+        return tracks
+
+    def _keypoint_tracks(self, times: np.ndarray, crops: list[np.ndarray], n: int) -> dict:
+        """face-vid2vid members on the 30 fps timeline from the native-frame crops."""
+        out = self._keypoints(np.stack(crops))
+        for name in ("kp", "kp_t", "kp_exp"):
+            out[name] = resample_track(times, out[name], n)
+        out["kp_pose"] = resample_track(times, out["kp_pose"], n, angles=True)
+        return out
+
+
+def extract_clip(clip: Clip, config: ExtractConfig) -> ClipFeatures:
+    """One-off extraction of `clip` (models created and released here)."""
+    extractor = ClipExtractor(config)
+    try:
+        return extractor(clip)
+    finally:
+        extractor.close()
+
+
+def _timed_iter(reader: VideoReader, timings: dict[str, float], stage: str):
+    """Iterate a VideoReader, adding the time spent inside the decoder to timings[stage]."""
+    frames = iter(reader)
+    while True:
+        start = time.perf_counter()
+        item = next(frames, None)
+        timings[stage] += time.perf_counter() - start
+        if item is None:
+            return
+        yield item
+
+
+def _decoded_duration(times: np.ndarray, fps: float) -> float:
+    """Seconds of video that decoded: last frame time plus one frame interval."""
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
+    return float(times[-1]) + step
+
+
+def _keypoint_input(crop: np.ndarray) -> np.ndarray:
+    """The 256² uint8 image the keypoint networks see; resized now so a clip's crops stay
+    small (skimage, as the reference demo, so the extractor's own resize is then exact)."""
+    small = skimage.transform.resize(crop, (IMAGE_SIZE, IMAGE_SIZE), anti_aliasing=True)
+    return np.round(small * 255.0).astype(np.uint8)
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+    )
+    if not ok:
+        raise RuntimeError("JPEG encoding of frame0 failed")
+    return buf.tobytes()
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for name in ("mediapipe", "numpy", "space"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions

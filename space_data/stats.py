@@ -1,0 +1,80 @@
+"""Per-clip filter statistics (`ClipStats`) from the tracks on the 30 fps timeline.
+
+Filters read only these numbers, so thresholds can change without touching video again.
+Face size is the pose fit's `scale`: crop pixels per canonical unit, i.e. half the ear-to-ear
+distance (canonical landmarks 0 and 16 are 2 apart), which does not shrink when the head turns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from space_data.record import SAMPLE_RATE, ClipStats
+
+
+def landmark_jumps(lm3d: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Mean image-plane landmark displacement between neighbouring frames / face size.
+
+    lm3d (T, 68, 3) crop pixels, scale (T,) → (T − 1,) float64, NaN where either frame has no
+    face. Only x, y count: z is the landmarker's relative depth, not an observed position.
+    The face size of a pair is the mean of the two frames' scales.
+    """
+    lm = np.asarray(lm3d, dtype=np.float64)[..., :2]
+    step = np.linalg.norm(np.diff(lm, axis=0), axis=-1).mean(-1)
+    size = 0.5 * (scale[1:] + scale[:-1]).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return step / size
+
+
+def compute_stats(
+    *,
+    face: np.ndarray,
+    pose: np.ndarray,
+    scale: np.ndarray,
+    lm3d: np.ndarray,
+    hands: np.ndarray,
+    duration: float,
+    native_fps: float,
+    decoded_frames: int,
+    truncated: bool,
+    audio_samples: int | None,
+) -> ClipStats:
+    """ClipStats of one clip.
+
+    face, hands (T,) uint8; pose (T, 6) degrees first; scale (T,); lm3d (T, 68, 3), all on
+    the 30 fps timeline. duration: seconds of video that decoded; audio_samples: decoded 16 kHz
+    samples, None when the clip has no audio.
+    """
+    has_face = np.asarray(face, dtype=bool)
+    angles = np.abs(np.asarray(pose, dtype=np.float64)[has_face, :3])
+    scales = np.asarray(scale, dtype=np.float64)[has_face]
+    scales = scales[np.isfinite(scales)]
+    jumps = landmark_jumps(lm3d, scale)
+    jumps = jumps[np.isfinite(jumps)]
+    audio_duration = 0.0 if audio_samples is None else audio_samples / SAMPLE_RATE
+    return ClipStats(
+        n_frames=int(has_face.size),
+        duration=float(duration),
+        native_fps=float(native_fps),
+        decoded_frames=int(decoded_frames),
+        truncated=bool(truncated),
+        frames_no_face=int((~has_face).sum()),
+        max_abs_yaw=_nanmax(angles[:, 0]),
+        max_abs_pitch=_nanmax(angles[:, 1]),
+        max_abs_roll=_nanmax(angles[:, 2]),
+        scale_min=float(scales.min()) if scales.size else math.nan,
+        scale_max=float(scales.max()) if scales.size else math.nan,
+        scale_median=float(np.median(scales)) if scales.size else math.nan,
+        max_landmark_jump=float(jumps.max()) if jumps.size else math.nan,
+        hand_frames=int(np.count_nonzero(hands)),
+        has_audio=audio_samples is not None,
+        audio_duration=float(audio_duration),
+        av_mismatch=0.0 if audio_samples is None else float(audio_duration - duration),
+    )
+
+
+def _nanmax(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else math.nan
