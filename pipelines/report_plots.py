@@ -169,7 +169,7 @@ def examples_figure(records: list[ClipFeatures], n: int, out: Path) -> Figure:
         ax.set_axis_off()
     for ax, record in zip(axes.flat, shown, strict=False):
         image = cv2.imdecode(np.frombuffer(record.frame0, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
-        points = frame0_landmarks(record, image.shape[1])
+        points = record.arrays["lm3d"][0, :, :2]  # crop pixels = frame0 pixels (same crop)
         ax.imshow(image)
         ax.scatter(points[:, 0], points[:, 1], s=6, c="lime")
         ax.set_title(record.clip_id, fontsize=7)
@@ -178,11 +178,3 @@ def examples_figure(records: list[ClipFeatures], n: int, out: Path) -> Figure:
         "examples.png",
         "First crop (frame0.jpg) of sample kept clips with the first frame's 68 landmarks.",
     )
-
-
-def frame0_landmarks(record: ClipFeatures, width: int) -> np.ndarray:
-    """lm3d[0] x, y in frame0 pixels (lm3d is in crop pixels; frame0 may be a resized crop)."""
-    points = record.arrays["lm3d"][0, :, :2]
-    box = record.meta.get("crop_box")
-    side = box[2] if isinstance(box, list | tuple) and len(box) == 3 else width
-    return points * (width / side)

@@ -14,6 +14,7 @@ import pandas as pd
 import soundfile
 
 from space_data.clip import Clip
+from space_data.datasets.manifest import write_manifest
 from space_data.record import FPS, SAMPLE_RATE, ClipFeatures, ClipStats
 
 
@@ -92,25 +93,30 @@ def make_record(
     return ClipFeatures(clip_id, meta=meta, stats=stats, arrays=arrays, frame0=frame0, audio=audio)
 
 
-def write_tables(records: list[ClipFeatures], root: Path, rejected: list[Clip] = ()) -> None:
-    """Lay records out as the stages before `filter` would (layout in the contracts):
-    `root/manifest.parquet` (one `Clip` row per record, plus `rejected` indexer rows) and
-    `root/features/units/u0/<clip_id>.npz` + `root/features/clips.parquet`."""
+def clip_of(record: ClipFeatures) -> Clip:
+    """The manifest row a made record stands for (from its meta)."""
+    m = record.meta
+    return Clip(record.clip_id, m["dataset"], m["speaker"], f"/corpus/{record.clip_id}.mp4",
+                emotion=m["emotion"], intensity=m["intensity"], split=m["split"],
+                fps=m["native_fps"], duration=record.stats.duration)  # fmt: skip
+
+
+def write_tables(manifest: list[Clip], records: list[ClipFeatures], root: Path) -> None:
+    """Lay out what `index` and `extract` hand to `filter` (layout in the contracts):
+    `root/manifest.parquet` (the `manifest` clips), and per record of a manifest clip
+    `root/features/units/u0/<clip_id>.npz` + one row of `root/features/clips.parquet`
+    (manifest fields, status, reason, unit, record, params_hash, the ClipStats fields)."""
     units = root / "features" / "units" / "u0"
     units.mkdir(parents=True, exist_ok=True)
-    clips, rows = list(rejected), []
+    write_manifest(manifest, str(root / "manifest.parquet"))
+    clips = {c.clip_id: c for c in manifest}
+    rows = []
     for r in records:
-        m = r.meta
-        clip = Clip(r.clip_id, m["dataset"], m["speaker"], f"/corpus/{r.clip_id}.mp4",
-                    emotion=m["emotion"], intensity=m["intensity"], split=m["split"],
-                    fps=m["native_fps"], duration=r.stats.duration)  # fmt: skip
-        clips.append(clip)
-        record = None
-        if r.ok:
-            r.save_npz(units / f"{r.clip_id}.npz")
-            record = f"units/u0/{r.clip_id}.npz"
-        row = {k: v for k, v in clip.to_row().items() if k not in ("audio_path", "fps", "duration")}
-        row.update(status=r.status, reason=r.reason, unit="u0", record=record, params_hash="test")
+        r.save_npz(units / f"{r.clip_id}.npz")
+        row = clips[r.clip_id].to_row()
+        for name in ("audio_path", "fps", "duration"):
+            del row[name]
+        row.update(status=r.status, reason=r.reason, unit="u0",
+                   record=f"units/u0/{r.clip_id}.npz", params_hash="test")  # fmt: skip
         rows.append({**row, **r.stats.to_dict()})
-    pd.DataFrame([c.to_row() for c in clips]).to_parquet(root / "manifest.parquet", index=False)
     pd.DataFrame(rows).to_parquet(root / "features" / "clips.parquet", index=False)

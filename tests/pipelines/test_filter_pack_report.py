@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -11,10 +13,16 @@ from click.testing import CliRunner
 from pipelines import filter as filter_cmd
 from pipelines import pack as pack_cmd
 from pipelines import report as report_cmd
-from space_data.clip import Clip
+from space_data.clip import DATASETS, Clip
+from space_data.datasets import CorporaConfig, IndexConfig, assign_splits, probe_clips, scan_corpora
+from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.filters import RULE_REASONS
 from space_data.record import ClipFeatures
 from space_data.shards import open_shards, shard_urls
-from space_data.testing.records import make_record, write_tables
+from space_data.testing.corpora import write_tiny_video
+from space_data.testing.records import clip_of, make_record, write_tables
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PARAMS = """\
 filter: {max_rotation_deg: 45.0}
@@ -45,7 +53,7 @@ def made_data(tmp_path):
                                   "intensity": 1.0, "split": "val", "native_fps": 30.0}),
     ]  # fmt: skip
     rejected = [Clip("ravdess-h", "ravdess", "Actor_01", "/corpus/h.mp4", reason="song")]
-    write_tables(records, tmp_path, rejected)
+    write_tables([clip_of(r) for r in records] + rejected, records, tmp_path)
     (tmp_path / "params.yaml").write_text(PARAMS)
     return tmp_path
 
@@ -123,3 +131,90 @@ def test_missing_inputs_name_the_stage(tmp_path):
     result = CliRunner().invoke(filter_cmd.cli, ["--manifest", str(tmp_path / "m.parquet"),
                                                  "--params", str(tmp_path / "p.yaml")])  # fmt: skip
     assert result.exit_code == 1 and "run `space index` first" in result.output
+
+
+# --- the sample corpus, really extracted --------------------------------------------------------
+
+
+def index_and_extract(corpora: CorporaConfig, root: Path) -> list[Clip]:
+    """The index stage's calls, then every usable clip through one `ClipExtractor`; tables in
+    `root` (manifest.parquet, features/). Returns the manifest."""
+    clips = assign_splits(list(probe_clips(scan_corpora(corpora))), IndexConfig())
+    extractor = ClipExtractor(ExtractConfig())
+    try:
+        records = [extractor(c) for c in clips if c.usable]
+    finally:
+        extractor.close()
+    write_tables(clips, records, root)
+    (root / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    return clips
+
+
+@pytest.fixture(scope="session")
+def sample_tables(sample_corpus, tmp_path_factory):
+    """The sample corpus indexed and extracted (session-wide: extraction is the slow part)."""
+    root = tmp_path_factory.mktemp("sample_tables")
+    index_and_extract(CorporaConfig(**{d: str(sample_corpus / d) for d in DATASETS}), root)
+    return root
+
+
+@pytest.mark.slow
+def test_sample_corpus_designed_outcomes(sample_tables, sample_corpus):
+    p = paths(sample_tables)
+    run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
+        "--params", p["params"])  # fmt: skip
+    keep = pd.read_parquet(p["keep"]).set_index("clip_id")
+    truth = json.loads((sample_corpus / "truth.json").read_text())
+    got, want = {}, {}
+    for clip_id, designed in truth.items():
+        outcome = designed["outcome"]
+        want[clip_id] = outcome if outcome in ("keep", *RULE_REASONS) else f"index:{outcome}"
+        got[clip_id] = "keep" if keep.loc[clip_id, "keep"] else keep.loc[clip_id, "reason"]
+    assert got == want
+    assert set(truth) == set(keep.index)
+
+
+@pytest.mark.slow
+def test_sample_corpus_packs_byte_identically(sample_tables):
+    p = paths(sample_tables)
+    run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
+        "--params", p["params"])  # fmt: skip
+    tars = []
+    for name in ("shards_a", "shards_b"):
+        run(pack_cmd, "--keep", p["keep"], "--features", p["features"],
+            "--out", str(sample_tables / name), "--params", p["params"])  # fmt: skip
+        tars.append({f.name: f.read_bytes() for f in (sample_tables / name).iterdir()})
+    assert tars[0] == tars[1]
+    kept = pd.read_parquet(p["keep"]).query("keep")
+    index = json.loads(tars[0]["index.json"])
+    assert index["totals"]["all"]["samples"] == len(kept)
+    sample = next(iter(open_shards(shard_urls(sample_tables / "shards_a", "train"))))
+    record = ClipFeatures.load_npz(
+        sample_tables / "features" / "units" / "u0" / f"{sample['__key__']}.npz"
+    )
+    np.testing.assert_array_equal(sample["lm3d.npy"], record.arrays["lm3d"])
+    assert sample["meta.json"]["clip_id"] == record.clip_id
+
+
+def test_broken_files_end_with_reasons(tmp_path):
+    """Empty and garbage files are rejected by the indexer's probe; a video without a face
+    fails extraction; each keeps its reason through `space filter`."""
+    speaker = tmp_path / "vox" / "dev" / "mp4" / "id00001"
+    for name in ("aaaaaaaaaaa", "bbbbbbbbbbb", "ccccccccccc"):
+        (speaker / name).mkdir(parents=True)
+    (speaker / "aaaaaaaaaaa" / "00001.mp4").write_bytes(b"")
+    (speaker / "bbbbbbbbbbb" / "00001.mp4").write_bytes(b"not a video at all" * 100)
+    write_tiny_video(speaker / "ccccccccccc" / "00001.mp4", n_frames=8, size=64)
+    index_and_extract(
+        CorporaConfig(voxceleb2=str(tmp_path / "vox"), mead=None, ravdess=None), tmp_path
+    )
+    p = paths(tmp_path)
+    out = run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
+              "--params", p["params"])  # fmt: skip
+    assert "0 of 3 clips kept" in out
+    reasons = dict(pd.read_parquet(p["keep"])[["clip_id", "reason"]].itertuples(index=False))
+    assert reasons == {
+        "voxceleb2-id00001-aaaaaaaaaaa-00001": "index:empty_file",
+        "voxceleb2-id00001-bbbbbbbbbbb-00001": "index:unreadable",
+        "voxceleb2-id00001-ccccccccccc-00001": "error:no_face",
+    }
