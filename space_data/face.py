@@ -33,6 +33,14 @@ class FaceBox:
         return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
 
 
+def as_rgb(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` as a C-contiguous (H, W, 3) uint8 array (what MediaPipe takes); else ValueError."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or 0 in rgb.shape:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+    return np.ascontiguousarray(rgb)
+
+
 class FaceDetector:
     """MediaPipe face detection (BlazeFace, model bundled in the mediapipe wheel).
 
@@ -57,8 +65,9 @@ class FaceDetector:
                 model_selection=int(self.full_range),
                 min_detection_confidence=self.min_confidence,
             )
+        rgb = as_rgb(rgb)
         height, width = rgb.shape[:2]
-        result = self._model.process(np.ascontiguousarray(rgb))
+        result = self._model.process(rgb)
         boxes = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from space_data.face import as_rgb
+
 
 class HandDetector:
     """`detector(rgb) -> bool`: at least one hand in an (H, W, 3) uint8 RGB image.
@@ -38,7 +40,7 @@ class HandDetector:
                 max_num_hands=self.max_hands,
                 min_detection_confidence=self.min_confidence,
             )
-        result = self._model.process(np.ascontiguousarray(rgb))
+        result = self._model.process(as_rgb(rgb))
         return len(result.multi_hand_landmarks or [])
 
     def close(self) -> None:

@@ -41,6 +41,8 @@ from typing import Protocol
 
 import numpy as np
 
+from space_data.face import as_rgb
+
 # iBUG 68 order: jaw 0–16, brows 17–21 / 22–26, nose 27–35, eyes 36–41 / 42–47, mouth 48–67.
 MESH_TO_IBUG68: tuple[int, ...] = (
     162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,  # jaw
@@ -175,8 +177,9 @@ class MeshLandmarker:
                 min_detection_confidence=self.config.min_detection_confidence,
                 min_tracking_confidence=self.config.min_tracking_confidence,
             )
+        rgb = as_rgb(rgb)
         height, width = rgb.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(rgb))
+        result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             return None
         mesh = np.array(
@@ -283,9 +286,7 @@ class FanLandmarker:
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No faces were detected")
-            faces, _, boxes = self._model.get_landmarks_from_image(
-                np.ascontiguousarray(rgb), return_bboxes=True
-            )
+            faces, _, boxes = self._model.get_landmarks_from_image(as_rgb(rgb), return_bboxes=True)
         if not faces:
             return None
         areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]

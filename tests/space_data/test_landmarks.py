@@ -167,6 +167,25 @@ def test_coordinates_scale_with_the_image_z_included(landmarker, portraits):
 
 
 @pytest.mark.realdata
+def test_non_square_frames_keep_the_pixel_scale(landmarker, portraits):
+    rgb = portraits["portrait_frontal_man_suit.png"]
+    height, width = rgb.shape[:2]
+    wide = np.zeros((height, 2 * width, 3), np.uint8)
+    wide[:, width // 2 : width // 2 + width] = rgb
+    a, b = still(landmarker, rgb).lm68, still(landmarker, wide).lm68
+    b[:, 0] -= width // 2
+    size = np.linalg.norm(a[0, :2] - a[16, :2])
+    # mesh z comes normalised by the image width: in pixels it must not change with the padding
+    assert np.abs(a - b).max() < 0.04 * size
+
+
+def test_bad_images_are_rejected_clearly(landmarker):
+    for bad in (np.zeros((64, 64), np.uint8), np.zeros((64, 64, 3), np.float32)):
+        with pytest.raises(ValueError, match="uint8 RGB"):
+            landmarker(bad)
+
+
+@pytest.mark.realdata
 @pytest.mark.parametrize("name", TALKING_VIDEOS)
 def test_tracking_through_the_talking_videos(landmarker, detector, realdata, name):
     landmarker.reset()
