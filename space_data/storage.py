@@ -10,6 +10,7 @@ Paths returned here keep the caller's form: plain paths for local files, full UR
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -77,7 +78,7 @@ def walk(root: str) -> list[str]:
 def relpath(path: str, root: str) -> str:
     """`path` relative to `root`, with `/` separators."""
     if is_remote(root):
-        return path[len(root.rstrip("/")) + 1 :]
+        return posixpath.relpath(_fs(path)[1], _fs(root)[1])
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 

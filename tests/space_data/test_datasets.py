@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import fsspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -362,3 +363,22 @@ def test_manifest_round_trip(tmp_path):
     write_manifest(clips[1:], str(path))  # an all-null column keeps its type
     assert read_manifest(str(path)) == clips[1:]
     assert not list(tmp_path.glob("out/*.tmp"))
+
+
+def test_scan_and_probe_through_a_url(tiny):
+    """Any fsspec URL works like a local root (memory:// here; s3:// needs s3fs installed)."""
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/corpus/RAVDESS/Actor_05/01-01-04-02-01-01-05.mp4", tiny["av"].read_bytes())
+    fs.pipe("/corpus/RAVDESS/Actor_05/01-02-04-02-01-01-05.mp4", b"")
+    try:
+        clips = scan_ravdess("memory://corpus/RAVDESS")
+        assert [c.clip_id for c in clips] == [
+            "ravdess-Actor_05-01-01-04-02-01-01-05",
+            "ravdess-Actor_05-01-02-04-02-01-01-05",
+        ]
+        assert clips[0].path.startswith("memory://")
+        probed = list(probe_clips(clips, workers=1))
+        assert probed[0].usable and probed[0].fps == 25.0 and probed[0].emotion == "sad"
+        assert probed[1].reason == "song"
+    finally:
+        fs.rm("/corpus", recursive=True)
