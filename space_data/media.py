@@ -7,11 +7,11 @@
 - A file that stops decoding part-way keeps the frames that decoded and is marked `truncated`.
 - Audio comes out as 16 kHz mono float32, with sample 0 at the first video frame.
 
-AAC encoder padding (measured here, PyAV 18 / FFmpeg 7): the MP4 edit list already makes
-FFmpeg drop the 1,024 priming samples (cross-correlation of written and decoded noise: lag 0),
-but the decoder still returns the encoder's trailing padding (256–750 samples at the source
-rate on the real test files, up to ~1,800 in the wild). `decode_audio` cuts the audio at the
-stream's declared end and drops anything before time 0, so audio and video stay in sync.
+AAC encoder padding (measured here, PyAV 18): the MP4 edit list already makes FFmpeg drop the
+1,024 priming samples (written vs decoded noise: cross-correlation lag 0), but the decoder
+still returns the encoder's trailing padding: 256–750 samples at the source rate on the test
+files (e.g. 240,640 decoded for 240,000 declared at 48 kHz). `decode_audio` drops anything
+stamped before time 0 and cuts at the stream's declared end, so audio and video stay in sync.
 
 Failures raise `MediaError` with a short `reason` code (see `REASONS`).
 """
@@ -179,6 +179,7 @@ class VideoReader:
             stream = _video_stream(container, self.path)
             stream.thread_type = "AUTO"
             t0: float | None = None
+            last = -math.inf
             frames = container.decode(stream)
             while True:
                 try:
@@ -189,7 +190,9 @@ class VideoReader:
                 if frame is None:
                     break
                 t = frame.time if frame.pts is not None else self.decoded / info.fps
-                t0 = t if t0 is None else t0
+                if t < last:
+                    continue  # a frame stamped before its predecessor (broken muxing): skip it
+                t0, last = (t if t0 is None else t0), t
                 rgb = frame.to_ndarray(width=out_w, height=out_h, format="rgb24")
                 if k:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
