@@ -22,7 +22,7 @@ def count_reasons(keep: pd.DataFrame) -> Counter:
     return Counter(keep["reason"].fillna("kept"))
 
 
-@click.command(help=__doc__)
+@click.command()
 @click.option(
     "--manifest",
     default="data/manifest.parquet",
@@ -52,6 +52,11 @@ def count_reasons(keep: pd.DataFrame) -> Counter:
     help="Parameters file (section `filter`).",
 )
 def cli(manifest: str, clips: str, out: str, params: str) -> None:
+    """Keep or drop every manifest clip by the SPACE rules (thresholds: params.yaml `filter`).
+
+    Reads only parquet, so a threshold change reruns in seconds
+    (`dvc exp run -S filter.max_rotation_deg=30`). Prints the clips per first reason.
+    """
     config = load_section("filter", params)
     for path, stage in ((manifest, "space index"), (clips, "space extract")):
         if not Path(path).is_file():

@@ -54,7 +54,7 @@ def load_samples(
         yield split, clip_id, sample_members(record, config)
 
 
-@click.command(help=__doc__)
+@click.command()
 @click.option(
     "--keep",
     default="data/keep.parquet",
@@ -84,6 +84,11 @@ def load_samples(
     help="Parameters file (section `pack`).",
 )
 def cli(keep: str, features: str, out: str, params: str) -> None:
+    """Pack kept clips into byte-reproducible WebDataset shards per split, plus index.json.
+
+    Shards are `{split}-NNNNNN.tar`, one sample per clip (key = clip_id); shards of an
+    earlier run that this run does not write are removed. Sizes: params.yaml `pack`.
+    """
     config = load_section("pack", params)
     features_dir = Path(features)
     clips_path = features_dir / "clips.parquet"

@@ -112,7 +112,7 @@ def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipF
     return [ClipFeatures.load_npz(features / r) for r in tqdm(chosen, desc="report", unit="clip")]
 
 
-@click.command(help=__doc__)
+@click.command()
 @click.option(
     "--manifest",
     default="data/manifest.parquet",
@@ -156,6 +156,11 @@ def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipF
     help="Parameters file (section `report`).",
 )
 def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: str) -> None:
+    """Write the dataset report: report.html + figures/*.png, and metrics.json.
+
+    Counts per corpus, split and emotion; drop reasons; head-pose histograms and the test
+    split's rotation buckets beside the SPACE paper's; durations; frames with landmarks.
+    """
     from pipelines import report_plots  # matplotlib only when the command runs
 
     config = load_section("report", params)

@@ -145,11 +145,13 @@ def rotation_figure(table: pd.DataFrame, out: Path) -> Figure:
 
 def durations_figure(table: pd.DataFrame, out: Path) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    durations = table["duration"].fillna(table["header_duration"])
+    # failed extractions carry empty statistics: their container header says how long they are
+    durations = table["duration"].where(table["status"] == "ok", table["header_duration"])
+    bins = np.histogram_bin_edges(durations.dropna(), bins=20) if durations.notna().any() else 20
     for name, mask in (("kept", table["keep"]), ("dropped", ~table["keep"])):
         values = durations[mask].dropna()
         if len(values):
-            ax.hist(values, bins=20, alpha=0.6, label=f"{name} ({len(values)})")
+            ax.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})")
     ax.set_xlabel("duration (s)")
     ax.set_ylabel("clips")
     ax.legend()
