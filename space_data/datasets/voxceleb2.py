@@ -39,6 +39,11 @@ def scan_voxceleb2(root: str) -> list[Clip]:
     return mark_duplicates([_clip(path, rel) for path, rel in media_files(root, (".mp4",))])
 
 
+def layout_clip_id(path: str) -> str:
+    """The clip id of a file in the layout, from its last three path components (any root)."""
+    return make_clip_id(DATASET, "/".join(path_parts(path)[-3:]))
+
+
 def _clip(path: str, rel: str) -> Clip:
     parts = path_parts(path)
     if len(parts) < 3 or not _SPEAKER.match(parts[-3]):
@@ -48,7 +53,7 @@ def _clip(path: str, rel: str) -> Clip:
     speaker, _, utterance = parts[-3:]
     named = bool(_UTTERANCE.match(utterance))
     return Clip(
-        clip_id=make_clip_id(DATASET, "/".join(parts[-3:])),
+        clip_id=layout_clip_id(path),
         dataset=DATASET,
         speaker=speaker,
         path=path,
