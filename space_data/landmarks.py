@@ -13,7 +13,10 @@ Backends (`LandmarksConfig.backend`):
   first use into `torch.hub.get_dir()/checkpoints` (`$TORCH_HOME/hub/checkpoints`). Before
   building the model this module checks that directory and raises `MissingWeightsError` naming
   the missing files, the directory and their URLs, instead of letting it try a download.
-  Eye points: lids resampled from the 68 (below), iris rows NaN, brows from the 68.
+  Eye points: lids resampled from the 68 (below), iris rows NaN, brows from the 68. z is FAN's
+  depth on the pixel scale (face-alignment scales it with the face crop); its sign could not be
+  checked here without the weights: the nose tip (30) must come out with a smaller z than the
+  jaw ends (0, 16), as it does for the mesh.
 
 `MESH_TO_IBUG68` is the FaceMesh → iBUG-68 vertex map in wide use (e.g. ByteDance LatentSync
 1.5, `LM68_FROM_MP478`; the same list appears in many MediaPipe-to-dlib converters). It was
@@ -36,8 +39,10 @@ So a mirrored image swaps the two blocks and keeps the order inside each.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -159,7 +164,7 @@ def make_landmarker(config: LandmarksConfig) -> Landmarker:
 
 
 class MeshLandmarker:
-    """MediaPipe face mesh, refined (478 points), tracking the largest-scoring face of a clip."""
+    """MediaPipe face mesh, refined (478 points), tracking one face (the first found) per clip."""
 
     def __init__(self, config: LandmarksConfig) -> None:
         self.config = config
@@ -226,8 +231,6 @@ def fan_weight_files(detector: str) -> dict[str, str]:
             blazeface_detector.models_urls["blazeface_anchors"],
         ]
     # torch.hub and face_alignment name a cached file after the URL path's last part.
-    from urllib.parse import urlparse
-
     return {os.path.basename(urlparse(url).path): url for url in urls}
 
 
@@ -282,8 +285,6 @@ class FanLandmarker:
         """Landmarks of the largest face in an (H, W, 3) uint8 RGB frame, or None without a face."""
         if self._model is None:
             self._model = self._load()
-        import warnings
-
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No faces were detected")
             faces, _, boxes = self._model.get_landmarks_from_image(as_rgb(rgb), return_bboxes=True)
