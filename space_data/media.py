@@ -236,7 +236,7 @@ def decode_audio(path: str, sample_rate: int = 16_000) -> np.ndarray:
         try:
             for frame in container.decode(stream):
                 if t_first is None:
-                    t_first = float(frame.time) if frame.pts is not None else 0.0
+                    t_first = frame.time if frame.time is not None else 0.0
                 chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
         except av.FFmpegError:
             pass  # a damaged tail: keep what decoded, like the video
@@ -283,25 +283,19 @@ def write_video(
     with av.open(path, "w", container_options={"movflags": "+faststart"}) as container:
         video = container.add_stream("libx264", rate=rate, options={"crf": "18"})
         video.pix_fmt = "yuv420p"
-        sound = None
-        if audio is not None:
-            sound = container.add_stream("aac", rate=sample_rate, layout="mono")
-        audio_done = 0
+        track = _AudioTrack(container, audio, sample_rate) if audio is not None else None
         n = 0
         for n, rgb in enumerate(frames, start=1):
             if n == 1:
                 video.height, video.width = _frame_size(rgb)
             container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-            if sound is not None:
-                upto = min(len(audio), math.ceil(n / rate * sample_rate))
-                container.mux(_encode_audio(sound, audio, audio_done, upto, sample_rate))
-                audio_done = upto
+            if track is not None:
+                container.mux(track.encode_until(math.ceil(n / rate * sample_rate)))
         if n == 0:
             raise ValueError(f"no frames to write to {path}")
         container.mux(video.encode(None))
-        if sound is not None:
-            container.mux(_encode_audio(sound, audio, audio_done, len(audio), sample_rate))
-            container.mux(sound.encode(None))
+        if track is not None:
+            container.mux(track.encode_until(None))
 
 
 def write_audio(path: str, audio: np.ndarray, sample_rate: int = 16_000) -> None:
@@ -309,9 +303,7 @@ def write_audio(path: str, audio: np.ndarray, sample_rate: int = 16_000) -> None
     _check_audio(audio)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with av.open(path, "w", format="mp4") as container:
-        sound = container.add_stream("aac", rate=sample_rate, layout="mono")
-        container.mux(_encode_audio(sound, audio, 0, len(audio), sample_rate))
-        container.mux(sound.encode(None))
+        container.mux(_AudioTrack(container, audio, sample_rate).encode_until(None))
 
 
 def _check_audio(audio: np.ndarray) -> None:
@@ -328,10 +320,23 @@ def _frame_size(rgb: np.ndarray) -> tuple[int, int]:
     return height, width
 
 
-def _encode_audio(stream, audio: np.ndarray, start: int, stop: int, sample_rate: int) -> list:
-    if stop <= start:
-        return []
-    frame = av.AudioFrame.from_ndarray(audio[None, start:stop].copy(), format="flt", layout="mono")
-    frame.sample_rate = sample_rate
-    frame.pts = start
-    return stream.encode(frame)
+class _AudioTrack:
+    """An AAC mono stream fed from one `(S,) float32` array, in pieces as the video advances."""
+
+    def __init__(self, container, audio: np.ndarray, sample_rate: int) -> None:
+        self.stream = container.add_stream("aac", rate=sample_rate, layout="mono")
+        self.audio = audio
+        self.sample_rate = sample_rate
+        self.done = 0
+
+    def encode_until(self, stop: int | None) -> list:
+        """Packets for samples up to `stop`; None: all the rest, and flush the encoder."""
+        end = len(self.audio) if stop is None else min(stop, len(self.audio))
+        packets = []
+        if end > self.done:
+            piece = self.audio[None, self.done : end].copy()
+            frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = self.sample_rate, self.done
+            packets = self.stream.encode(frame)
+            self.done = end
+        return packets + self.stream.encode(None) if stop is None else packets
