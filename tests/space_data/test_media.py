@@ -150,6 +150,27 @@ def test_audio_in_sync_and_padding_trimmed(media_dir):
     assert abs(int(np.argmax(decoded)) - FLASH * SR // FPS) <= 8
 
 
+def test_audio_starting_after_the_video_is_padded(tmp_path):
+    noise = (0.2 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
+    path = tmp_path / "late.mp4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width = video.height = 32
+        video.pix_fmt = "yuv420p"
+        sound = container.add_stream("aac", rate=SR, layout="mono")
+        for rgb in _frames(N_FRAMES, 32, 32):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        frame = av.AudioFrame.from_ndarray(noise[None].copy(), format="flt", layout="mono")
+        frame.sample_rate, frame.pts = SR, SR // 5  # audio starts 0.2 s after the video
+        container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    decoded = decode_audio(str(path))
+    assert len(decoded) == SR // 5 + SR
+    assert not decoded[: SR // 5].any()
+    assert np.corrcoef(decoded[SR // 5 :], noise)[0, 1] > 0.95
+
+
 def test_separate_audio_file(media_dir):
     audio = np.load(media_dir / "audio.npy")
     decoded = decode_audio(str(media_dir / "speech.m4a"))
