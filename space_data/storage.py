@@ -58,11 +58,6 @@ def size(path: str) -> int:
     return int(fs.size(stripped))
 
 
-def join(root: str, *parts: str) -> str:
-    """`root/part/...` with `/` separators (valid for URLs and POSIX paths)."""
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
 def listdir(root: str) -> list[str]:
     """Sorted immediate children of `root` (files and folders), as full paths."""
     fs, stripped = _fs(root)

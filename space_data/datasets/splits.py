@@ -69,7 +69,7 @@ def assign_splits(clips: list[Clip], config: IndexConfig) -> list[Clip]:
         if clip.usable:
             groups[_group(clip, config)].add(clip.speaker)
     split_of: dict[tuple[str, str | None, str], str] = {}
-    for (dataset, partition), speakers in sorted(groups.items(), key=str):
+    for (dataset, partition), speakers in groups.items():
         if partition == "test":
             mapping = dict.fromkeys(speakers, "test")
         elif partition == "train":
