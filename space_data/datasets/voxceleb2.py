@@ -13,8 +13,10 @@ Expected layout (the `vox2_dev_mp4` / `vox2_test_mp4` archives, unpacked)::
 Speaker = `idNNNNN`. The corpus's own partition is kept on each clip as `split`: `train` for
 dev, `test` for test, None where the path does not say; `assign_splits` then divides the dev
 speakers into train/val (or ignores the partition, see `IndexConfig`).
-No emotion labels: emotion, intensity and view are null. Clip id: `voxceleb2-<speaker>-
-<youtube id>-<NNNNN>`, the same whichever root is given (speaker ids are unique across dev/test).
+No emotion labels: emotion, intensity and view are null. Clip id: `make_clip_id` of the
+canonical corpus-relative path `{dev,test}/mp4/<speaker>/<youtube id>/NNNNN.mp4` (e.g.
+`voxceleb2-dev-mp4-id00012-21Uxsk56VDQ-00001`), the same whichever root is given; where no
+`dev`/`test` folder is above the file, `<speaker>/<youtube id>/NNNNN.mp4`.
 
 Reasons: `bad_layout` (an `NNNNN.mp4` not inside `idNNNNN/<youtube id>/`), `bad_name` (any
 other malformed file name).
@@ -40,8 +42,11 @@ def scan_voxceleb2(root: str) -> list[Clip]:
 
 
 def layout_clip_id(path: str) -> str:
-    """The clip id of a file in the layout, from its last three path components (any root)."""
-    return make_clip_id(DATASET, "/".join(path_parts(path)[-3:]))
+    """The clip id of a file in the layout, from the canonical corpus-relative path."""
+    parts = path_parts(path)
+    folder = _partition_folder(parts[:-3])
+    prefix = [folder, "mp4"] if folder else []
+    return make_clip_id(DATASET, "/".join([*prefix, *parts[-3:]]))
 
 
 def _clip(path: str, rel: str) -> Clip:
@@ -52,18 +57,19 @@ def _clip(path: str, rel: str) -> Clip:
         return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason=reason)
     speaker, _, utterance = parts[-3:]
     named = bool(_UTTERANCE.match(utterance))
+    folder = _partition_folder(parts[:-3])
     return Clip(
         clip_id=layout_clip_id(path),
         dataset=DATASET,
         speaker=speaker,
         path=path,
-        split=_partition(parts[:-3]) if named else None,
+        split=_PARTITIONS[folder] if folder and named else None,
         reason=None if named else "bad_name",
     )
 
 
-def _partition(above: list[str]) -> str | None:
-    """`train`/`test` from a `dev`/`test` folder right above the speaker folder or `mp4/`."""
+def _partition_folder(above: list[str]) -> str | None:
+    """`dev` or `test` when that folder is right above the speaker folder or its `mp4/`."""
     if above and above[-1] == "mp4":
         above = above[:-1]
-    return _PARTITIONS.get(above[-1]) if above else None
+    return above[-1] if above and above[-1] in _PARTITIONS else None

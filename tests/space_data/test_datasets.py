@@ -55,12 +55,12 @@ def test_voxceleb2_labels_and_reasons(vox_root):
     assert len(clips) == 6  # one row per .mp4
     usable = {c.clip_id: c for c in clips if c.usable}
     assert set(usable) == {
-        "voxceleb2-id00012-21Uxsk56VDQ-00001",
-        "voxceleb2-id00012-21Uxsk56VDQ-00002",
-        "voxceleb2-id00015-0fijmz4vTVU-00001",
-        "voxceleb2-id00017-01dfn2spqyE-00001",
+        "voxceleb2-dev-mp4-id00012-21Uxsk56VDQ-00001",
+        "voxceleb2-dev-mp4-id00012-21Uxsk56VDQ-00002",
+        "voxceleb2-dev-mp4-id00015-0fijmz4vTVU-00001",
+        "voxceleb2-test-mp4-id00017-01dfn2spqyE-00001",
     }
-    first = usable["voxceleb2-id00012-21Uxsk56VDQ-00001"]
+    first = usable["voxceleb2-dev-mp4-id00012-21Uxsk56VDQ-00001"]
     assert (first.speaker, first.split, first.emotion, first.intensity) == (
         "id00012",
         "train",
@@ -68,7 +68,7 @@ def test_voxceleb2_labels_and_reasons(vox_root):
         None,
     )
     assert first.path == str(vox_root / next(iter(VOX_FILES)))
-    assert usable["voxceleb2-id00017-01dfn2spqyE-00001"].split == "test"
+    assert usable["voxceleb2-test-mp4-id00017-01dfn2spqyE-00001"].split == "test"
     reasons = sorted(c.reason for c in clips if not c.usable)
     assert reasons == ["bad_layout", "bad_name"]
 
@@ -96,6 +96,13 @@ def test_voxceleb2_without_partition_folder(tmp_path):
     root = place({"mp4/id00001/abcdefghijk/00001.mp4": None}, tmp_path / "myvox")
     (clip,) = scan_voxceleb2(str(root))
     assert clip.usable and clip.split is None
+    assert clip.clip_id == "voxceleb2-id00001-abcdefghijk-00001"
+
+
+def test_voxceleb2_ids_without_mp4_folder_match_the_canonical_layout(tmp_path):
+    root = place({"dev/id00001/abcdefghijk/00001.mp4": None}, tmp_path / "vox")
+    (clip,) = scan_voxceleb2(str(root / "dev"))
+    assert clip.clip_id == "voxceleb2-dev-mp4-id00001-abcdefghijk-00001"
 
 
 # --- MEAD ------------------------------------------------------------------------------
