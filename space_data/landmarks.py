@@ -272,14 +272,23 @@ class FanLandmarker:
         device = self.config.fan_device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return face_alignment.FaceAlignment(
-            face_alignment.LandmarksType.THREE_D,
-            device=device,
-            flip_input=False,
-            face_detector=self.config.fan_detector,
-            # torch.compile costs minutes at start-up and gains nothing on CPU.
-            compile=False,
-        )
+        try:
+            return face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.THREE_D,
+                device=device,
+                flip_input=False,
+                face_detector=self.config.fan_detector,
+                # torch.compile costs minutes at start-up and gains nothing on CPU.
+                compile=False,
+            )
+        except Exception as e:
+            # A half-copied weight file fails deep inside torch.load: say which files to check.
+            raise RuntimeError(
+                f"face-alignment 3D FAN could not be built on {device!r} from the weights in "
+                f"{os.path.join(torch.hub.get_dir(), 'checkpoints')} "
+                f"({', '.join(fan_weight_files(self.config.fan_detector))}): "
+                f"{type(e).__name__}: {e}"
+            ) from e
 
     def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
         """Landmarks of the largest face in an (H, W, 3) uint8 RGB frame, or None without a face."""

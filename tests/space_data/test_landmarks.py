@@ -242,3 +242,15 @@ def test_fan_without_weights_says_what_is_missing(tmp_path, monkeypatch, detecto
     for name, url in files.items():
         assert (name in message) == (name != present)
         assert (url in message) == (name != present)
+
+
+def test_fan_with_broken_weight_files_names_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in fan_weight_files("sfd"):
+        (checkpoints / name).write_bytes(b"truncated")
+    landmarker = make_landmarker(LandmarksConfig(backend="fan", fan_device="cpu"))
+    with pytest.raises(RuntimeError, match="could not be built") as info:
+        landmarker(skimage.data.astronaut())
+    assert str(checkpoints) in str(info.value) and "s3fd-619a316812.pth" in str(info.value)
