@@ -33,7 +33,11 @@ def _corpora_from_options(values: tuple[str, ...]) -> CorporaConfig:
             raise click.BadParameter(
                 f"unknown corpus {name!r}; known: {', '.join(SCANNERS)}", param_hint="--corpus"
             )
-        if not storage.isdir(root):
+        try:
+            found = storage.isdir(root)
+        except (ImportError, ValueError) as e:  # unknown protocol, or its driver not installed
+            raise click.BadParameter(f"{name}: {e}", param_hint="--corpus") from e
+        if not found:
             raise click.BadParameter(f"{name}: {root!r} is not a folder", param_hint="--corpus")
         roots[name] = root
     return CorporaConfig(**roots)
@@ -100,7 +104,7 @@ def cli(corpus: tuple[str, ...], out: str, params: str) -> None:
     corpora, config = _configs(corpus, params)
     try:
         clips = scan_corpora(corpora)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ImportError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     if config.probe:
         probed = probe_clips(clips, config.probe_workers)

@@ -83,6 +83,7 @@ def test_index_reads_corpora_from_params(tmp_path, corpora):
         ("ravdess", "is not NAME=ROOT"),
         ("timit=/data", "unknown corpus 'timit'"),
         ("mead=/no/such/folder", "is not a folder"),
+        ("mead=nosuch://bucket/mead", "Protocol not known"),
     ],
 )
 def test_bad_corpus_option_is_a_usage_error(tmp_path, value, message):
