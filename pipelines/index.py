@@ -23,6 +23,14 @@ from space_data.datasets import (
 )
 
 
+def _root_problem(root: str) -> str | None:
+    """Why `root` cannot be scanned, or None."""
+    try:
+        return None if storage.isdir(root) else f"{root!r} is not a folder"
+    except (ImportError, ValueError) as e:  # unknown URL protocol, or its fsspec driver missing
+        return str(e)
+
+
 def _corpora_from_options(values: tuple[str, ...]) -> CorporaConfig:
     roots: dict[str, str] = {}
     for value in values:
@@ -33,12 +41,9 @@ def _corpora_from_options(values: tuple[str, ...]) -> CorporaConfig:
             raise click.BadParameter(
                 f"unknown corpus {name!r}; known: {', '.join(SCANNERS)}", param_hint="--corpus"
             )
-        try:
-            found = storage.isdir(root)
-        except (ImportError, ValueError) as e:  # unknown protocol, or its driver not installed
-            raise click.BadParameter(f"{name}: {e}", param_hint="--corpus") from e
-        if not found:
-            raise click.BadParameter(f"{name}: {root!r} is not a folder", param_hint="--corpus")
+        problem = _root_problem(root)
+        if problem:
+            raise click.BadParameter(f"{name}: {problem}", param_hint="--corpus")
         roots[name] = root
     return CorporaConfig(**roots)
 
@@ -57,6 +62,10 @@ def _configs(corpus: tuple[str, ...], params: str) -> tuple[CorporaConfig, Index
         raise click.ClickException(str(e)) from e
     if not corpora.roots():
         raise click.UsageError(f"no corpus configured: pass --corpus or fill corpora: in {params}")
+    for name, root in corpora.roots().items():
+        problem = _root_problem(root)
+        if problem:
+            raise click.ClickException(f"corpora.{name} in {params}: {problem}")
     return corpora, index
 
 
@@ -102,10 +111,7 @@ def _summary(clips: list[Clip]) -> str:
 )
 def cli(corpus: tuple[str, ...], out: str, params: str) -> None:
     corpora, config = _configs(corpus, params)
-    try:
-        clips = scan_corpora(corpora)
-    except (FileNotFoundError, ImportError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
+    clips = scan_corpora(corpora)
     if config.probe:
         probed = probe_clips(clips, config.probe_workers)
         clips = list(tqdm(probed, total=len(clips), desc="probing", unit="file"))
