@@ -193,7 +193,10 @@ class VideoReader:
                 if t < last:
                     continue  # a frame stamped before its predecessor (broken muxing): skip it
                 t0, last = (t if t0 is None else t0), t
-                rgb = frame.to_ndarray(width=out_w, height=out_h, format="rgb24")
+                # area averaging: a downscaled frame without aliasing for the face detector
+                rgb = frame.to_ndarray(
+                    width=out_w, height=out_h, format="rgb24", interpolation="AREA"
+                )
                 if k:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
                 self.decoded += 1
