@@ -1,0 +1,240 @@
+"""ClipExtractor end to end: real MediaPipe on real and synthetic talking faces, broken inputs.
+
+Extraction results are shared through module-scoped fixtures (each clip is extracted once).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from space_data.clip import Clip
+from space_data.extract import ClipExtractor, ExtractConfig, extract_clip
+from space_data.media import decode_audio, decode_video, probe, write_video
+from space_data.record import ARRAY_MEMBERS, OPTIONAL_MEMBERS
+from space_data.timeline import resample_track, timeline_length
+
+pytestmark = pytest.mark.slow
+
+# dtype and trailing shape of every member this configuration writes (T, A from the clip)
+MEMBER_SHAPES = {
+    "lm3d": ((68, 3), np.float32),
+    "pose": ((6,), np.float32),
+    "scale": ((), np.float32),
+    "face": ((), np.uint8),
+    "lm_norm": ((68, 3), np.float32),
+    "eyes": ((52, 3), np.float32),
+    "eyes_norm": ((52, 3), np.float32),
+    "hands": ((), np.uint8),
+}
+
+
+def _clip(path: Path, dataset: str, clip_id: str | None = None, **kw) -> Clip:
+    return Clip(clip_id=clip_id or path.stem, dataset=dataset, speaker="s1", path=str(path), **kw)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    ex = ClipExtractor(ExtractConfig(require_audio=False))
+    yield ex
+    ex.close()
+
+
+@pytest.fixture(scope="module")
+def real_records(realdata, extractor):
+    """Records of three real videos (cropped 512² and whole-frame paths) and a mirrored one."""
+    video = realdata / "video"
+    out = {
+        "may": extractor(_clip(video / "frontal_talking_may_25fps.mp4", "mead")),
+        "turned": extractor(_clip(video / "voxceleb2_style_224_turned.mp4", "voxceleb2")),
+        "yaw": extractor(_clip(video / "strong_yaw_noaudio_30fps.mp4", "ravdess")),
+    }
+    return out
+
+
+@pytest.fixture(scope="module")
+def mirrored_turned(realdata, extractor, tmp_path_factory):
+    """The turned VoxCeleb2-style clip written left-right mirrored, then extracted."""
+    src = realdata / "video" / "voxceleb2_style_224_turned.mp4"
+    frames, _, _ = decode_video(str(src))
+    path = tmp_path_factory.mktemp("mirror") / "turned_mirrored.mp4"
+    write_video(str(path), frames[:, :, ::-1], probe(str(src)).fps, decode_audio(str(src)))
+    return extractor(_clip(path, "voxceleb2"))
+
+
+@pytest.mark.realdata
+def test_record_members_shapes_and_timeline(real_records):
+    for name, rec in real_records.items():
+        assert rec.ok, (name, rec.reason)
+        n = rec.stats.n_frames
+        assert n == timeline_length(rec.stats.duration)
+        expected = set(MEMBER_SHAPES) | ({"mfcc"} if rec.stats.has_audio else set())
+        assert set(rec.arrays) == expected
+        assert set(rec.arrays) <= set(ARRAY_MEMBERS)
+        for member, (trailing, dtype) in MEMBER_SHAPES.items():
+            arr = rec.arrays[member]
+            assert arr.shape == (n, *trailing) and arr.dtype == dtype, member
+        if rec.stats.has_audio:
+            assert rec.arrays["mfcc"].shape == (3, n, 40)
+            assert rec.arrays["mfcc"].dtype == np.float32
+        # keypoints absent without a checkpoint, and meta says why
+        assert not set(rec.arrays) & (OPTIONAL_MEMBERS - {"mfcc"})
+        assert "no checkpoint" in rec.meta["keypoints"]
+        assert rec.frame0[:2] == b"\xff\xd8"  # JPEG
+        json.dumps(rec.meta)  # meta must be plain JSON
+
+
+@pytest.mark.realdata
+def test_real_videos_meta_crop_and_timeline(real_records, realdata):
+    may, turned = real_records["may"], real_records["turned"]
+    info = probe(str(realdata / "video" / "frontal_talking_may_25fps.mp4"))
+    assert abs(may.stats.duration - info.duration) < 1 / info.fps
+    assert may.stats.native_fps == pytest.approx(25.0)
+    assert may.meta["crop_size"] == 512 and may.meta["native_fps"] == pytest.approx(25.0)
+    x0, y0, x1, y1 = may.meta["crop_box"]
+    assert x1 - x0 == y1 - y0 and x0 >= 0 and x1 <= 512 and y1 <= 512
+    # landmarks in 512² crop pixels; the whole-frame clip stays in its 224² frame pixels
+    assert np.nanmin(may.arrays["lm3d"][..., :2]) > 0 and np.nanmax(may.arrays["lm3d"]) < 512
+    assert turned.meta["crop_box"] == [0, 0, 224, 224] and turned.meta["crop_size"] is None
+    assert np.nanmax(turned.arrays["lm3d"][..., :2]) < 224
+    assert may.meta["params_hash"] and may.meta["versions"]["mediapipe"]
+    assert may.stats.has_audio and abs(may.stats.av_mismatch) < 0.05
+
+
+@pytest.mark.realdata
+def test_faces_found_in_real_talking_videos(real_records):
+    for name, rec in real_records.items():
+        assert rec.stats.frames_no_face == 0, name
+        assert rec.arrays["face"].all()
+        lm_norm = rec.arrays["lm_norm"]
+        np.testing.assert_allclose(
+            np.linalg.norm(lm_norm[:, 0] - lm_norm[:, 16], axis=-1), 2.0, rtol=1e-4
+        )
+        assert rec.stats.max_landmark_jump < 0.25  # no cuts in these clips
+        assert rec.stats.hand_frames == 0
+
+
+@pytest.mark.realdata
+def test_strong_yaw_clip_exceeds_45_degrees(real_records):
+    rec = real_records["yaw"]
+    yaw = rec.arrays["pose"][:, 0]
+    print(f"strong-yaw clip: max |yaw| {np.nanmax(np.abs(yaw)):.1f} deg")
+    assert rec.stats.max_abs_yaw > 45.0
+    assert not rec.stats.has_audio and "mfcc" not in rec.arrays
+    frontal = real_records["may"].arrays["pose"][:, 0]
+    assert np.nanmax(np.abs(frontal)) < 15.0
+
+
+@pytest.mark.realdata
+def test_mirrored_video_gives_mirrored_pose(real_records, mirrored_turned):
+    pose, mirrored = real_records["turned"].arrays["pose"], mirrored_turned.arrays["pose"]
+    assert pose.shape == mirrored.shape
+    yaw_err = np.abs(mirrored[:, 0] + pose[:, 0])
+    pitch_err = np.abs(mirrored[:, 1] - pose[:, 1])
+    roll_err = np.abs(mirrored[:, 2] + pose[:, 2])
+    print(
+        f"mirror: median |Δ| yaw {np.median(yaw_err):.2f} pitch {np.median(pitch_err):.2f} "
+        f"roll {np.median(roll_err):.2f} deg"
+    )
+    assert np.nanmedian(np.abs(pose[:, 0])) > 10  # the clip is really turned
+    assert np.median(yaw_err) < 2.0 and np.median(pitch_err) < 2.0 and np.median(roll_err) < 2.0
+    assert np.sign(np.median(mirrored[:, 0])) == -np.sign(np.median(pose[:, 0]))
+
+
+@pytest.mark.realdata
+def test_broken_inputs_give_reasons(realdata, extractor, tmp_path):
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    text = tmp_path / "text.mp4"
+    text.write_text("this is not a video\n")
+    cases = {
+        zero: "empty_file",
+        text: "unreadable",
+        tmp_path / "missing.mp4": "missing_file",
+    }
+    for path, reason in cases.items():
+        rec = extractor(_clip(path, "ravdess"))
+        assert rec.status == "error" and rec.reason.startswith(reason + ":"), rec.reason
+        assert rec.arrays == {}
+    strict = ExtractConfig()  # audio required
+    no_audio = extract_clip(
+        _clip(realdata / "video" / "strong_yaw_noaudio_30fps.mp4", "ravdess"), strict
+    )
+    assert no_audio.status == "error" and no_audio.reason.startswith("no_audio:")
+
+
+@pytest.mark.realdata
+def test_truncated_file_keeps_what_decoded(realdata, extractor, tmp_path):
+    src = str(realdata / "video" / "voxceleb2_style_224_frontal.mp4")
+    frames, _, _ = decode_video(src)
+    full = tmp_path / "short.mp4"
+    write_video(str(full), frames[:50], 25.0, decode_audio(src)[: 2 * 16000])
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    rec = extractor(_clip(cut, "voxceleb2"))
+    assert rec.ok, rec.reason
+    assert rec.stats.truncated and 0 < rec.stats.decoded_frames < 50
+    assert rec.stats.n_frames == timeline_length(rec.stats.duration)
+    assert rec.arrays["lm3d"].shape[0] == rec.stats.n_frames
+
+
+def test_extractor_pickles_before_and_after_use(tmp_path):
+    ex = ClipExtractor(ExtractConfig())
+    clone = pickle.loads(pickle.dumps(ex))
+    assert clone.config == ex.config
+    rec = clone(_clip(tmp_path / "nothing.mp4", "mead"))
+    assert rec.reason.startswith("missing_file:")
+    clone.close()
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="whole_frame_datasets"):
+        ExtractConfig(whole_frame_datasets=["youtube"])
+    with pytest.raises(ValueError, match="hands_every"):
+        ExtractConfig(hands_every=0)
+    assert ExtractConfig(whole_frame_datasets=["voxceleb2"]).whole_frame_datasets == ("voxceleb2",)
+
+
+# --- sample corpus: pose against the renderer's ground truth -------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_records(sample_corpus, extractor):
+    """(clip, record, truth (N_native, 6)) for the sample corpus clips designed to be kept or
+    rotated (the others test filters, not pose)."""
+    from space_data.datasets import SCANNERS
+
+    truth_meta = json.loads((sample_corpus / "truth.json").read_text())
+    out = []
+    for dataset, scan in SCANNERS.items():
+        for clip in scan(str(sample_corpus / dataset)):
+            meta = truth_meta.get(clip.clip_id)
+            if clip.reason is None and meta and meta["outcome"] in ("keep", "rotation"):
+                truth = np.load(sample_corpus / "truth" / f"{clip.clip_id}.npy")
+                out.append((clip, extractor(clip), truth))
+    return out
+
+
+def test_sample_corpus_pose_error(sample_records):
+    errors = []
+    for clip, rec, truth in sample_records:
+        assert rec.ok, (clip.clip_id, rec.reason)
+        native_times = np.arange(len(truth)) / clip.fps
+        want = resample_track(native_times, truth[:, :3], rec.stats.n_frames, angles=True)
+        got = rec.arrays["pose"][:, :3]
+        inside = (np.abs(want) <= 45.0).all(1) & rec.arrays["face"].astype(bool)
+        diff = np.abs((got - want + 180.0) % 360.0 - 180.0)[inside]
+        errors.append(diff)
+    err = np.concatenate(errors)
+    med, top = np.median(err, axis=0), err.max(axis=0)
+    print(
+        f"\nsample corpus pose error over {len(err)} frames of {len(sample_records)} clips "
+        f"(|angles| <= 45): median yaw/pitch/roll {med.round(2)}, max {top.round(2)} deg"
+    )
+    assert np.median(err) < 2.0
+    assert err.max() < 6.0
