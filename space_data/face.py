@@ -27,11 +27,6 @@ class FaceBox:
     y1: float
     score: float
 
-    @property
-    def area(self) -> float:
-        """Box area in square pixels."""
-        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
-
 
 def as_rgb(rgb: np.ndarray) -> np.ndarray:
     """`rgb` as a C-contiguous (H, W, 3) uint8 array (what MediaPipe takes); else ValueError."""
