@@ -33,7 +33,9 @@ def section_class(name: str) -> type:
     try:
         module, cls = SECTIONS[name].split(":")
     except KeyError:
-        raise ConfigError(f"params.yaml has no section {name!r}; known: {sorted(SECTIONS)}")
+        raise ConfigError(
+            f"params.yaml has no section {name!r}; known: {sorted(SECTIONS)}"
+        ) from None
     return getattr(importlib.import_module(module), cls)
 
 
@@ -41,7 +43,9 @@ def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     """The raw params mapping; a missing or unreadable file is an infrastructure error."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"params file {path} not found (run from the project root or pass --params)")
+        raise ConfigError(
+            f"params file {path} not found (run from the project root or pass --params)"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:

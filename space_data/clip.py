@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 EMOTIONS: tuple[str, ...] = (
     "neutral",
@@ -98,7 +99,10 @@ class Clip:
     @classmethod
     def from_row(cls, row: dict) -> Clip:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: (None if _is_missing(v) else v) for k, v in row.items() if k in names})
+        kwargs: dict[str, Any] = {
+            k: (None if _is_missing(v) else v) for k, v in row.items() if k in names
+        }
+        return cls(**kwargs)
 
 
 def _is_missing(value: object) -> bool:

@@ -115,10 +115,12 @@ class ClipFeatures:
             raise ValueError(f"unknown record members {sorted(unknown)}")
 
     @classmethod
-    def failed(cls, clip_id: str, reason: str, meta: dict | None = None,
-               stats: ClipStats | None = None) -> ClipFeatures:
-        return cls(clip_id, status="error", reason=reason, meta=meta or {},
-                   stats=stats or ClipStats())
+    def failed(
+        cls, clip_id: str, reason: str, meta: dict | None = None, stats: ClipStats | None = None
+    ) -> ClipFeatures:
+        return cls(
+            clip_id, status="error", reason=reason, meta=meta or {}, stats=stats or ClipStats()
+        )
 
     @property
     def ok(self) -> bool:
