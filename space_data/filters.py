@@ -8,7 +8,12 @@ earlier in the pipeline stay visible as reasons too:
 - `index:<reason>`: the indexer rejected the file (excluded view, song, bad name, ...);
 - `error:<reason>`: extraction failed (unreadable file, no frames, no audio, ...), or the clip
   has no extraction row at all (`error:not_extracted`);
-- then the rules: `no_face`, `cut`, `rotation`, `zoom`, `hands`, `too_short`, `av_mismatch`.
+- then the rules: `rotation`, `no_face`, `cut`, `zoom`, `hands`, `too_short`, `av_mismatch`.
+
+Order matters only for the first reason (the one reports count): a cause comes before its
+symptoms. A head turned past the limit loses the face detector, so `rotation` precedes
+`no_face`; a shot change often loses the face for a frame or two, so a few face-less frames are
+tolerated (`max_no_face_frames`) and the jump across such a gap still reads as a `cut`.
 
 Filtering reads only the statistics table, never video, so changing a threshold is cheap.
 """
@@ -28,13 +33,13 @@ from space_data.record import ClipStats
 class FilterConfig:
     """Thresholds of the SPACE filters; defaults calibrated on the sample corpus (see README)."""
 
-    max_no_face_frames: int = 0
-    """Frames on the 30 fps timeline without a detected face a kept clip may have (SPACE: 0)."""
-    max_jump: float = 0.25
-    """Largest landmark jump between neighbouring frames, in face sizes; above it is a `cut`."""
+    max_no_face_frames: int = 3
+    """Frames (30 fps timeline) without a detected face a kept clip may have (SPACE: 0)."""
+    max_jump: float = 0.3
+    """Largest landmark jump between neighbouring face frames, in face sizes; above: `cut`."""
     max_rotation_deg: float = 45.0
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
-    max_zoom: float = 0.25
+    max_zoom: float = 0.4
     """Largest face-scale range (max − min) / median; above it is a `zoom`."""
     max_hand_frames: int = 0
     """Frames flagged with a hand a kept clip may have (0: any hand drops the clip)."""
@@ -100,7 +105,7 @@ def av_mismatch(s: ClipStats, c: FilterConfig) -> str | None:
     return "av_mismatch" if abs(s.av_mismatch) > c.max_av_mismatch else None
 
 
-RULES: tuple[Rule, ...] = (no_face, cut, rotation, zoom, hands, too_short, av_mismatch)
+RULES: tuple[Rule, ...] = (rotation, no_face, cut, zoom, hands, too_short, av_mismatch)
 """The rules in the order they are reported; the first reason is the one counted."""
 RULE_REASONS: tuple[str, ...] = tuple(r.__name__ for r in RULES)
 

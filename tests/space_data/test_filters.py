@@ -36,7 +36,7 @@ def test_clean_clip_is_kept():
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"frames_no_face": 1}, "no_face"),
+        ({"frames_no_face": CONFIG.max_no_face_frames + 1}, "no_face"),
         ({"max_landmark_jump": CONFIG.max_jump * 1.5}, "cut"),
         ({"max_abs_yaw": 46.0}, "rotation"),
         ({"max_abs_pitch": 50.0}, "rotation"),
@@ -61,16 +61,16 @@ def test_rotation_limit_is_inclusive_and_nan_is_not_a_rotation():
 
 
 def test_all_reasons_in_rule_order():
-    stats = clean_stats(hand_frames=3, max_abs_yaw=60.0, frames_no_face=2, duration=0.2)
-    assert filter_clip(stats, CONFIG) == ["no_face", "rotation", "hands", "too_short"]
+    stats = clean_stats(hand_frames=3, max_abs_yaw=60.0, frames_no_face=9, duration=0.2)
+    assert filter_clip(stats, CONFIG) == ["rotation", "no_face", "hands", "too_short"]
     assert RULE_REASONS == (
-        "no_face", "cut", "rotation", "zoom", "hands", "too_short", "av_mismatch"
+        "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch"
     )  # fmt: skip
 
 
 def test_tolerances_and_disabled_av_check():
-    loose = FilterConfig(max_no_face_frames=3, max_hand_frames=5, max_av_mismatch=None)
-    stats = clean_stats(frames_no_face=3, hand_frames=5, av_mismatch=-2.5)
+    loose = FilterConfig(max_no_face_frames=6, max_hand_frames=5, max_av_mismatch=None)
+    stats = clean_stats(frames_no_face=6, hand_frames=5, av_mismatch=-2.5)
     assert filter_clip(stats, loose) == []
     # a clip without audio has no mismatch to judge
     assert (
