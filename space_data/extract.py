@@ -2,11 +2,12 @@
 
 Steps (paper Sec. 3.1 and Appendix B):
 1. audio: 16 kHz mono from the container (or MEAD's separate `.m4a`);
-2. crop (MEAD, RAVDESS): a first pass decodes at `detect_max_side` and runs face detection on
-   every `detect_every`-th frame; the union of the boxes plus a margin is ONE square crop for
-   the clip. A second pass decodes at full resolution, crops and resizes to `crop_size`, so
-   memory stays bounded by one full-resolution frame whatever the clip's length. VoxCeleb2
-   frames are face tracks already and are used whole (one pass);
+2. crop (MEAD, RAVDESS): a first pass decodes the video and runs face detection on every
+   `detect_every`-th frame (shrunk to `detect_max_side`); the union of the boxes plus a margin
+   is ONE square crop for the clip, then cropped frames are resized to `crop_size`. The first
+   pass keeps the decoded frames while they fit in `buffer_mb`; a longer or larger clip is
+   decoded a second time instead, so memory stays bounded whatever the clip's length.
+   VoxCeleb2 frames are face tracks already and are used whole (one streaming pass);
 3. per native frame: 68 + 52 eye landmarks (NaN where no face), hands on every
    `hands_every`-th frame (held in between);
 4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
@@ -22,7 +23,6 @@ for anything unexpected); it never raises. Truncated files keep what decoded (`s
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -39,7 +39,7 @@ from space_data.audio import AudioConfig
 from space_data.clip import DATASETS, Clip
 from space_data.config import config_hash
 from space_data.emotion import EmotionConfig, emotion_meta
-from space_data.face import FaceDetector, crop_and_resize, square_crop_box
+from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.hands import HandDetector
 from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
 from space_data.landmarks import LandmarksConfig, make_landmarker
@@ -67,7 +67,10 @@ class ExtractConfig:
     detect_every: int = 5
     """Run face detection for the crop on every k-th native frame of the first pass."""
     detect_max_side: int = 640
-    """Longer side (pixels) frames are decoded at for face detection."""
+    """Longer side (pixels) frames are shrunk to for face detection."""
+    buffer_mb: int = 512
+    """Decoded frames kept between the crop-box pass and the landmark pass (MiB); a clip
+    larger than this is decoded twice instead, so memory stays bounded."""
     require_audio: bool = True
     """A clip without audio is an error (`no_audio`); False extracts its geometry alone."""
     pose_gain: tuple[float, float, float] = (1.229, 1.064, 0.963)
@@ -85,6 +88,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.crop_margin < 0:
             raise ValueError(f"crop_margin must be >= 0, not {self.crop_margin}")
+        if self.buffer_mb < 0:
+            raise ValueError(f"buffer_mb must be >= 0, not {self.buffer_mb}")
         for name in ("crop_size", "hands_every", "detect_every", "detect_max_side"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
@@ -111,7 +116,6 @@ class _Tracks:
     """Second-pass results per native frame: times s, landmarks (68, 3) and eyes (52, 3) in crop
     pixels (NaN without a face), hand samples, 256² keypoint inputs, the first crop as JPEG."""
 
-    reader: VideoReader
     frame_size: tuple[int, int] = (0, 0)
     """(height, width) of the decoded full-resolution frames."""
     times: list[float] = field(default_factory=list)
@@ -190,9 +194,15 @@ class ClipExtractor:
             info = probe(clip.path)
             audio = self._audio(clip, info.has_audio)
         whole = clip.dataset in cfg.whole_frame_datasets
-        box = None if whole else self._crop_box(clip.path)
-        tracks = self._frames(clip.path, box, None if whole else cfg.crop_size)
-        reader = tracks.reader
+        if whole:
+            box, reader = None, VideoReader(clip.path)
+            frames = _timed_iter(reader, self.timings, "decode")
+        else:
+            reader, box, frames = self._first_pass(clip.path, cfg.buffer_mb * 2**20)
+            if frames is None:  # too big to keep: decode again
+                frames = _timed_iter(VideoReader(clip.path), self.timings, "decode")
+        tracks = self._frames(frames, box, None if whole else cfg.crop_size)
+        del frames
         if not tracks.times:
             raise MediaError("no_frames", f"{clip.path}: no video frame decodes ({reader.error})")
         times = np.asarray(tracks.times)
@@ -266,33 +276,59 @@ class ClipExtractor:
                 raise
             return None
 
-    def _crop_box(self, path: str) -> tuple[int, int, int]:
-        """The clip's square crop (x0, y0, side) in full-resolution pixels (first pass)."""
-        reader = VideoReader(path, max_side=self.config.detect_max_side)
-        width, height = reader.info.width, reader.info.height
-        boxes = []
-        for i, (_, small) in enumerate(_timed_iter(reader, self.timings, "decode")):
-            if i % self.config.detect_every:
-                continue
-            with self._timed("face_detection"):
-                found = self._detector(small)
-            if found:
-                f = width / small.shape[1]  # back to full-resolution pixels
-                b = found[0]
-                boxes.append(
-                    dataclasses.replace(b, x0=b.x0 * f, y0=b.y0 * f, x1=b.x1 * f, y1=b.y1 * f)
-                )
-        return square_crop_box(boxes, width, height, self.config.crop_margin)
+    def crop_box(self, path: str) -> tuple[int, int, int]:
+        """The clip's square crop (x0, y0, side) in full-resolution pixels (one decoding pass)."""
+        return self._first_pass(path, buffer_bytes=0)[1]
 
-    def _frames(self, path: str, box: tuple[int, int, int] | None, size: int | None) -> _Tracks:
-        """Second pass: crop every native frame, landmarks on all, hands on every k-th."""
+    def _first_pass(
+        self, path: str, buffer_bytes: int
+    ) -> tuple[VideoReader, tuple[int, int, int], list[tuple[float, np.ndarray]] | None]:
+        """Decode once at full resolution: face boxes on every `detect_every`-th frame (run at
+        `detect_max_side`) → the crop box; the frames are kept while they fit in
+        `buffer_bytes` (None when they do not: the caller decodes again)."""
+        cfg = self.config
+        reader = VideoReader(path)
+        width, height = reader.info.width, reader.info.height
+        boxes, kept, used = [], [], 0
+        for i, (t, rgb) in enumerate(_timed_iter(reader, self.timings, "decode")):
+            if kept is not None:
+                used += rgb.nbytes
+                if used <= buffer_bytes:
+                    kept.append((t, rgb))
+                else:
+                    kept = None
+            if i % cfg.detect_every == 0:
+                with self._timed("face_detection"):
+                    boxes.append(self._detect(rgb))
+        return reader, square_crop_box(boxes, width, height, cfg.crop_margin), kept
+
+    def _detect(self, rgb: np.ndarray) -> FaceBox | None:
+        """The best face box of a frame in its full-resolution pixels (detected on a copy no
+        larger than `detect_max_side`), or None."""
+        height, width = rgb.shape[:2]
+        f = min(1.0, self.config.detect_max_side / max(height, width))
+        small = (
+            rgb
+            if f == 1.0
+            else cv2.resize(
+                rgb, (round(width * f), round(height * f)), interpolation=cv2.INTER_AREA
+            )
+        )
+        found = self._detector(small)
+        if not found:
+            return None
+        b = found[0]
+        return FaceBox(b.x0 / f, b.y0 / f, b.x1 / f, b.y1 / f, b.score)
+
+    def _frames(self, frames, box: tuple[int, int, int] | None, size: int | None) -> _Tracks:
+        """Per native frame `(t, rgb)`: crop, landmarks; hands on every k-th frame."""
         cfg = self.config
         if self._landmarker is None:
             self._landmarker = make_landmarker(cfg.landmarks)
         self._landmarker.reset()
         keep_kp = self._keypoints.missing_reason is None
-        tracks = _Tracks(reader := VideoReader(path))
-        for i, (t, rgb) in enumerate(_timed_iter(reader, self.timings, "decode")):
+        tracks = _Tracks()
+        for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
                 crop = rgb if box is None else crop_and_resize(rgb, box, size)
             if i == 0:

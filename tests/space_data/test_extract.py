@@ -224,7 +224,7 @@ def test_sample_corpus_pose_error(sample_records):
     errors = []
     for clip, rec, truth in sample_records:
         assert rec.ok, (clip.clip_id, rec.reason)
-        native_times = np.arange(len(truth)) / clip.fps
+        native_times = np.arange(len(truth)) / rec.stats.native_fps
         want = resample_track(native_times, truth[:, :3], rec.stats.n_frames, angles=True)
         got = rec.arrays["pose"][:, :3]
         inside = (np.abs(want) <= 45.0).all(1) & rec.arrays["face"].astype(bool)
