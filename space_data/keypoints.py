@@ -105,6 +105,8 @@ class KPHourglass(nn.Module):
 class AntiAliasInterpolation2d(nn.Module):
     """Gaussian blur (σ = (1/scale − 1)/2) then keep every (1/scale)-th pixel: 256² → 64²."""
 
+    weight: torch.Tensor
+
     def __init__(self, channels: int, scale: float) -> None:
         super().__init__()
         sigma = (1 / scale - 1) / 2
@@ -356,8 +358,12 @@ def prepare_images(crops: np.ndarray) -> torch.Tensor:
     skimage.transform.resize as the reference demo.py (bilinear with Gaussian anti-aliasing
     when shrinking), so inputs match what the networks were run on.
     """
-    images = [skimage.transform.resize(c, (IMAGE_SIZE, IMAGE_SIZE))[..., :3] for c in crops]
-    return torch.from_numpy(np.stack(images).astype(np.float32)).permute(0, 3, 1, 2)
+    if crops.shape[1:3] == (IMAGE_SIZE, IMAGE_SIZE):  # already the input size: no resampling
+        images = crops.astype(np.float32) / 255.0
+    else:
+        resized = [skimage.transform.resize(c, (IMAGE_SIZE, IMAGE_SIZE)) for c in crops]
+        images = np.stack(resized).astype(np.float32)
+    return torch.from_numpy(images).permute(0, 3, 1, 2)
 
 
 class KeypointExtractor:

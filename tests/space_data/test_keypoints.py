@@ -13,6 +13,7 @@ import pickle
 
 import numpy as np
 import pytest
+import skimage.transform
 import torch
 
 from space_data.config import ConfigError, from_mapping
@@ -26,6 +27,7 @@ from space_data.keypoints import (
     headpose_to_degrees,
     load_keypoint_models,
     make_coordinate_grid,
+    prepare_images,
     rotation_matrix,
 )
 
@@ -240,6 +242,17 @@ def test_antialias_downsampling() -> None:
     out = down(torch.full((1, 3, 256, 256), 0.5))
     assert out.shape == (1, 3, 64, 64)
     torch.testing.assert_close(out[..., 2:-2, 2:-2], torch.full((1, 3, 60, 60), 0.5))
+
+
+def test_prepare_images_as_the_reference_demo() -> None:
+    """skimage.transform.resize to 256², RGB in [0, 1]; 256² crops pass through unchanged."""
+    rng = np.random.default_rng(1)
+    for shape in [(2, 256, 256, 3), (2, 300, 200, 3)]:
+        crops = rng.integers(0, 256, shape, dtype=np.uint8)
+        reference = np.stack([skimage.transform.resize(c, (256, 256)) for c in crops])
+        images = prepare_images(crops)
+        assert images.shape == (2, 3, 256, 256) and images.dtype == torch.float32
+        np.testing.assert_allclose(images.permute(0, 2, 3, 1).numpy(), reference, atol=1e-6)
 
 
 def test_extractor_shapes_with_random_weight_checkpoint(checkpoint) -> None:
