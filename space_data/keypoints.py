@@ -11,12 +11,14 @@ radians = deg / 180 · 3.14 (not π), R = pitch(x) · yaw(y) · roll(z).
 Per clip (`KeypointExtractor`): canonical keypoints come from the first frame only (the source
 image face-vid2vid animates); every frame's driving keypoints are
 kp = R(frame) · kp_source + t(frame) + exp(frame), as in the reference `demo.py`.
-Angles in `kp_pose` follow the estimator's own (Hopenet) convention, not `space_data.pose`.
+Angles in `kp_pose` follow the estimator's own (Hopenet / 300W-LP) convention; their signs have
+not been checked against `space_data.pose` (that needs the real checkpoint).
 No checkpoint ships with the project: without one the keypoint members are absent.
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,7 +311,7 @@ def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
     try:
         with storage.open_file(path) as f:
             ckpt = torch.load(f, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
         raise ValueError(f"{path} is not a readable torch checkpoint: {e}") from e
     found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
     missing = [k for k in CHECKPOINT_ENTRIES if not isinstance(ckpt, dict) or k not in ckpt]
