@@ -26,6 +26,8 @@ SECTIONS: dict[str, str] = {
     "filter": "space_data.filters:FilterConfig",
     "pack": "space_data.shards:PackConfig",
     "report": "pipelines.report:ReportConfig",
+    "train": "space_models.train:TrainConfig",
+    "evaluate": "space_models.metrics:EvalConfig",
 }
 
 

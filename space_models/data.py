@@ -1,0 +1,216 @@
+"""WebDataset loader over `data/shards`: random windows of N frames, batched with masks.
+
+Each shard sample is one clip (members from `ClipFeatures.shard_members()`); a window is N
+consecutive frames of the 30 fps timeline, so frame k of every member (MFCC row, landmarks,
+pose, keypoints) belongs to the same time t = (start + k) / 30 s. A window starts on a frame
+with a face (S2L and L2L feed that frame back as the known first frame); later frames without
+a face stay in and are masked out of the loss.
+
+Training reads resampled shards (each rank and worker draws shards at random with replacement,
+so DDP needs no even split of shards), decodes only the members it needs, shuffles in a buffer,
+cuts one random window per clip and, with `augment`, picks a random MFCC row (row 0 clean,
+rows 1..A augmented). All randomness is seeded from (seed, rank, worker), so a stream is
+reproducible (resume replays it, see train.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import random
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset as wds
+
+from space_data.clip import EMOTIONS
+from space_data.shards import shard_urls as indexed_shard_urls
+from space_models.l2l import posed_landmarks
+
+INDEX = "index.json"
+FRAME_MEMBERS = ("lm_norm", "eyes_norm", "pose", "scale", "face", "mfcc")
+KEYPOINT_MEMBERS = ("kp", "kp_source")
+
+
+class DataError(RuntimeError):
+    """Missing or unusable shards; the message names the path and the fix."""
+
+
+@dataclass
+class DataConfig:
+    """How training windows are cut from the shards."""
+
+    shards: str = "data/shards"
+    """Folder with `{split}-NNNNNN.tar` and `index.json` (the pack stage's output)."""
+    window: int = 64
+    """Frames per training window (30 fps)."""
+    shuffle_buffer: int = 1000
+    """Clips held in the shuffle buffer."""
+    augment: bool = True
+    """Draw a random MFCC row (clean or augmented) per window; False uses the clean row 0."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 reads in the training process)."""
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ValueError("data.window must be >= 2 (velocity needs two frames)")
+        if self.shuffle_buffer < 1 or self.num_workers < 0:
+            raise ValueError("data.shuffle_buffer must be >= 1 and data.num_workers >= 0")
+
+
+def data_version(shards: str | Path) -> str:
+    """The version of the shards a run read: index.json's `data_version` (sha256 of the index
+    content, written by space_data.shards), or the sha256 of the file when it has none."""
+    path = Path(shards) / INDEX
+    if not path.is_file():
+        raise DataError(f"{path} not found: build the shards first (`space pack` / `dvc repro`)")
+    raw = path.read_bytes()
+    return json.loads(raw).get("data_version") or hashlib.sha256(raw).hexdigest()
+
+
+def shard_urls(shards: str | Path, split: str) -> list[str]:
+    """A split's shard paths in index order; DataError when there are none."""
+    data_version(shards)  # a clear error when the index is missing
+    urls = indexed_shard_urls(shards, split)
+    if not urls:
+        raise DataError(f"{Path(shards) / INDEX} lists no {split} shards")
+    return urls
+
+
+def has_keypoints(shards: str | Path, split: str = "train") -> bool:
+    """Whether any sample of `split` carries `kp.npy` (reads tar headers only)."""
+    for url in shard_urls(shards, split):
+        with tarfile.open(url) as tar:
+            if any(name.endswith(".kp.npy") for name in tar.getnames()):
+                return True
+    return False
+
+
+def emotion_vector(emotion: str | None, intensity: float | None) -> np.ndarray:
+    """(len(EMOTIONS),) float32: one-hot × intensity; zeros when unlabelled (VoxCeleb2)."""
+    vec = np.zeros(len(EMOTIONS), np.float32)
+    if emotion is not None and intensity is not None:
+        vec[EMOTIONS.index(emotion)] = intensity
+    return vec
+
+
+def decode(sample: dict, keypoints: bool = False) -> dict:
+    """A raw WebDataset sample (member → bytes) → {"key", "meta", member name → array}."""
+    names = FRAME_MEMBERS + (KEYPOINT_MEMBERS if keypoints else ())
+    out = {"key": sample["__key__"], "meta": json.loads(sample["meta.json"])}
+    for name in names:
+        raw = sample.get(f"{name}.npy")
+        if raw is not None:
+            out[name] = np.load(io.BytesIO(raw), allow_pickle=False)
+    return out
+
+
+def window_starts(clip: dict, window: int, keypoints: bool = False) -> np.ndarray:
+    """Frames where a window of `window` frames can start: a face there, the clip long enough."""
+    if any(name not in clip for name in FRAME_MEMBERS + (KEYPOINT_MEMBERS if keypoints else ())):
+        return np.zeros(0, np.int64)
+    n = min(len(clip["face"]), clip["mfcc"].shape[1]) - window + 1  # candidate starts
+    if n <= 0:
+        return np.zeros(0, np.int64)
+    ok = (clip["face"][:n] > 0) & np.isfinite(clip["lm_norm"][:n]).all((1, 2))
+    if keypoints:
+        ok &= np.isfinite(clip["kp"][:n]).all((1, 2))
+    return np.flatnonzero(ok)
+
+
+def cut_window(clip: dict, start: int, window: int, mfcc_row: int = 0) -> dict:
+    """One training example: frames [start, start + window) of every member.
+
+    mfcc (W, 40), lm (W, 68, 3), eyes (W, 52, 3), pose (W, 6), scale (W,), face (W,) uint8,
+    emotion (E,); with keypoints also kp (W, K, 3), kp_source (K, 3) and the posed landmarks
+    (W, 68, 3) relative to the window's first frame (see l2l.posed_landmarks).
+    """
+    sl = slice(start, start + window)
+    meta = clip["meta"]
+    ex = {
+        "mfcc": clip["mfcc"][mfcc_row, sl],
+        "lm": clip["lm_norm"][sl],
+        "eyes": clip["eyes_norm"][sl],
+        "pose": clip["pose"][sl],
+        "scale": clip["scale"][sl],
+        "face": clip["face"][sl],
+        "emotion": emotion_vector(meta.get("emotion"), meta.get("intensity")),
+    }
+    if "kp" in clip:
+        ex["kp"], ex["kp_source"] = clip["kp"][sl], clip["kp_source"]
+        ex["posed"] = posed_landmarks(ex["lm"], ex["pose"], ex["scale"])
+    return ex
+
+
+def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack examples; NaN → 0 with masks: `mask` (B, T) face present, `lm_ok` (B, T, 68) and
+    `eyes_ok` (B, T, 52) point present (a backend may lack some eye points)."""
+    batch = {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+    mask = batch.pop("face") > 0
+    out = {"mask": torch.from_numpy(mask)}
+    out["lm_ok"] = torch.from_numpy(mask[..., None] & np.isfinite(batch["lm"]).all(-1))
+    out["eyes_ok"] = torch.from_numpy(mask[..., None] & np.isfinite(batch["eyes"]).all(-1))
+    for k, v in batch.items():
+        out[k] = torch.from_numpy(np.nan_to_num(v.astype(np.float32)))
+    return out
+
+
+def _random_windows(
+    src: Iterator[dict], window: int, seed: int, augment: bool, keypoints: bool
+) -> Iterator[dict]:
+    _, _, worker, _ = wds.utils.pytorch_worker_info()
+    rng = random.Random(seed * 1000 + worker)
+    for clip in src:
+        starts = window_starts(clip, window, keypoints)
+        if len(starts) == 0:
+            continue  # too short, no face, or missing members: nothing to learn from
+        row = rng.randrange(clip["mfcc"].shape[0]) if augment else 0
+        yield cut_window(clip, int(starts[rng.randrange(len(starts))]), window, row)
+
+
+def train_batches(
+    config: DataConfig,
+    batch_size: int,
+    seed: int = 0,
+    rank: int = 0,
+    keypoints: bool = False,
+) -> torch.utils.data.DataLoader:
+    """Endless batches (dicts of tensors, see `collate`) of random train windows.
+
+    The stream depends only on (seed, rank, num_workers): the same arguments give the same
+    batches. `keypoints` keeps only clips with keypoints (kp / kp_source / posed in the batch).
+    """
+    seed = seed + 7919 * rank
+    pipeline = wds.DataPipeline(
+        wds.ResampledShards(shard_urls(config.shards, "train"), seed=seed, deterministic=True),
+        wds.tarfile_to_samples(),
+        wds.shuffle(config.shuffle_buffer, initial=min(100, config.shuffle_buffer), seed=seed),
+        wds.map(functools.partial(decode, keypoints=keypoints)),
+        wds.pipelinefilter(_random_windows)(config.window, seed, config.augment, keypoints),
+        wds.batched(batch_size, collation_fn=collate, partial=False),
+    )
+    # its own generator: creating the iterator must not draw from the global torch RNG, which
+    # drives teacher forcing and is restored on resume
+    return torch.utils.data.DataLoader(
+        pipeline,
+        batch_size=None,
+        num_workers=config.num_workers,
+        persistent_workers=config.num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def eval_clips(shards: str | Path, split: str, keypoints: bool = False) -> Iterator[dict]:
+    """Every decoded clip of `split`, in shard order (no shuffling, no resampling)."""
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(shard_urls(shards, split)),
+        wds.tarfile_to_samples(),
+        wds.map(functools.partial(decode, keypoints=keypoints)),
+    )
+    yield from pipeline

@@ -1,0 +1,173 @@
+"""Evaluation on the val/test shards: `space evaluate` → `reports/train/eval.json`.
+
+S2L (SPACE's landmark metrics, lower is better):
+- M-P, M-V: mouth landmarks (iBUG 48–67, x and y) normalized per frame by the similarity that
+  puts the mouth corners (48, 54) at (−1, 0) and (1, 0); mean absolute error of positions and
+  of velocities (first differences, per 30 fps frame).
+- F-P, F-V: all 68 landmarks in the lm_norm normalization (x, y, z); MAE of positions and
+  velocities.
+PoseGen: MAE of yaw/pitch/roll (degrees) of one sampled motion per clip (z ~ N(0, 1) with a
+fixed seed; a sample is one plausible motion, so this measures scale rather than match).
+L2L: MAE of keypoints. Each clip is run once without teacher forcing from its first frame with
+a face, for at most `max_frames` frames; errors are averaged over valid frames of all clips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from pipelines.params import DEFAULT_PARAMS, load_section
+from space_data.config import ConfigError
+from space_models.data import (
+    DataError,
+    collate,
+    cut_window,
+    data_version,
+    eval_clips,
+    window_starts,
+)
+from space_models.train import MODELS, CheckpointError, load_model, load_train_config
+
+MOUTH = slice(48, 68)
+CORNERS = (0, 6)  # 48 and 54 within the mouth slice
+
+
+@dataclass
+class EvalConfig:
+    """The `evaluate:` section."""
+
+    splits: tuple[str, ...] = ("val", "test")
+    """Shard splits to evaluate on."""
+    max_frames: int = 300
+    """Frames per clip (10 s at 30 fps), from the first frame with a face."""
+    seed: int = 0
+    """Seed of PoseGen's z samples."""
+
+    def __post_init__(self) -> None:
+        self.splits = tuple(self.splits)
+        if not self.splits or any(s not in ("train", "val", "test") for s in self.splits):
+            raise ValueError("evaluate.splits must be a non-empty subset of train/val/test")
+        if self.max_frames < 2:
+            raise ValueError("evaluate.max_frames must be >= 2")
+
+
+def normalize_mouth(lm: np.ndarray) -> np.ndarray:
+    """(..., 68, ≥2) landmarks → (..., 20, 2) mouth points with the corners at (∓1, 0)."""
+    mouth = lm[..., MOUTH, :2].astype(np.float64)
+    left, right = mouth[..., CORNERS[0], :], mouth[..., CORNERS[1], :]
+    centre, d = (left + right) / 2, right - left  # (..., 2)
+    length = np.linalg.norm(d, axis=-1)[..., None]
+    c, s = d[..., :1] / length, d[..., 1:] / length  # rotation that takes d to +x
+    x, y = mouth[..., 0] - centre[..., :1], mouth[..., 1] - centre[..., 1:]
+    return np.stack([c * x + s * y, -s * x + c * y], -1) / length[..., None] * 2
+
+
+def landmark_errors(pred: np.ndarray, true: np.ndarray, ok: np.ndarray) -> dict[str, tuple]:
+    """pred, true (T, 68, 3), ok (T,) → {metric: (sum of errors, count)} for M-P/M-V/F-P/F-V."""
+    out = {}
+    for name, p, t in (("M", normalize_mouth(pred), normalize_mouth(true)), ("F", pred, true)):
+        err = np.abs(p - t).mean((1, 2))  # (T,)
+        vel = np.abs(np.diff(p, axis=0) - np.diff(t, axis=0)).mean((1, 2))  # (T-1,)
+        both = ok[1:] & ok[:-1]
+        out[f"{name}-P"] = (float(err[ok].sum()), int(ok.sum()))
+        out[f"{name}-V"] = (float(vel[both].sum()), int(both.sum()))
+    return out
+
+
+def _example(clip: dict, max_frames: int) -> dict[str, torch.Tensor] | None:
+    starts = window_starts(clip, 2, keypoints="kp" in clip)
+    if len(starts) == 0:
+        return None
+    start = int(starts[0])
+    length = min(max_frames, clip["mfcc"].shape[1] - start, len(clip["face"]) - start)
+    return collate([cut_window(clip, start, length)])
+
+
+def evaluate_model(name: str, model, shards: str, split: str, config: EvalConfig) -> dict:
+    """Mean errors of one model over one split (see the module docstring)."""
+    sums: dict[str, list] = {}
+    generator = torch.Generator().manual_seed(config.seed)
+    clips = 0
+    for clip in eval_clips(shards, split, keypoints=name == "l2l"):
+        if name == "l2l" and "kp" not in clip:
+            continue
+        b = _example(clip, config.max_frames)
+        if b is None:
+            continue
+        clips += 1
+        ok = b["mask"][0].numpy()
+        if name == "s2l":
+            lm, _ = model.predict(b["mfcc"], b["lm"][:, 0], b["eyes"][:, 0], b["emotion"])
+            errors = landmark_errors(lm[0].numpy(), b["lm"][0].numpy(), ok)
+        elif name == "posegen":
+            pose = model.predict(b["mfcc"], b["pose"][:, 0], b["scale"][:, 0], b["emotion"],
+                                 generator)  # fmt: skip
+            err = (pose[0, :, :3] - b["pose"][0, :, :3]).abs().mean(-1).numpy()
+            errors = {"angle_mae_deg": (float(err[ok].sum()), int(ok.sum()))}
+        else:
+            kp = model.predict(b["mfcc"], b["posed"], b["kp_source"], b["kp"][:, 0], b["emotion"])
+            err = (kp[0] - b["kp"][0]).abs().mean((1, 2)).numpy()
+            errors = {"keypoint_mae": (float(err[ok].sum()), int(ok.sum()))}
+        for k, (total, count) in errors.items():
+            acc = sums.setdefault(k, [0.0, 0])
+            acc[0] += total
+            acc[1] += count
+    result = {k: (total / count if count else None) for k, (total, count) in sums.items()}
+    return {"clips": clips, **result}
+
+
+def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
+    """Evaluate every trained model on the configured splits; writes reports/train/eval.json."""
+    train_config = load_train_config(params)
+    config = load_section("evaluate", params)
+    shards = train_config.data.shards
+    report: dict = {"data_version": data_version(shards), "models": {}}
+    for name in MODELS:
+        path = Path(train_config.checkpoints) / f"{name}.pt"
+        try:
+            model, ckpt = load_model(path, name)
+        except CheckpointError as e:
+            report["models"][name] = {"skipped": str(e)}
+            print(f"evaluate {name}: skipped: {e}")
+            continue
+        entry = {"checkpoint_data_version": ckpt["data_version"], "step": ckpt["step"]}
+        if ckpt["data_version"] != report["data_version"]:
+            print(f"evaluate {name}: warning: trained on data {ckpt['data_version'][:12]}, "
+                  f"evaluated on {report['data_version'][:12]}")  # fmt: skip
+        for split in config.splits:
+            try:
+                entry[split] = evaluate_model(name, model, shards, split, config)
+            except DataError as e:
+                entry[split] = {"skipped": str(e)}
+            print(f"evaluate {name} {split}: {json.dumps(entry[split])}")
+        report["models"][name] = entry
+    out = Path(train_config.reports) / "eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+@click.command("evaluate")
+@click.option(
+    "--params",
+    default=str(DEFAULT_PARAMS),
+    show_default=True,
+    help="params.yaml (`train:` names shards, checkpoints and reports; `evaluate:`).",
+)
+def cli(params: str) -> None:
+    """Evaluate the trained models on the val/test shards → reports/train/eval.json.
+
+    S2L: M-P, M-V (mouth, corners normalized to (∓1, 0)) and F-P, F-V (face, lm_norm units);
+    PoseGen: angle MAE of a sampled motion; L2L: keypoint MAE. Models without a checkpoint
+    are listed as skipped.
+    """
+    try:
+        evaluate(params)
+    except (ConfigError, DataError) as e:
+        raise click.ClickException(str(e)) from e

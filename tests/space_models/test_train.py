@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from space_models.data import data_version
+from space_models.train import (
+    TrainConfig,
+    cli,
+    learning_rate,
+    load_model,
+    load_train_config,
+    read_checkpoint,
+    train,
+)
+
+
+def _config(shards, out, steps: int) -> TrainConfig:
+    return TrainConfig(
+        preset="tiny", steps=steps, warmup_steps=2, batch_size=2, log_every=1,
+        checkpoint_every=2, data={"shards": str(shards), "window": 6, "shuffle_buffer": 4},
+        checkpoints=str(out / "checkpoints"), reports=str(out / "reports"),
+    )  # fmt: skip
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    c = TrainConfig()  # the paper's schedule
+    assert learning_rate(0, c) == pytest.approx(1e-5)
+    assert learning_rate(5_000, c) == pytest.approx((1e-5 + 5e-4) / 2)
+    assert learning_rate(10_000, c) == pytest.approx(5e-4)
+    assert learning_rate(505_000, c) == pytest.approx(2.5e-4)
+    assert learning_rate(1_000_000, c) == pytest.approx(0.0, abs=1e-12)
+    assert c.batch_size == 256
+
+
+@pytest.mark.parametrize("name", ["s2l", "posegen"])
+def test_resumed_run_equals_uninterrupted_run(name, kp_shards, tmp_path):
+    whole = train(name, _config(kp_shards, tmp_path / "a", 4), device="cpu")
+    train(name, _config(kp_shards, tmp_path / "b", 2), device="cpu")  # stops at step 2
+    resumed = train(name, _config(kp_shards, tmp_path / "b", 4), device="cpu")
+    a = read_checkpoint(tmp_path / "a" / "checkpoints" / f"{name}.pt", name)
+    b = read_checkpoint(tmp_path / "b" / "checkpoints" / f"{name}.pt", name)
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=0, msg=key)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
+    # the checkpoint carries the data version and loads safely into a working model
+    assert a["data_version"] == data_version(kp_shards) == whole["data_version"]
+    report = json.loads((tmp_path / "a" / "reports" / f"{name}.json").read_text())
+    assert report["data_version"] == a["data_version"] and report["steps"] == 4
+    model, _ = load_model(tmp_path / "a" / "checkpoints" / f"{name}.pt", name)
+    assert not model.training
+
+
+def test_l2l_trains_with_keypoints(kp_shards, tmp_path):
+    metrics = train("l2l", _config(kp_shards, tmp_path, 2), device="cpu")
+    assert metrics["steps"] == 2 and metrics["final_loss"] > 0
+    load_model(tmp_path / "checkpoints" / "l2l.pt", "l2l")
+
+
+def test_l2l_skips_without_keypoints_through_the_cli(plain_shards, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump({"train": {"preset": "tiny", "data": {"shards": str(plain_shards)}}})
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [
+        "--model", "l2l", "--params", str(params), f"checkpoints={out}", f"reports={out}",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output
+    report = json.loads((out / "l2l.json").read_text())
+    assert "keypoints" in report["skipped"] and report["data_version"] == data_version(plain_shards)
+    with pytest.raises(RuntimeError, match="skipped"):
+        read_checkpoint(out / "l2l.pt", "l2l")
+
+
+def test_overrides_and_bad_keys(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  preset: tiny\n  steps: 10\n  warmup_steps: 5\n")
+    c = load_train_config(params, ("steps=20", "data.window=32", "s2l.teacher_forcing=0.25"))
+    assert (c.steps, c.data.window, c.preset) == (20, 32, "tiny")
+    result = CliRunner().invoke(cli, ["--model", "s2l", "--params", str(params), "s2l.hiden=3"])
+    assert result.exit_code != 0 and "hiden" in result.output
