@@ -1,0 +1,103 @@
+"""Throughput of the Ray extract job against a plain sequential loop over the same clips.
+
+Both sides use params.yaml's `extract` section and start cold, as a real run does:
+- sequential: one `ClipExtractor` in this process, models created at the first clip;
+- Ray: `run_extract` into a fresh features folder (actor start-up, model loading, journal,
+  commits and clips.parquet included; `ray.init` is timed separately and excluded).
+Prints clips/s and native frames/s of each, the ratio, and the peak RSS of every actor (its
+own `getrusage` max RSS) beside this process's.
+
+Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--actors N]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import ray
+
+from pipelines.extract import run_extract
+from pipelines.params import load_section
+from space_data.datasets import SCANNERS
+from space_data.extract import ClipExtractor
+
+MIB = 2**20
+
+
+def corpus_clips(root: Path, limit: int | None) -> list:
+    """Usable clips of every corpus tree under `root`, sorted by id, at most `limit`."""
+    clips = []
+    for dataset, scan in SCANNERS.items():
+        if (root / dataset).is_dir():
+            clips += [c for c in scan(str(root / dataset)) if c.usable]
+    if not clips:
+        raise click.ClickException(f"no usable clips under {root} (run `space synth` first)")
+    return sorted(clips, key=lambda c: c.clip_id)[:limit]
+
+
+def sequential(clips: list, config) -> tuple[float, int]:
+    """Wall seconds and native frames of one extractor over `clips`."""
+    extractor = ClipExtractor(config)
+    start = time.perf_counter()
+    frames = sum(extractor(clip).stats.decoded_frames for clip in clips)
+    seconds = time.perf_counter() - start
+    extractor.close()
+    return seconds, frames
+
+
+@click.command()
+@click.option("--corpus", default="sample", show_default=True, type=click.Path(file_okay=False))
+@click.option("--limit", default=24, show_default=True, help="Clips to extract (sorted by id).")
+@click.option("--actors", type=int, default=None, help="Override ray.num_actors.")
+@click.option("--params", default="params.yaml", show_default=True)
+def main(corpus: str, limit: int, actors: int | None, params: str) -> None:
+    """Ray extract job vs a sequential loop: clips/s, frames/s, ratio, peak RSS per worker."""
+    extract_config = load_section("extract", params)
+    ray_config = load_section("ray", params)
+    if actors is not None:
+        ray_config = dataclasses.replace(ray_config, num_actors=actors)
+    clips = corpus_clips(Path(corpus), limit)
+    click.echo(
+        f"{len(clips)} clips from {corpus}; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+    seq_seconds, seq_frames = sequential(clips, extract_config)
+    seq_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    start = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    init_seconds = time.perf_counter() - start
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            summary = run_extract(clips, out, extract_config, ray_config, progress=False)
+    finally:
+        ray.shutdown()
+    if summary.clips_run != len(clips):
+        raise click.ClickException(f"the Ray job extracted {summary.clips_run} of {len(clips)}")
+
+    rows = [
+        ("sequential (1 process)", seq_seconds, seq_frames),
+        (f"ray ({len(summary.peak_rss)} actors)", summary.seconds, summary.frames),
+    ]
+    for name, seconds, frames in rows:
+        click.echo(
+            f"{name:24s} {seconds:7.1f} s  {len(clips) / seconds:6.2f} clips/s  "
+            f"{frames / seconds:7.1f} frames/s"
+        )
+    click.echo(
+        f"ratio ray / sequential: {seq_seconds / summary.seconds:.2f}x "
+        f"(ray.init {init_seconds:.1f} s not included)"
+    )
+    rss = ", ".join(f"{r / MIB:.0f}" for r in summary.peak_rss)
+    click.echo(f"peak RSS per actor: {rss} MiB; sequential process: {seq_rss / MIB:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
