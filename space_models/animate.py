@@ -1,0 +1,283 @@
+"""`space animate`: a face image + speech → landmark animation (npz) and a preview video (mp4).
+
+1. Source landmarks: the image's 68 + 52 eye landmarks (the extraction landmarker), its head
+   pose and `lm_norm` / `eyes_norm` (space_data.pose.estimate_pose / frontalize), exactly as
+   extraction computes them for a clip's first frame. The image should frame the face like
+   the shards' `frame0` crops (a portrait).
+2. MFCC of the speech on the 30 fps timeline (space_data.audio.mfcc_track, `extract.audio`).
+3. S2L predicts normalized landmarks and eye landmarks per frame; `--blink` closes the eyelids
+   at seeded intervals by editing the eye landmarks.
+4. Pose: `still` holds the source pose, `generate` samples PoseGen, `FILE.npy` reads (N, 6).
+   Posed landmarks: l2l.posed_landmarks (units of the source face size).
+5. L2L keypoints when an L2L checkpoint and the face-vid2vid checkpoint
+   (`extract.keypoints.checkpoint`) both exist; otherwise the reason is printed.
+6. `DIR/animation.npz` and `DIR/animation.mp4`: the posed landmarks drawn over the source image
+   (a similarity fitted at frame 0 maps them to image pixels), the input speech muxed in.
+
+Only trained checkpoints are used: without `checkpoints/s2l.pt` (or `posegen.pt` for
+`--pose generate`) the command stops and says how to train one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+import torch
+
+from pipelines.params import DEFAULT_PARAMS, load_section
+from space_data.audio import mfcc_track
+from space_data.clip import EMOTIONS
+from space_data.config import ConfigError
+from space_data.media import MediaError, decode_audio, write_video
+from space_data.pose import estimate_pose, fit_similarity, frontalize
+from space_data.record import FPS, SAMPLE_RATE
+from space_models.data import emotion_vector
+from space_models.l2l import posed_landmarks
+from space_models.train import CheckpointError, load_model, load_train_config
+
+EYE_BLOCK, LID, IRIS = 26, slice(0, 16), slice(16, 21)  # space_data.landmarks EYES52 layout
+LID_CORNERS = (0, 8)  # outer and inner corner within a block's lid contour
+LM68_EYES = ((36, 39, range(36, 42)), (42, 45, range(42, 48)))  # (corner, corner, points)
+
+
+class AnimateError(RuntimeError):
+    """Bad input (no face in the image, unreadable files, bad --emotion / --pose)."""
+
+
+def parse_emotion(text: str | None) -> np.ndarray:
+    """`NAME[:INTENSITY]` → (len(EMOTIONS),) vector; None → zeros (unconditioned)."""
+    if not text:
+        return emotion_vector(None, None)
+    name, _, value = text.partition(":")
+    if name not in EMOTIONS:
+        raise AnimateError(f"--emotion {name!r} is not one of {', '.join(EMOTIONS)}")
+    try:
+        intensity = float(value) if value else 1.0
+    except ValueError:
+        raise AnimateError(f"--emotion intensity {value!r} is not a number") from None
+    if not 0.0 <= intensity <= 1.0:
+        raise AnimateError(f"--emotion intensity {intensity} is outside [0, 1]")
+    return emotion_vector(name, intensity)
+
+
+def blink_curve(n_frames: int, seed: int = 0, every_s: float = 3.5, length: int = 7) -> np.ndarray:
+    """(T,) eyelid closure in [0, 1]: a blink of `length` frames (0 → 1 → 0) about every
+    `every_s` seconds (±30 %, seeded), the first after ~1 s."""
+    rng = np.random.default_rng(seed)
+    closure = np.zeros(n_frames, np.float32)
+    shape = np.sin(np.linspace(0, np.pi, length + 2)[1:-1]).astype(np.float32)
+    t = int(FPS * rng.uniform(0.7, 1.3))
+    while t + length <= n_frames:
+        closure[t : t + length] = np.maximum(closure[t : t + length], shape)
+        t += int(FPS * every_s * rng.uniform(0.7, 1.3))
+    return closure
+
+
+def insert_blinks(lm: np.ndarray, eyes: np.ndarray, closure: np.ndarray) -> None:
+    """Close the eyes in place by `closure` (T,): lid and iris points move towards the line
+    between the eye corners (y only), in both the 52 eye points and iBUG 36–47."""
+    c = closure[:, None]
+    for block in range(2):
+        base = block * EYE_BLOCK
+        a, b = (base + LID_CORNERS[0], base + LID_CORNERS[1])
+        mid = (eyes[:, a, 1] + eyes[:, b, 1])[:, None] / 2  # (T, 1)
+        for part in (LID, IRIS):
+            rows = slice(base + part.start, base + part.stop)
+            eyes[:, rows, 1] += c * (mid - eyes[:, rows, 1])
+    for a, b, points in LM68_EYES:
+        rows = list(points)
+        mid = (lm[:, a, 1] + lm[:, b, 1])[:, None] / 2
+        lm[:, rows, 1] += c * (mid - lm[:, rows, 1])
+
+
+def read_pose_file(path: str, n_frames: int) -> np.ndarray:
+    """(N, 6) .npy in the shards' pose units → (T, 6): cut, or the last row held."""
+    pose = np.load(path, allow_pickle=False).astype(np.float32)
+    if pose.ndim != 2 or pose.shape[1] != 6 or not len(pose):
+        raise AnimateError(f"--pose {path}: expected an (N, 6) array, got {pose.shape}")
+    if len(pose) < n_frames:
+        pose = np.concatenate([pose, np.repeat(pose[-1:], n_frames - len(pose), 0)])
+    return pose[:n_frames]
+
+
+def source_face(rgb: np.ndarray, extract_config) -> dict[str, np.ndarray]:
+    """lm68 (68, 3) px, eyes52, lm_norm (68, 3), eyes_norm (52, 3), pose (6,), scale ()."""
+    from space_data.landmarks import make_landmarker  # loads MediaPipe: only when used
+
+    landmarker = make_landmarker(extract_config.landmarks)
+    try:
+        found = landmarker(rgb)
+    finally:
+        landmarker.close()
+    if found is None:
+        raise AnimateError("no face found in the image")
+    lm68 = found.lm68[None].astype(np.float32)  # (1, 68, 3)
+    pose, scale, rot = estimate_pose(lm68)
+    if not np.isfinite(pose).all():
+        raise AnimateError("could not fit a head pose to the image's landmarks")
+    eyes = found.eyes52[None]
+    return {
+        "lm68": lm68[0], "eyes52": eyes[0], "pose": pose[0], "scale": scale[0],
+        "lm_norm": np.nan_to_num(frontalize(lm68, rot, lm68)[0]),
+        "eyes_norm": np.nan_to_num(frontalize(eyes, rot, lm68)[0]),
+    }  # fmt: skip
+
+
+def draw(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The image with (N, 2) pixel points drawn (even height and width for H.264)."""
+    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    frame = np.ascontiguousarray(rgb[:h, :w])
+    radius = max(1, round(min(h, w) / 200))
+    for x, y in points:
+        if np.isfinite(x) and np.isfinite(y):
+            cv2.circle(frame, (int(round(x)), int(round(y))), radius, (0, 255, 0), -1)
+    return frame
+
+
+def animate(
+    image: str,
+    audio: str,
+    out_dir: str,
+    emotion: str | None = None,
+    pose_mode: str = "still",
+    blink: bool = False,
+    params: str = str(DEFAULT_PARAMS),
+    seed: int = 0,
+) -> dict[str, str]:
+    """Run the pipeline above; returns {"npz": path, "mp4": path}."""
+    ckpts = Path(load_train_config(params).checkpoints)
+    s2l, _ = load_model(ckpts / "s2l.pt", "s2l")  # first: fail before any expensive work
+    posegen = load_model(ckpts / "posegen.pt", "posegen")[0] if pose_mode == "generate" else None
+    emo = torch.from_numpy(parse_emotion(emotion))[None]  # (1, E)
+    extract_config = load_section("extract", params)
+
+    bgr = cv2.imread(image, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise AnimateError(f"cannot read the image {image}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        speech = decode_audio(audio, SAMPLE_RATE)
+    except MediaError as e:
+        raise AnimateError(f"cannot read the audio {audio}: {e.detail}") from e
+    n_frames = round(len(speech) / SAMPLE_RATE * FPS)
+    if n_frames < 2:
+        raise AnimateError(f"{audio} is shorter than two frames")
+    src = source_face(rgb, extract_config)
+    mfcc = torch.from_numpy(mfcc_track(speech, n_frames, extract_config.audio))[None]
+    lm, eyes = s2l.predict(mfcc, torch.from_numpy(src["lm_norm"])[None],
+                           torch.from_numpy(src["eyes_norm"])[None], emo)  # fmt: skip
+    lm, eyes = lm[0].numpy(), eyes[0].numpy()  # (T, 68, 3), (T, 52, 3)
+    if blink:
+        insert_blinks(lm, eyes, blink_curve(n_frames, seed))
+
+    if pose_mode == "still":
+        pose = np.repeat(src["pose"][None], n_frames, 0)
+    elif pose_mode == "generate":
+        generator = torch.Generator().manual_seed(seed)
+        pose = posegen.predict(
+            mfcc,
+            torch.from_numpy(src["pose"])[None],
+            torch.tensor([float(src["scale"])]),
+            emo,
+            generator,
+        )[0].numpy()
+    else:
+        pose = read_pose_file(pose_mode, n_frames)
+    posed = posed_landmarks(lm, pose, np.full(n_frames, src["scale"], np.float32))
+
+    result = {"lm_norm": lm, "eyes_norm": eyes, "posed": posed, "pose": pose.astype(np.float32),
+              "emotion": emo[0].numpy(), "fps": np.float32(FPS)}  # fmt: skip
+    kp_note = _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result)
+    print(f"animate: {kp_note}")
+
+    s, rot, t = fit_similarity(posed[0], src["lm68"])  # normalized posed space → image pixels
+    pixels = (s * posed @ rot.T + t)[..., :2]  # (T, 68, 2)
+    result["image_points"] = pixels.astype(np.float32)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "animation.npz", **result)
+    write_video(str(out / "animation.mp4"), (draw(rgb, p) for p in pixels), FPS, speech)
+    return {"npz": str(out / "animation.npz"), "mp4": str(out / "animation.mp4")}
+
+
+def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
+    """Add L2L keypoints to `result` when possible; returns what happened."""
+    from space_data.keypoints import KeypointExtractor  # torch modules: only when used
+
+    try:
+        l2l, _ = load_model(ckpts / "l2l.pt", "l2l")
+    except CheckpointError as e:
+        return f"no keypoints: {e}"
+    extractor = KeypointExtractor(extract_config.keypoints)
+    if extractor.missing_reason:
+        return f"no keypoints: {extractor.missing_reason}"
+    source = extractor(rgb[None])
+    kp = l2l.predict(mfcc, torch.from_numpy(posed)[None],
+                     torch.from_numpy(source["kp_source"])[None],
+                     torch.from_numpy(source["kp"][:1]), emo)  # fmt: skip
+    result["kp"] = kp[0].numpy()
+    result["kp_source"] = source["kp_source"]
+    return "keypoints from L2L written"
+
+
+@click.command("animate")
+@click.option(
+    "--image",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Face image (a portrait framed like the shards' frame0 crops).",
+)
+@click.option(
+    "--audio",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Speech (wav, flac, m4a, mp4, ...), resampled to 16 kHz mono.",
+)
+@click.option(
+    "--emotion",
+    default=None,
+    metavar="NAME[:INTENSITY]",
+    help=f"Emotion control, NAME one of {', '.join(EMOTIONS)}; intensity in [0, 1] "
+    "(default 1). Omitted: unconditioned.",
+)
+@click.option(
+    "--pose",
+    "pose_mode",
+    default="still",
+    show_default=True,
+    metavar="still|generate|FILE.npy",
+    help="Head pose: hold the source pose, sample PoseGen, or read an (N, 6) array.",
+)
+@click.option("--blink/--no-blink", default=False, help="Insert eye blinks (~every 3.5 s).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder for animation.npz and animation.mp4.",
+)
+@click.option(
+    "--params",
+    default=str(DEFAULT_PARAMS),
+    show_default=True,
+    help="params.yaml (`train.checkpoints`, `extract.audio`, `extract.landmarks`).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seeds PoseGen's z and the blinks.")
+def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
+    """Animate a face image with speech using the trained S2L (+ PoseGen, + L2L).
+
+    Writes OUT/animation.npz (lm_norm (T, 68, 3), eyes_norm (T, 52, 3), posed (T, 68, 3),
+    pose (T, 6), image_points (T, 68, 2) pixels, kp (T, K, 3) when L2L ran) and
+    OUT/animation.mp4 (landmarks over the image, with the speech), at 30 fps.
+    """
+    if pose_mode not in ("still", "generate") and not Path(pose_mode).is_file():
+        raise click.BadParameter(f"{pose_mode!r} is not still, generate or an existing .npy file",
+                                 param_hint="--pose")  # fmt: skip
+    try:
+        paths = animate(image, audio, out_dir, emotion, pose_mode, blink, params, seed)
+    except (AnimateError, CheckpointError, ConfigError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {paths['npz']} and {paths['mp4']}")

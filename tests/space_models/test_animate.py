@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import soundfile
+import yaml
+from click.testing import CliRunner
+
+from space_data.clip import EMOTIONS
+from space_data.media import probe
+from space_models.animate import AnimateError, blink_curve, cli, insert_blinks, parse_emotion
+from space_models.testing import EYES, FACE
+from space_models.train import TrainConfig, train
+
+
+def _params(path, checkpoints) -> str:
+    path.write_text(yaml.safe_dump({"train": {"checkpoints": str(checkpoints)}}))
+    return str(path)
+
+
+def test_without_a_checkpoint_animate_refuses(tmp_path):
+    image, audio = tmp_path / "face.jpg", tmp_path / "speech.wav"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 128, np.uint8))
+    soundfile.write(audio, np.zeros(16000, np.float32), 16000)
+    params = _params(tmp_path / "params.yaml", tmp_path / "none")
+    args = ["--image", str(image), "--audio", str(audio), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, [*args, "--params", params])
+    assert result.exit_code == 1
+    assert (
+        "no trained s2l checkpoint" in result.output and "space train --model s2l" in result.output
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_parse_emotion():
+    vec = parse_emotion("sad:0.5")
+    assert vec[EMOTIONS.index("sad")] == 0.5 and vec.sum() == 0.5
+    assert parse_emotion("angry")[EMOTIONS.index("angry")] == 1.0
+    assert not parse_emotion(None).any()
+    for bad in ("joyful", "happy:2", "happy:x"):
+        with pytest.raises(AnimateError):
+            parse_emotion(bad)
+
+
+def test_blinks_close_the_eyelids():
+    closure = blink_curve(300, seed=1)
+    assert closure.max() == pytest.approx(1.0, abs=0.05) and (closure == 0).mean() > 0.8
+    lm = np.repeat(FACE[None], 300, 0)
+    eyes = np.repeat(EYES[None], 300, 0)
+    insert_blinks(lm, eyes, closure)
+    shut, still = int(closure.argmax()), int(np.flatnonzero(closure == 0)[0])
+    lids = slice(0, 16)
+    assert np.ptp(eyes[shut, lids, 1]) < 0.1 * np.ptp(EYES[lids, 1])
+    np.testing.assert_array_equal(eyes[still], EYES)
+    assert np.ptp(lm[shut, 36:42, 1]) < 0.1 * np.ptp(FACE[36:42, 1])
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_animate_a_real_portrait(realdata, kp_shards, tmp_path):
+    for name in ("s2l", "posegen"):  # two steps: exercises the pipeline, not a quality claim
+        train(name, TrainConfig(preset="tiny", steps=2, warmup_steps=1, batch_size=2,
+                                data={"shards": str(kp_shards), "window": 6},
+                                checkpoints=str(tmp_path / "ckpt"), reports=str(tmp_path)),
+              device="cpu")  # fmt: skip
+    params = _params(tmp_path / "params.yaml", tmp_path / "ckpt")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [
+        "--image", str(realdata / "images" / "portrait_frontal_woman.jpg"),
+        "--audio", str(realdata / "audio" / "address_16k_stereo.wav"),
+        "--emotion", "happy:0.7", "--pose", "generate", "--blink", "--out", str(out),
+        "--params", params,
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no keypoints" in result.output  # no L2L checkpoint in this run
+    with np.load(out / "animation.npz") as z:
+        t = z["lm_norm"].shape[0]
+        assert t == 150  # 5 s of speech at 30 fps
+        assert z["eyes_norm"].shape == (t, 52, 3) and z["posed"].shape == (t, 68, 3)
+        assert z["pose"].shape == (t, 6) and z["image_points"].shape == (t, 68, 2)
+        points = z["image_points"]
+        assert np.isfinite(points).all() and (points > 0).all() and (points < 624).all()
+    info = probe(str(out / "animation.mp4"))
+    assert info.has_audio and abs(info.n_frames - t) <= 1 and info.fps == pytest.approx(30)
