@@ -13,7 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines.report import PAPER_ROTATION_SHARES, ROTATION_BUCKETS, ReportConfig, rotation_shares  # noqa: E402
+from pipelines.report import (  # noqa: E402
+    PAPER_ROTATION_SHARES,
+    ROTATION_BUCKETS,
+    ReportConfig,
+    evenly_spaced,
+    rotation_shares,
+)
 from space_data.clip import DATASETS, EMOTIONS, SPLITS  # noqa: E402
 from space_data.record import ClipFeatures  # noqa: E402
 
@@ -163,7 +169,7 @@ def durations_figure(table: pd.DataFrame, out: Path) -> Figure:
 
 
 def examples_figure(records: list[ClipFeatures], n: int, out: Path) -> Figure:
-    shown = [r for r in records if r.frame0 is not None and "lm3d" in r.arrays][:n]
+    shown = evenly_spaced([r for r in records if r.frame0 is not None and "lm3d" in r.arrays], n)
     cols = max(1, min(3, len(shown)))
     rows = max(1, -(-len(shown) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
