@@ -31,7 +31,7 @@ def sample_config():
     from space_data.synth import SynthConfig
 
     images = Path(os.environ.get("SPACE_REALDATA", ROOT.parent / "shared" / "realdata")) / "images"
-    hand = images / "hand_waving_beside_face.png"
+    hand = images / "hand_on_cheek.jpg"
     return SynthConfig(
         photos_dir=str(images) if images.is_dir() else None,
         hand_photo=str(hand) if hand.is_file() else None,

@@ -30,9 +30,8 @@ import cv2
 import numpy as np
 
 from space_data import media
-from space_data.synth.hand import HandOverlay, load_hand
 from space_data.synth.mesh import HeadMesh, _face_mesh_model, build_head_mesh
-from space_data.synth.photos import base_photos, identity_names, identity_photo
+from space_data.synth.photos import base_photos, identity_names, identity_photo, read_photo
 from space_data.synth.plan import FORMATS, ClipSpec, plan_corpus
 from space_data.synth.render import render
 from space_data.synth.speech import SAMPLE_RATE, mouth_envelope, synthesize_speech
@@ -63,8 +62,8 @@ class SynthConfig:
     """Longest clip duration, seconds."""
     photos_dir: str | None = "../shared/realdata/images"
     """Folder with extra face photos `portrait_*.png|jpg` (used when it exists; never copied)."""
-    hand_photo: str | None = "../shared/realdata/images/hand_waving_beside_face.png"
-    """Photo of an open hand for the hand-over-face clip; the clip is left out when absent."""
+    hand_photo: str | None = "../shared/realdata/images/hand_on_cheek.jpg"
+    """Photo of a face with a hand on it: the `hands` clip's speaker (left out when absent)."""
     only: list[str] | None = None
     """Render only these clip ids (None: all); for tests and debugging."""
 
@@ -81,7 +80,7 @@ class SynthConfig:
 
 
 def plan(config: SynthConfig) -> list[ClipSpec]:
-    """The clips `build_sample_corpus` writes for `config` (cheap: reads no photo pixels twice)."""
+    """The clips `build_sample_corpus` writes for `config`, in order (renders nothing)."""
     photos = base_photos(config.photos_dir)
     hand = config.hand_photo is not None and Path(config.hand_photo).is_file()
     specs = plan_corpus(
@@ -113,8 +112,7 @@ def build_sample_corpus(
     out = Path(out_dir)
     _prepare(out)
     specs = plan(config)
-    photos = base_photos(config.photos_dir)
-    hand = load_hand(config.hand_photo) if any(s.design == "hands" for s in specs) else None
+    photos = _photos(config)
     model = _face_mesh_model()
     meshes: dict[str, HeadMesh] = {}
     try:
@@ -127,13 +125,21 @@ def build_sample_corpus(
     truth: dict[str, dict] = {}
     (out / "truth").mkdir(parents=True, exist_ok=True)
     for spec in specs:
-        track = _write_clip(out, spec, meshes, photos, hand)
+        track = _write_clip(out, spec, meshes, photos)
         np.save(out / "truth" / f"{spec.clip_id}.npy", track)
         truth[spec.clip_id] = _record(spec, track)
         if on_clip is not None:
             on_clip(spec)
     (out / "truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
     return truth
+
+
+def _photos(config: SynthConfig) -> dict[str, np.ndarray]:
+    """Base photos, plus the hand photo as identity `hand` when there is one."""
+    photos = base_photos(config.photos_dir)
+    if config.hand_photo is not None and Path(config.hand_photo).is_file():
+        photos["hand"] = read_photo(Path(config.hand_photo))
+    return photos
 
 
 def _prepare(out: Path) -> None:
@@ -154,7 +160,6 @@ def _write_clip(
     spec: ClipSpec,
     meshes: dict[str, HeadMesh],
     photos: dict[str, np.ndarray],
-    hand: HandOverlay | None,
 ) -> np.ndarray:
     """Render and encode one clip; returns its (N, 6) truth track (NaN rows: no face)."""
     rng = np.random.default_rng(spec.seed)
@@ -166,17 +171,13 @@ def _write_clip(
     w, h = spec.size
     background = backdrop(identity_photo(photos, spec.identity), w, h, rng)
     faces = [meshes[spec.identity], meshes.get(spec.other_identity or spec.identity)]
-    hand_on = bump(n, fps, spec.duration / 2, 0.2, 0.5 * spec.duration) > 0.5
 
     def frames() -> Iterator[np.ndarray]:
         for k in range(n):
             if face[k] < 0:
                 yield background
                 continue
-            frame = render(faces[face[k]], track[k], background, mouth[k])
-            if hand is not None and spec.design == "hands" and hand_on[k]:
-                frame = hand.paste(frame, track[k])
-            yield frame
+            yield render(faces[face[k]], track[k], background, mouth[k])
 
     video = str(out / spec.dataset / spec.relpath)
     if spec.audio_relpath is not None:  # MEAD: silent video, audio beside it

@@ -33,11 +33,12 @@ def _fit(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_photo(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, at most MAX_SIDE on the longer side; ValueError if unreadable."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"cannot read photo {path}")
-    return bgr[:, :, ::-1]
+    return _fit(bgr[:, :, ::-1])
 
 
 def base_photos(photos_dir: str | None) -> dict[str, np.ndarray]:
@@ -51,11 +52,9 @@ def base_photos(photos_dir: str | None) -> dict[str, np.ndarray]:
     if folder is not None and folder.is_dir():
         for path in sorted(folder.glob("portrait_*")):
             if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-                photos[path.stem.removeprefix("portrait_")] = _fit(_read_rgb(path))
+                photos[path.stem.removeprefix("portrait_").replace("-", "_")] = read_photo(path)
     photos["astronaut"] = _fit(skimage.data.astronaut())
-    photos["hopper"] = _fit(
-        _read_rgb(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    )
+    photos["hopper"] = read_photo(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
     return photos
 
 

@@ -1,7 +1,9 @@
 """Which clips the sample corpus holds: speakers, layouts, and the designed outcome of each.
 
 Every corpus gets `speakers_per_corpus` speakers (one identity each) and
-`keep_clips_per_speaker` ordinary clips per speaker, plus clips designed to be dropped:
+`keep_clips_per_speaker` ordinary clips per speaker, plus clips designed to be dropped
+(the `hands` clip, made only when there is a hand photo, is one extra MEAD speaker's only clip,
+rendered from that photo: identity `hand`):
 
 design      corpus     rendered                                        outcome (stage)
 keep        all        natural motion: |yaw| 15°, |pitch| 8°, |roll| 5° peaks  keep
@@ -11,7 +13,7 @@ rotation    voxceleb2  yaw turns to ~60° and back                      rotation
 zoom        voxceleb2  scale grows 0.7 → 1.5 (range/median ≈ 0.75)     zoom (filter)
 cut         voxceleb2  hard cut to another speaker's face, shifted     cut (filter)
 no_face     mead       1 s of background only in the middle            no_face (filter)
-hands       mead       a real hand photo over the face (hand_photo)    hands (filter)
+hands       mead       a photo with a hand on the cheek (hand_photo)   hands (filter)
 left_60     mead       MEAD left_60 view: yaw −60°                     excluded_view (index)
 song        ravdess    sung audio (vocal channel 02)                   song (index)
 video_only  ravdess    no audio stream (modality 02)                   video_only (index)
@@ -51,7 +53,6 @@ SPECIALS: dict[str, tuple[str, ...]] = {
     "mead": ("left_30", "no_face", "hands", "left_60"),
     "ravdess": ("song", "video_only"),
 }
-MEAD_SPEAKERS = ("M003", "W009", "M012", "W015", "M023", "W028", "M030", "W033")
 MEAD_TAKES = (  # (emotion folder, level) of ordinary MEAD clips, cycled
     ("neutral", 1),
     ("happy", 2),
@@ -132,9 +133,12 @@ def plan_corpus(
         for i, (design, k) in enumerate(designs):
             if design == "hands" and not with_hands:
                 continue
+            if design == "hands":
+                k = speakers  # a speaker of its own, with the face of the hand photo
             relpath, audio_relpath, speaker = _layout(dataset, design, k, i, speakers, rng)
             clip_id = make_clip_id(dataset, relpath)
             other = faces[(k + 1) % speakers] if design == "cut" else None
+            face = "hand" if design == "hands" else faces[k]
             specs.append(
                 ClipSpec(
                     clip_id=clip_id,
@@ -142,7 +146,7 @@ def plan_corpus(
                     relpath=relpath,
                     audio_relpath=audio_relpath,
                     speaker=speaker,
-                    identity=faces[k],
+                    identity=face,
                     other_identity=other,
                     design=design,
                     duration=round(float(rng.uniform(*seconds)), 2),
@@ -164,7 +168,7 @@ def _layout(
         part = "test" if k >= speakers - max(1, speakers // 3) else "dev"
         return f"{part}/mp4/{speaker}/{youtube}/{i + 1:05d}.mp4", None, speaker
     if dataset == "mead":
-        speaker = MEAD_SPEAKERS[k % len(MEAD_SPEAKERS)]
+        speaker = f"{'MW'[k % 2]}{3 + 7 * k:03d}"  # M003, W010, M017, ...
         view = {"left_30": "left_30", "left_60": "left_60"}.get(design, "front")
         emotion, level = MEAD_TAKES[i % len(MEAD_TAKES)]
         take = f"{emotion}/level_{level}/{i + 1:03d}"

@@ -48,19 +48,20 @@ def render(
         return out
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     box = ids[y0:y1, x0:x1]
-    ys, xs = np.nonzero(box)
-    tri = box[ys, xs].astype(np.int64) - 1
-    affine = _affines(corners[:, :, :2], mesh.uv)[tri]  # (P, 3, 2)
-    gx, gy = (xs + x0).astype(np.float64), (ys + y0).astype(np.float64)
+    idx = np.flatnonzero(box)
+    tri = box.ravel()[idx].astype(np.int64) - 1
+    # per covered pixel: [x, y, 1] @ its triangle's affine map → texture (u, v)
+    affine = np.take(_affines(corners[:, :, :2], mesh.uv).reshape(-1, 6), tri, axis=0)
+    ys, xs = np.divmod(idx, box.shape[1])
+    gx, gy = (xs + x0).astype(np.float32), (ys + y0).astype(np.float32)
     map_x = np.full(box.shape, -1.0, dtype=np.float32)
     map_y = np.full(box.shape, -1.0, dtype=np.float32)
-    map_x[ys, xs] = gx * affine[:, 0, 0] + gy * affine[:, 1, 0] + affine[:, 2, 0]
-    map_y[ys, xs] = gx * affine[:, 0, 1] + gy * affine[:, 1, 1] + affine[:, 2, 1]
+    map_x.ravel()[idx] = gx * affine[:, 0] + gy * affine[:, 2] + affine[:, 4]
+    map_y.ravel()[idx] = gx * affine[:, 1] + gy * affine[:, 3] + affine[:, 5]
     sampled = cv2.remap(mesh.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    region = out[y0:y1, x0:x1]
-    region[ys, xs] = sampled[ys, xs]
+    np.copyto(out[y0:y1, x0:x1], sampled, where=(box > 0)[:, :, None])
     mouth = mesh.cavity[tri]
-    region[ys[mouth], xs[mouth]] = CAVITY_RGB
+    out[ys[mouth] + y0, xs[mouth] + x0] = CAVITY_RGB
     return out
 
 
@@ -157,4 +158,4 @@ def _affines(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     affine = inv @ src.astype(np.float64)
     affine[flat] = 0.0
     affine[flat, 2] = src[flat].mean(1)
-    return affine
+    return affine.astype(np.float32)
