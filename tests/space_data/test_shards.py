@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from space_data.shards import (
     PackConfig,
@@ -153,3 +155,34 @@ def test_round_trip_through_webdataset_and_dataloader(records, tmp_path):
 def test_audio_can_be_left_out(records):
     assert "audio.flac" not in sample_members(records["c01"], PackConfig(include_audio=False))
     assert "audio.flac" in sample_members(records["c01"], PackConfig())
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 6000), min_size=1, max_size=12),
+    max_samples=st.integers(1, 5),
+    max_bytes=st.integers(10 * 512, 20_000),
+)
+def test_every_sample_lands_once_in_order_within_limits(
+    tmp_path_factory, sizes, max_samples, max_bytes
+):
+    config = PackConfig(max_shard_bytes=max_bytes, max_shard_samples=max_samples)
+    keys = [f"k{i:03d}" for i in range(len(sizes))]
+    members = {
+        k: {"data.bin": bytes(n), "meta.json": b"{}"} for k, n in zip(keys, sizes, strict=True)
+    }
+    out = tmp_path_factory.mktemp("prop")
+    index = write_shards((("train", k, members[k]) for k in keys), out, config)
+    seen = []
+    for shard in index["shards"]:
+        with tarfile.open(out / shard["name"]) as tar:
+            names = tar.getnames()
+        shard_keys = list(dict.fromkeys(n.split(".")[0] for n in names))
+        assert len(shard_keys) == shard["samples"] <= max_samples
+        if len(shard_keys) > 1:  # a sample bigger than the limit goes alone
+            payload = sum(
+                512 + -(-len(d) // 512) * 512 for k in shard_keys for d in members[k].values()
+            )
+            assert payload <= max_bytes
+        seen += shard_keys
+    assert seen == keys
