@@ -42,7 +42,7 @@ from space_data.emotion import EmotionConfig, emotion_meta
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.hands import HandDetector
 from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
-from space_data.landmarks import LandmarksConfig, make_landmarker
+from space_data.landmarks import FaceLandmarks, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, VideoReader, decode_audio, probe
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import SAMPLE_RATE, ClipFeatures
@@ -280,12 +280,10 @@ class ClipExtractor:
         """The clip's square crop (x0, y0, side) in full-resolution pixels (one decoding pass)."""
         return self._first_pass(path, buffer_bytes=0)[1]
 
-    def _first_pass(
-        self, path: str, buffer_bytes: int
-    ) -> tuple[VideoReader, tuple[int, int, int], list[tuple[float, np.ndarray]] | None]:
+    def _first_pass(self, path: str, buffer_bytes: int) -> tuple[VideoReader, tuple, list | None]:
         """Decode once at full resolution: face boxes on every `detect_every`-th frame (run at
-        `detect_max_side`) → the crop box; the frames are kept while they fit in
-        `buffer_bytes` (None when they do not: the caller decodes again)."""
+        `detect_max_side`) → the crop box (x0, y0, side); the `(t, rgb)` frames are kept while
+        they fit in `buffer_bytes` (None when they do not: the caller decodes again)."""
         cfg = self.config
         reader = VideoReader(path)
         width, height = reader.info.width, reader.info.height
@@ -328,14 +326,16 @@ class ClipExtractor:
         self._landmarker.reset()
         keep_kp = self._keypoints.missing_reason is None
         tracks = _Tracks()
+        found = None
         for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
                 crop = rgb if box is None else crop_and_resize(rgb, box, size)
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
                 tracks.frame0 = _jpeg(crop)
-            with self._timed("face_mesh"):
-                found = self._landmarker(crop)
+            found = self._landmarks(
+                crop, check=i % cfg.detect_every == 0, tracking=found is not None
+            )
             tracks.times.append(t)
             tracks.lm68.append(found.lm68 if found else np.full((68, 3), np.nan, np.float32))
             tracks.eyes.append(found.eyes52 if found else np.full((N_EYES, 3), np.nan, np.float32))
@@ -347,6 +347,29 @@ class ClipExtractor:
                 with self._timed("keypoints"):
                     tracks.kp_crops.append(_keypoint_input(crop))
         return tracks
+
+    def _landmarks(self, crop: np.ndarray, check: bool, tracking: bool) -> FaceLandmarks | None:
+        """Landmarks of one crop with FaceMesh's tracking kept honest.
+
+        `check`: the face detector confirms the face first. FaceMesh in tracking mode keeps
+        "tracking" a face that has left the picture (measured: a whole second of empty
+        background on the sample corpus's no-face clip), so where the detector finds none the
+        frame is faceless and the tracker is reset. `tracking`: the previous frame had a face;
+        if the tracker loses it here (a cut to another shot), the frame is searched afresh
+        instead of being left empty.
+        """
+        if check:
+            with self._timed("face_detection"):
+                present = self._detect(crop) is not None
+            if not present:
+                self._landmarker.reset()
+                return None
+        with self._timed("face_mesh"):
+            found = self._landmarker(crop)
+            if found is None and tracking:
+                self._landmarker.reset()
+                found = self._landmarker(crop)
+        return found
 
     def _keypoint_tracks(self, times: np.ndarray, crops: list[np.ndarray], n: int) -> dict:
         """face-vid2vid members on the 30 fps timeline from the native-frame crops."""

@@ -15,17 +15,19 @@ from space_data.record import SAMPLE_RATE, ClipStats
 
 
 def landmark_jumps(lm3d: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Mean image-plane landmark displacement between neighbouring frames / face size.
+    """Mean image-plane landmark displacement between successive face frames / face size.
 
-    lm3d (T, 68, 3) crop pixels, scale (T,) → (T − 1,) float64, NaN where either frame has no
-    face. Only x, y count: z is the landmarker's relative depth, not an observed position.
-    The face size of a pair is the mean of the two frames' scales.
+    lm3d (T, 68, 3) crop pixels, scale (T,) → (F − 1,) float64 for the F frames with a face,
+    in order: frames without a face are bridged, so a cut during which the tracker briefly
+    loses the face still shows as one jump. Only x, y count: z is the landmarker's relative
+    depth, not an observed position. The face size of a pair is the mean of its two scales.
     """
     lm = np.asarray(lm3d, dtype=np.float64)[..., :2]
+    size = np.asarray(scale, dtype=np.float64)
+    valid = np.isfinite(lm).all((1, 2)) & np.isfinite(size) & (size > 0)
+    lm, size = lm[valid], size[valid]
     step = np.linalg.norm(np.diff(lm, axis=0), axis=-1).mean(-1)
-    size = 0.5 * (scale[1:] + scale[:-1]).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return step / size
+    return step / (0.5 * (size[1:] + size[:-1]))
 
 
 def compute_stats(

@@ -1,0 +1,185 @@
+"""Per-clip extraction speed on the sample corpus: frames per second per core, time per stage.
+
+Three measurements, one process, models warm (each measured pass follows a warm-up clip):
+1. end to end: `ClipExtractor` with params.yaml's `extract` section (no keypoint checkpoint,
+   as in the default pipeline) over every usable sample-corpus clip; the share of time in each
+   stage comes from the extractor's own stage timers;
+2. face mesh alone: the same clips' crops decoded beforehand, only the landmarker timed;
+   the target is end to end ≥ 60 % of this speed;
+3. keypoints: the extractor again on a few clips with a face-vid2vid checkpoint saved from
+   space_data.keypoints' own freshly initialised modules — RANDOM WEIGHTS, a timing of the
+   network cost only, never features.
+
+"Per core": frames divided by the process CPU seconds (all threads), besides wall-clock fps.
+Run: .venv/bin/python benchmarks/extract.py [--corpus sample] [--keypoint-clips 2]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from pipelines.params import load_section
+from space_data.datasets import SCANNERS
+from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.face import crop_and_resize
+from space_data.keypoints import HEEstimator, KeypointsConfig, KPDetector
+from space_data.landmarks import make_landmarker
+from space_data.media import decode_video
+
+STAGES = (
+    "decode",
+    "face_detection",
+    "crop",
+    "face_mesh",
+    "hands",
+    "pose",
+    "resample",
+    "mfcc",
+    "keypoints",
+)
+
+
+def corpus_clips(root: Path) -> list:
+    clips = []
+    for dataset, scan in SCANNERS.items():
+        if (root / dataset).is_dir():
+            clips += [c for c in scan(str(root / dataset)) if c.reason is None]
+    if not clips:
+        raise click.ClickException(f"no usable clips under {root} (run `space synth` first)")
+    return clips
+
+
+def run_extractor(config: ExtractConfig, clips: list) -> dict:
+    """Wall, CPU seconds, native frames and stage timings of one pass after a warm-up clip."""
+    extractor = ClipExtractor(config)
+    extractor(clips[0])  # warm-up: model creation is not per-frame cost
+    extractor.timings.clear()
+    frames, failed = 0, []
+    wall, cpu = time.perf_counter(), time.process_time()
+    for clip in clips:
+        record = extractor(clip)
+        frames += record.stats.decoded_frames
+        if not record.ok:
+            failed.append(f"{clip.clip_id}: {record.reason}")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    extractor.close()
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "frames": frames,
+        "timings": dict(extractor.timings),
+        "failed": failed,
+    }
+
+
+def face_mesh_alone(config: ExtractConfig, clips: list, crops_of) -> dict:
+    """Wall and CPU seconds of the landmarker alone over the clips' pre-made crops."""
+    landmarker = make_landmarker(config.landmarks)
+    landmarker(crops_of(clips[0])[0])  # warm-up
+    wall = cpu = 0.0
+    frames = 0
+    for clip in clips:
+        crops = crops_of(clip)  # decoded and cropped outside the timed region
+        landmarker.reset()
+        w, c = time.perf_counter(), time.process_time()
+        for crop in crops:
+            landmarker(crop)
+        wall += time.perf_counter() - w
+        cpu += time.process_time() - c
+        frames += len(crops)
+    landmarker.close()
+    return {"wall": wall, "cpu": cpu, "frames": frames}
+
+
+def crop_maker(config: ExtractConfig):
+    """clip → (N, S, S, 3) crops exactly as the extractor makes them (its own crop box)."""
+    helper = ClipExtractor(config)
+
+    def crops_of(clip) -> list[np.ndarray]:
+        frames, _, _ = decode_video(clip.path)
+        if clip.dataset in config.whole_frame_datasets:
+            return list(frames)
+        box = helper.crop_box(clip.path)
+        return [crop_and_resize(f, box, config.crop_size) for f in frames]
+
+    return crops_of
+
+
+def random_checkpoint(folder: Path) -> str:
+    """A face-vid2vid checkpoint file from freshly initialised modules (random weights)."""
+    path = folder / "random-weights-checkpoint.pth.tar"
+    torch.save(
+        {"kp_detector": KPDetector().state_dict(), "he_estimator": HEEstimator().state_dict()},
+        path,
+    )
+    return str(path)
+
+
+def table(label: str, run: dict) -> list[str]:
+    total = sum(run["timings"].values())
+    lines = [
+        f"{label}: {run['frames']} native frames, {run['wall']:.1f} s wall, "
+        f"{run['cpu']:.1f} s CPU → {run['frames'] / run['wall']:.1f} fps wall, "
+        f"{run['frames'] / run['cpu']:.1f} fps per core",
+        f"  {'stage':16s} {'seconds':>8s} {'share':>7s} {'ms/frame':>9s}",
+    ]
+    for stage in STAGES:
+        sec = run["timings"].get(stage, 0.0)
+        if sec:
+            lines.append(
+                f"  {stage:16s} {sec:8.2f} {100 * sec / total:6.1f}% "
+                f"{1000 * sec / run['frames']:9.2f}"
+            )
+    other = run["wall"] - total
+    lines.append(f"  {'(other)':16s} {other:8.2f} {100 * other / run['wall']:6.1f}% of wall")
+    return lines
+
+
+@click.command()
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=Path("sample"))
+@click.option("--params", "params_path", type=click.Path(dir_okay=False), default="params.yaml")
+@click.option("--keypoint-clips", type=int, default=2, show_default=True)
+def main(corpus: Path, params_path: str, keypoint_clips: int) -> None:
+    """Benchmark per-clip extraction on the sample corpus and print a table."""
+    config: ExtractConfig = load_section("extract", params_path)
+    clips = corpus_clips(corpus)
+    torch.set_num_threads(1)
+    click.echo(
+        f"{len(clips)} clips from {corpus}; torch threads 1; hands every "
+        f"{config.hands_every} frames"
+    )
+
+    end_to_end = run_extractor(config, clips)
+    for line in table("end to end (no keypoint checkpoint)", end_to_end):
+        click.echo(line)
+    for failure in end_to_end["failed"]:
+        click.echo(f"  error record: {failure}")
+
+    mesh = face_mesh_alone(config, clips, crop_maker(config))
+    mesh_fps = mesh["frames"] / mesh["wall"]
+    e2e_fps = end_to_end["frames"] / end_to_end["wall"]
+    click.echo(
+        f"face mesh alone: {mesh_fps:.1f} fps wall, {mesh['frames'] / mesh['cpu']:.1f} fps per core"
+        f" → end to end at {100 * e2e_fps / mesh_fps:.0f} % of face-mesh-alone speed"
+    )
+
+    if keypoint_clips > 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = random_checkpoint(Path(tmp))
+            kp_config = dataclasses.replace(
+                config, keypoints=KeypointsConfig(checkpoint=checkpoint, device="cpu")
+            )
+            kp_run = run_extractor(kp_config, clips[: keypoint_clips + 1])
+        for line in table("with keypoints (RANDOM-WEIGHT checkpoint: timing only)", kp_run):
+            click.echo(line)
+
+
+if __name__ == "__main__":
+    main()

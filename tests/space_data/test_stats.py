@@ -1,0 +1,55 @@
+"""ClipStats from made tracks (space_data.stats)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from space_data.stats import compute_stats, landmark_jumps
+
+
+def tracks(n: int = 10):
+    lm = np.zeros((n, 68, 3), np.float32)
+    lm[..., 0] = np.arange(68)
+    scale = np.full(n, 50.0, np.float32)
+    pose = np.zeros((n, 6), np.float32)
+    return lm, scale, pose
+
+
+def test_jump_is_mean_displacement_over_face_size_and_bridges_gaps():
+    lm, scale, _ = tracks()
+    lm[6:, :, 0] += 20.0  # a cut between frames 5 and 6
+    lm[5:7] = np.nan  # ... during which the face is lost for two frames
+    jumps = landmark_jumps(lm, scale)
+    assert len(jumps) == 7  # 8 face frames
+    assert jumps.max() == pytest.approx(20.0 / 50.0)
+    assert np.count_nonzero(jumps) == 1
+
+
+def test_compute_stats():
+    lm, scale, pose = tracks()
+    pose[3, :3] = (-50.0, 10.0, 5.0)
+    scale[4] = 60.0
+    face = np.ones(10, np.uint8)
+    face[9] = 0
+    lm[9] = np.nan
+    pose[9] = np.nan
+    scale[9] = np.nan
+    hands = np.zeros(10, np.uint8)
+    hands[2:4] = 1
+    stats = compute_stats(face=face, pose=pose, scale=scale, lm3d=lm, hands=hands,
+                          duration=1 / 3, native_fps=25.0, decoded_frames=8, truncated=True,
+                          audio_samples=6400)  # fmt: skip
+    assert stats.n_frames == 10 and stats.frames_no_face == 1 and stats.hand_frames == 2
+    assert (stats.max_abs_yaw, stats.max_abs_pitch, stats.max_abs_roll) == (50.0, 10.0, 5.0)
+    assert (stats.scale_min, stats.scale_max, stats.scale_median) == (50.0, 60.0, 50.0)
+    assert stats.has_audio and stats.audio_duration == pytest.approx(0.4)
+    assert stats.av_mismatch == pytest.approx(0.4 - 1 / 3)
+    assert stats.truncated and stats.decoded_frames == 8
+    silent = compute_stats(face=face * 0, pose=pose * np.nan, scale=scale * np.nan,
+                           lm3d=lm * np.nan, hands=hands, duration=1.0, native_fps=30.0,
+                           decoded_frames=30, truncated=False, audio_samples=None)  # fmt: skip
+    assert math.isnan(silent.max_abs_yaw) and math.isnan(silent.max_landmark_jump)
+    assert not silent.has_audio and silent.av_mismatch == 0.0
