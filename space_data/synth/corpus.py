@@ -203,7 +203,7 @@ def design_track(spec: ClipSpec, rng: np.random.Generator) -> tuple[np.ndarray, 
     elif d in ("left_30", "left_60"):
         view = -30.0 if d == "left_30" else -60.0
         track = head_track(
-            n, fps, rng, centre, scale, yaw=8.0 if d == "left_30" else 4.0, shift=shift
+            n, fps, rng, centre, scale, yaw=5.0 if d == "left_30" else 4.0, shift=shift
         )
         track[:, 0] += view
     elif d == "rotation":
@@ -215,9 +215,11 @@ def design_track(spec: ClipSpec, rng: np.random.Generator) -> tuple[np.ndarray, 
         ramp = 0.5 - 0.5 * np.cos(np.pi * np.linspace(0.0, 1.0, n))
         track[:, 5] = scale * (0.7 + 0.8 * ramp)
     elif d == "cut":
+        # faces 0.12 w apart: a jump of ~0.5 face sizes, yet close enough that tracking-mode
+        # FaceMesh follows it (0.24 w apart it loses the face for a frame: a no_face, not a cut)
         cut = n // 2
-        left = (centre[0] - 0.12 * w, centre[1])
-        right = (centre[0] + 0.12 * w, centre[1])
+        left = (centre[0] - 0.06 * w, centre[1])
+        right = (centre[0] + 0.06 * w, centre[1])
         track = head_track(n, fps, rng, left, scale, shift=shift)
         track[cut:] = head_track(n - cut, fps, rng, right, scale, shift=shift)
         face[cut:] = 1

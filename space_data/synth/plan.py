@@ -8,7 +8,7 @@ rendered from that photo: identity `hand`):
 design      corpus     rendered                                        outcome (stage)
 keep        all        natural motion: |yaw| 15°, |pitch| 8°, |roll| 5° peaks  keep
 moderate    voxceleb2  yaw swings to ±30°                              keep
-left_30     mead       MEAD left_30 view: yaw −30° ± 8°                keep
+left_30     mead       MEAD left_30 view: yaw −30° ± 5°                keep
 rotation    voxceleb2  yaw turns to ~60° and back                      rotation (filter)
 zoom        voxceleb2  scale grows 0.7 → 1.5 (range/median ≈ 0.75)     zoom (filter)
 cut         voxceleb2  hard cut to another speaker's face, shifted     cut (filter)
@@ -165,7 +165,7 @@ def _layout(
         speaker = f"id{10017 + 113 * k:05d}"
         youtube = "".join(rng.choice(list(_ID_CHARS), 11))
         # the last third of the speakers (at least one) form the corpus's own test partition
-        part = "test" if k >= speakers - max(1, speakers // 3) else "dev"
+        part = "test" if k >= speakers - max(1, round(speakers / 3)) else "dev"
         return f"{part}/mp4/{speaker}/{youtube}/{i + 1:05d}.mp4", None, speaker
     if dataset == "mead":
         speaker = f"{'MW'[k % 2]}{3 + 7 * k:03d}"  # M003, W010, M017, ...
