@@ -41,16 +41,18 @@ class FilterConfig:
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
     max_zoom: float = 0.4
     """Largest face-scale range (max − min) / median; above it is a `zoom`."""
-    max_hand_frames: int = 0
-    """Frames flagged with a hand a kept clip may have (0: any hand drops the clip)."""
+    max_hand_fraction: float = 0.5
+    """Largest share of frames flagged with a hand a kept clip may have (0: any hand drops)."""
     min_duration: float = 1.0
     """Shortest kept clip in seconds."""
     max_av_mismatch: float | None = 0.5
     """Largest |audio − video duration| in seconds; None disables the check."""
 
     def __post_init__(self) -> None:
-        if self.max_no_face_frames < 0 or self.max_hand_frames < 0:
-            raise ValueError("max_no_face_frames and max_hand_frames must be >= 0")
+        if self.max_no_face_frames < 0:
+            raise ValueError(f"max_no_face_frames must be >= 0, not {self.max_no_face_frames}")
+        if not 0.0 <= self.max_hand_fraction <= 1.0:
+            raise ValueError(f"max_hand_fraction must lie in [0, 1], not {self.max_hand_fraction}")
         if not 0.0 < self.max_rotation_deg <= 180.0:
             raise ValueError(f"max_rotation_deg must lie in (0, 180], not {self.max_rotation_deg}")
         for name in ("max_jump", "max_zoom"):
@@ -90,8 +92,15 @@ def zoom(s: ClipStats, c: FilterConfig) -> str | None:
 
 
 def hands(s: ClipStats, c: FilterConfig) -> str | None:
-    """Hands in the picture occlude the face and move landmarks that speech did not move."""
-    return "hands" if s.hand_frames > c.max_hand_frames else None
+    """Hands in the picture occlude the face and move landmarks that speech did not move.
+
+    A share, not a count: MediaPipe hands fires on one to a few sampled frames of hand-free
+    faces, while a hand that stays in the picture is found on most samples.
+    """
+    if s.hand_frames == 0:
+        return None
+    share = s.hand_frames / s.n_frames if s.n_frames > 0 else 1.0
+    return "hands" if share > c.max_hand_fraction else None
 
 
 def too_short(s: ClipStats, c: FilterConfig) -> str | None:

@@ -171,24 +171,8 @@ def sample_tables(sample_corpus, tmp_path_factory):
     return root
 
 
-# Designs whose outcome the extraction statistics get wrong today (not the filter rules; strict:
-# an XPASS means it was fixed upstream and the mark must go).
-UPSTREAM = {
-    "cut": "stats.landmark_jumps skips the 2 face-less frames at the cut, so the jump is NaN",
-    "hands": "MediaPipe hands misses the overlaid hand on most sampled frames",
-    "left_30": "MediaPipe hands fires on this face crop (no hand in the picture)",
-}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "design",
-    [
-        pytest.param(d, marks=pytest.mark.xfail(strict=True, reason=UPSTREAM[d]))
-        if d in UPSTREAM else d
-        for d in DESIGNS
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize("design", list(DESIGNS))
 def test_sample_corpus_designed_outcomes(sample_tables, sample_corpus, design):
     """Each designed clip is dropped for its designed reason (first reason), the others kept."""
     keep = pd.read_parquet(sample_tables / "keep.parquet")
@@ -247,9 +231,13 @@ def test_broken_files_end_with_reasons(tmp_path):
     out = run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
               "--params", p["params"])  # fmt: skip
     assert "0 of 3 clips kept" in out
-    reasons = dict(pd.read_parquet(p["keep"])[["clip_id", "reason"]].itertuples(index=False))
+    keep = pd.read_parquet(p["keep"])
+    reasons = {
+        Path(path).parent.name: reason
+        for path, reason in zip(keep["path"], keep["reason"], strict=True)
+    }
     assert reasons == {
-        "voxceleb2-id00001-aaaaaaaaaaa-00001": "index:empty_file",
-        "voxceleb2-id00001-bbbbbbbbbbb-00001": "index:unreadable",
-        "voxceleb2-id00001-ccccccccccc-00001": "error:no_face",
+        "aaaaaaaaaaa": "index:empty_file",
+        "bbbbbbbbbbb": "index:unreadable",
+        "ccccccccccc": "error:no_face",
     }
