@@ -19,7 +19,7 @@ from space_data.synth import build_sample_corpus, plan
     default="sample",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Folder to write; must be empty, absent, or a previous sample corpus (replaced).",
+    help="Folder to write; absent, or holding only a previous sample corpus (replaced).",
 )
 @click.option(
     "--params",

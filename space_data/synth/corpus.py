@@ -106,12 +106,12 @@ def build_sample_corpus(
 ) -> dict[str, dict]:
     """Render the corpus into `out_dir` and return the truth written to `truth.json`.
 
-    `out_dir` must be empty, absent, or a previous sample corpus (its corpus folders and truth
-    are replaced). `on_clip` is called after each clip (progress bars).
+    `out_dir` must be absent or hold nothing but a previous sample corpus (replaced). `on_clip`
+    is called after each clip (progress bars).
     """
     out = Path(out_dir)
-    _prepare(out)
     specs = plan(config)
+    _prepare(out)
     photos = _photos(config)
     model = _face_mesh_model()
     meshes: dict[str, HeadMesh] = {}
@@ -143,15 +143,18 @@ def _photos(config: SynthConfig) -> dict[str, np.ndarray]:
 
 
 def _prepare(out: Path) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not (out / "truth.json").is_file():
+    """Empty `out` of a previous (possibly interrupted) sample corpus; refuse anything else."""
+    ours = {*CORPORA, "truth", "truth.json"}
+    if out.exists():
+        other = sorted(p.name for p in out.iterdir() if p.name not in ours)
+        if other:
             raise FileExistsError(
-                f"{out} is not empty and holds no sample corpus (truth.json): "
+                f"{out} holds more than a sample corpus ({', '.join(other[:5])}): "
                 "refusing to write there"
             )
         for name in (*CORPORA, "truth"):
             shutil.rmtree(out / name, ignore_errors=True)
-        (out / "truth.json").unlink()
+        (out / "truth.json").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
