@@ -4,8 +4,10 @@ Both sides use params.yaml's `extract` section and start cold, as a real run doe
 - sequential: one `ClipExtractor` in this process, models created at the first clip;
 - Ray: `run_extract` into a fresh features folder (actor start-up, model loading, journal,
   commits and clips.parquet included; `ray.init` is timed separately and excluded).
-Prints clips/s and native frames/s of each, the ratio, and the peak RSS of every actor (its
-own `getrusage` max RSS) beside this process's.
+Prints clips/s and native frames/s of each, the ratio, how many cores the sequential loop
+already keeps busy (MediaPipe and the decoder run threads, which caps what more processes can
+add on few cores), and the peak RSS of every actor (its own `getrusage` max RSS) beside this
+process's.
 
 Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--actors N]
 """
@@ -41,14 +43,19 @@ def corpus_clips(root: Path, limit: int | None) -> list:
     return sorted(clips, key=lambda c: c.clip_id)[:limit]
 
 
-def sequential(clips: list, config) -> tuple[float, int]:
-    """Wall seconds and native frames of one extractor over `clips`."""
+def sequential(clips: list, config) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (all threads) and native frames of one extractor over `clips`."""
     extractor = ClipExtractor(config)
-    start = time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     frames = sum(extractor(clip).stats.decoded_frames for clip in clips)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     extractor.close()
-    return seconds, frames
+    return seconds, cpu, frames
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @click.command()
@@ -68,7 +75,7 @@ def main(corpus: str, limit: int, actors: int | None, params: str) -> None:
         f"load average {os.getloadavg()[0]:.1f}"
     )
 
-    seq_seconds, seq_frames = sequential(clips, extract_config)
+    seq_seconds, seq_cpu, seq_frames = sequential(clips, extract_config)
     seq_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     start = time.perf_counter()

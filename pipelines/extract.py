@@ -56,6 +56,10 @@ from space_data.record import ClipFeatures, ClipStats
 WORKER_DIED = "worker_died"
 
 
+class ExtractJobError(RuntimeError):
+    """An infrastructure problem that stops the job (never a bad clip); the message says what."""
+
+
 @dataclass
 class RayConfig:
     """How the extract job uses Ray (none of it changes a record, so none is in the params hash)."""
@@ -102,6 +106,8 @@ class JobSummary:
     """Clips of re-run units whose records an earlier run left (journal `done`)."""
     frames: int = 0
     """Native video frames decoded for the clips extracted by this run."""
+    actors_started: int = 0
+    """Actors created (initial pool, recycling replacements, replacements of dead ones)."""
     worker_deaths: int = 0
     worker_died_clips: list[str] = field(default_factory=list)
     """Clips recorded `worker_died` by this run."""
@@ -170,8 +176,8 @@ def run_extract(
 ) -> JobSummary:
     """Extract every usable clip not yet committed, then write `clips.parquet`.
 
-    Raises RuntimeError (after committing every unit it could) when a unit's actors kept dying
-    with no clip in flight: that is an infrastructure problem, not a bad clip.
+    Raises ExtractJobError when the cluster cannot host an actor, or (after committing every
+    unit it could) when a unit's actors kept dying with no clip in flight.
     """
     t0 = time.perf_counter()
     features_dir = Path(features_dir)
@@ -197,7 +203,7 @@ def run_extract(
             if started:
                 ray.shutdown()
     if failed_units:
-        raise RuntimeError(
+        raise ExtractJobError(
             f"units {failed_units} failed {ray_config.max_retries + 1} times with no clip in "
             "flight (actors could not start or died between clips); see the Ray logs"
         )
@@ -231,10 +237,12 @@ def _run_units(
     )
 
     def new_slot() -> _Slot:
+        summary.actors_started += 1
         return _Slot(remote_cls.remote(extract_config, str(features_dir), params_hash))
 
+    n_actors = min(_actor_count(config), len(pending))
     queue = deque(pending)
-    idle = [new_slot() for _ in range(min(_actor_count(config), len(pending)))]
+    idle: list[_Slot] = []
     running: dict[ray.ObjectRef, tuple[_Slot, Unit]] = {}
     attempts: dict[str, int] = {}  # deaths with no clip in flight, per unit
     settled: dict[str, int] = {}  # clips recorded `worker_died`, per unit
@@ -242,26 +250,27 @@ def _run_units(
     bar = tqdm(total=sum(len(u.clips) for u in pending), unit="clip", disable=not progress)
     try:
         while queue or running:
-            while queue and idle:
-                slot, unit = idle.pop(), queue.popleft()
+            while queue and len(running) < n_actors:
+                slot = idle.pop() if idle else new_slot()
+                unit = queue.popleft()
                 running[slot.actor.run_unit.remote(unit)] = (slot, unit)
             [ref], _ = ray.wait(list(running), num_returns=1)
             slot, unit = running.pop(ref)
             try:
                 rows, computed, frames = ray.get(ref)
             except RayActorError:
+                # the process is gone (segfault, OOM kill, SIGKILL); a fresh actor takes over
                 summary.worker_deaths += 1
-                idle.append(new_slot())
                 clip_id = _settle_dead_clip(features_dir, unit, params_hash)
                 if clip_id is not None:
                     summary.worker_died_clips.append(clip_id)
                     settled[unit.unit_id] = settled.get(unit.unit_id, 0) + 1
+                    queue.appendleft(unit)
+                elif attempts.setdefault(unit.unit_id, 0) < config.max_retries:
+                    attempts[unit.unit_id] += 1
+                    queue.appendleft(unit)
                 else:
-                    attempts[unit.unit_id] = attempts.get(unit.unit_id, 0) + 1
-                    if attempts[unit.unit_id] > config.max_retries:
-                        failed.append(unit.unit_id)
-                        continue
-                queue.appendleft(unit)
+                    failed.append(unit.unit_id)
                 continue
             commit_unit(_unit_dir(features_dir, unit), unit, params_hash, rows)
             summary.units_run.append(unit.unit_id)
@@ -271,16 +280,14 @@ def _run_units(
             bar.update(len(unit.clips))
             slot.clips += len(unit.clips)
             if slot.clips >= config.recycle_after_clips:
-                _retire(slot, summary)
-                slot = new_slot()
-            idle.append(slot)
-        for slot in idle:
-            _retire(slot, summary)
+                _retire(slot, summary)  # a fresh actor starts if work remains
+            else:
+                idle.append(slot)
+        while idle:
+            _retire(idle.pop(), summary)
     finally:
         bar.close()
-        for slot, _ in running.values():
-            ray.kill(slot.actor)
-        for slot in idle:
+        for slot in [*idle, *(s for s, _ in running.values())]:
             ray.kill(slot.actor)
     return failed
 
@@ -289,11 +296,11 @@ def _actor_count(config: RayConfig) -> int:
     resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     if config.cpus_per_actor > cpus:
-        raise RuntimeError(
+        raise ExtractJobError(
             f"ray.cpus_per_actor={config.cpus_per_actor} but the cluster has {cpus:g} CPUs"
         )
     if config.gpus_per_actor > gpus:
-        raise RuntimeError(
+        raise ExtractJobError(
             f"ray.gpus_per_actor={config.gpus_per_actor} but the cluster has "
             f"{gpus:g} GPUs (set ray.gpus_per_actor: 0 on CPU-only machines)"
         )
@@ -434,7 +441,10 @@ def cli(manifest: str, out: str, params_path: str) -> None:
     extract_config = load_section("extract", params_path)
     ray_config = load_section("ray", params_path)
     clips = read_manifest(manifest)
-    summary = run_extract(clips, out, extract_config, ray_config)
+    try:
+        summary = run_extract(clips, out, extract_config, ray_config)
+    except ExtractJobError as e:
+        raise click.ClickException(str(e)) from e
     click.echo(
         f"extract: ran {len(summary.units_run)} units ({summary.clips_run} clips computed, "
         f"{summary.clips_reused} reused), skipped {summary.units_skipped}; "

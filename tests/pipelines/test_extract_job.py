@@ -3,7 +3,7 @@ commit and skip, resume after the driver is killed, a worker SIGKILLed mid-clip,
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 import signal
@@ -19,6 +19,7 @@ import pytest
 from pipelines.extract import WORKER_DIED, RayConfig, run_extract
 from pipelines.units import MARKER, UNITS, Journal, plan_units
 from space_data.clip import Clip, make_clip_id
+from space_data.datasets import read_manifest, write_manifest
 from space_data.extract import ExtractConfig
 from space_data.media import decode_audio, decode_video, write_video
 
@@ -76,11 +77,18 @@ def clips(realdata, tmp_path_factory) -> list[Clip]:
 
 @pytest.fixture(scope="module")
 def reference(ray_address, clips, tmp_path_factory) -> Path:
-    """An uninterrupted run over the base corpus."""
+    """An uninterrupted run over the base corpus (3 units on 2 actors), each actor recycled
+    after one unit."""
     out = tmp_path_factory.mktemp("reference")
-    summary = run_extract(clips[:4], out, CONFIG, RAY, progress=False)
+    recycling = dataclasses.replace(RAY, recycle_after_clips=1)
+    summary = run_extract(clips[:4], out, CONFIG, recycling, progress=False)
     assert summary.clips_run == 4 and summary.worker_deaths == 0
-    assert len(summary.peak_rss) >= 1 and all(r > 100e6 for r in summary.peak_rss)
+    n_units = len(plan_units(clips[:4], RAY.clips_per_unit))
+    assert summary.units == n_units == 3 and summary.actors_started == n_units
+    assert len(summary.peak_rss) == n_units and all(r > 100e6 for r in summary.peak_rss)
+    journals = [Journal(p).read() for p in out.glob(f"{UNITS}/*")]
+    pids = {e["pid"] for events in journals for e in events if e["event"] == "open"}
+    assert len(pids) == n_units  # every unit ran in its own actor process
     return out
 
 
@@ -103,24 +111,20 @@ def test_run_commits_every_clip_and_a_rerun_skips_them(reference, clips):
 
 
 def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address, tmp_path):
-    """SIGKILL the whole driver once a unit has committed; the rerun finishes the rest and the
-    records are byte-identical to the uninterrupted run, none missing, none twice."""
+    """`space extract` joins the running Ray (RAY_ADDRESS) and is SIGKILLed once a unit has
+    committed; the rerun finishes the rest and the records are byte-identical to the
+    uninterrupted run, none missing, none twice."""
     out = tmp_path / "features"
-    spec = tmp_path / "clips.json"
-    spec.write_text(json.dumps([c.to_row() for c in clips[:4]]))
-    driver = (
-        "import json, sys; from pipelines.extract import RayConfig, run_extract; "
-        "from space_data.clip import Clip; from space_data.extract import ExtractConfig; "
-        "clips = [Clip.from_row(r) for r in json.load(open(sys.argv[1]))]; "
-        "run_extract(clips, sys.argv[2], ExtractConfig(crop_size=256), "
-        "RayConfig(clips_per_unit=2, num_actors=1), progress=False)"
-    )
+    manifest = tmp_path / "manifest.parquet"
+    write_manifest(clips[:4], str(manifest))
+    params = tmp_path / "params.yaml"
+    params.write_text("extract:\n  crop_size: 256\nray:\n  clips_per_unit: 2\n  num_actors: 1\n")
+    space = Path(sys.executable).with_name("space")
+    command = [space, "extract", "--manifest", manifest, "--out", out, "--params", params]
     env = dict(os.environ, RAY_ADDRESS=ray_address)
     log = tmp_path / "driver.log"
     with open(log, "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", driver, str(spec), str(out)], cwd=ROOT, env=env, stderr=stderr
-        )
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob(f"{UNITS}/*/{MARKER}")):
@@ -136,7 +140,7 @@ def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address
     assert 1 <= committed < n_units, "the kill must land mid-run"
     assert not (out / "clips.parquet").exists()
 
-    summary = run_extract(clips[:4], out, CONFIG, RAY, progress=False)
+    summary = run_extract(read_manifest(str(manifest)), out, CONFIG, RAY, progress=False)
     assert summary.units_skipped == committed
     assert _records(out) == _records(reference)
     assert _table(out) == _table(reference)
