@@ -195,13 +195,14 @@ class ClipExtractor:
             audio = self._audio(clip, info.has_audio)
         whole = clip.dataset in cfg.whole_frame_datasets
         if whole:
-            box, reader = None, VideoReader(clip.path)
+            box, reader, known = None, VideoReader(clip.path), None
             frames = _timed_iter(reader, self.timings, "decode")
         else:
-            reader, box, frames = self._first_pass(clip.path, cfg.buffer_mb * 2**20)
+            reader, box, frames, known = self._first_pass(clip.path, cfg.buffer_mb * 2**20)
             if frames is None:  # too big to keep: decode again
                 frames = _timed_iter(VideoReader(clip.path), self.timings, "decode")
-        tracks = self._frames(frames, box, None if whole else cfg.crop_size)
+                known = None
+        tracks = self._frames(frames, box, None if whole else cfg.crop_size, known)
         del frames
         if not tracks.times:
             raise MediaError("no_frames", f"{clip.path}: no video frame decodes ({reader.error})")
@@ -280,10 +281,13 @@ class ClipExtractor:
         """The clip's square crop (x0, y0, side) in full-resolution pixels (one decoding pass)."""
         return self._first_pass(path, buffer_bytes=0)[1]
 
-    def _first_pass(self, path: str, buffer_bytes: int) -> tuple[VideoReader, tuple, list | None]:
+    def _first_pass(
+        self, path: str, buffer_bytes: int
+    ) -> tuple[VideoReader, tuple[int, int, int], list | None, list[bool]]:
         """Decode once at full resolution: face boxes on every `detect_every`-th frame (run at
         `detect_max_side`) → the crop box (x0, y0, side); the `(t, rgb)` frames are kept while
-        they fit in `buffer_bytes` (None when they do not: the caller decodes again)."""
+        they fit in `buffer_bytes` (None when they do not: the caller decodes again); and
+        whether each checked frame showed a face."""
         cfg = self.config
         reader = VideoReader(path)
         width, height = reader.info.width, reader.info.height
@@ -298,7 +302,8 @@ class ClipExtractor:
             if i % cfg.detect_every == 0:
                 with self._timed("face_detection"):
                     boxes.append(self._detect(rgb))
-        return reader, square_crop_box(boxes, width, height, cfg.crop_margin), kept
+        box = square_crop_box(boxes, width, height, cfg.crop_margin)
+        return reader, box, kept, [b is not None for b in boxes]
 
     def _detect(self, rgb: np.ndarray) -> FaceBox | None:
         """The best face box of a frame in its full-resolution pixels (detected on a copy no
@@ -318,8 +323,11 @@ class ClipExtractor:
         b = found[0]
         return FaceBox(b.x0 / f, b.y0 / f, b.x1 / f, b.y1 / f, b.score)
 
-    def _frames(self, frames, box: tuple[int, int, int] | None, size: int | None) -> _Tracks:
-        """Per native frame `(t, rgb)`: crop, landmarks; hands on every k-th frame."""
+    def _frames(self, frames, box: tuple[int, int, int] | None, size: int | None,
+                known: list[bool] | None) -> _Tracks:  # fmt: skip
+        """Per native frame `(t, rgb)`: crop, landmarks; hands on every k-th frame. Every
+        `detect_every`-th frame is checked for a face: `known` holds the first pass's answers
+        for these same frames, else the detector runs on the crop."""
         cfg = self.config
         if self._landmarker is None:
             self._landmarker = make_landmarker(cfg.landmarks)
@@ -333,9 +341,14 @@ class ClipExtractor:
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
                 tracks.frame0 = _jpeg(crop)
-            found = self._landmarks(
-                crop, check=i % cfg.detect_every == 0, tracking=found is not None
-            )
+            present = None
+            if i % cfg.detect_every == 0:
+                if known is not None:
+                    present = known[i // cfg.detect_every]
+                else:
+                    with self._timed("face_detection"):
+                        present = self._detect(crop) is not None
+            found = self._landmarks(crop, present, tracking=found is not None)
             tracks.times.append(t)
             tracks.lm68.append(found.lm68 if found else np.full((68, 3), np.nan, np.float32))
             tracks.eyes.append(found.eyes52 if found else np.full((N_EYES, 3), np.nan, np.float32))
@@ -348,22 +361,22 @@ class ClipExtractor:
                     tracks.kp_crops.append(_keypoint_input(crop))
         return tracks
 
-    def _landmarks(self, crop: np.ndarray, check: bool, tracking: bool) -> FaceLandmarks | None:
+    def _landmarks(
+        self, crop: np.ndarray, present: bool | None, tracking: bool
+    ) -> FaceLandmarks | None:
         """Landmarks of one crop with FaceMesh's tracking kept honest.
 
-        `check`: the face detector confirms the face first. FaceMesh in tracking mode keeps
-        "tracking" a face that has left the picture (measured: a whole second of empty
-        background on the sample corpus's no-face clip), so where the detector finds none the
-        frame is faceless and the tracker is reset. `tracking`: the previous frame had a face;
+        `present`: the face detector's verdict on this frame (None: not checked). FaceMesh in
+        tracking mode keeps "tracking" a face that has left the picture (measured: a whole
+        second of empty background on the sample corpus's no-face clip), so where the detector
+        finds none the frame is faceless and the tracker is reset. `tracking`: the previous
+        frame had a face;
         if the tracker loses it here (a cut to another shot), the frame is searched afresh
         instead of being left empty.
         """
-        if check:
-            with self._timed("face_detection"):
-                present = self._detect(crop) is not None
-            if not present:
-                self._landmarker.reset()
-                return None
+        if present is False:
+            self._landmarker.reset()
+            return None
         with self._timed("face_mesh"):
             found = self._landmarker(crop)
             if found is None and tracking:

@@ -9,6 +9,12 @@ R = Rz(roll) · Ry(yaw) · Rx(pitch), angles in degrees:
 - roll > 0: the face turns clockwise in the image.
 Consequences (tested): mirroring the image (x → −x) negates yaw and roll and keeps pitch;
 rotating the image in-plane by θ clockwise adds θ to roll.
+
+Estimation (below): a least-squares similarity (Umeyama) maps the project's canonical 3D face
+`CANONICAL_FACE68` (built by scripts/build_canonical_face.py from FaceMesh on frontal photos:
+symmetric about x = 0, centroid at 0, landmarks 0 and 16 two apart, "frontal" = its symmetry
+plane and principal plane face the camera) onto a frame's 68 landmarks; its rotation gives the
+angles above. `frontalize` undoes that rotation for `lm_norm` / `eyes_norm`.
 """
 
 from __future__ import annotations
