@@ -30,7 +30,7 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import OutOfMemoryError, RayActorError
 from tqdm import tqdm
 
 from pipelines.params import DEFAULT_PARAMS, load_section
@@ -163,7 +163,8 @@ def ray_init(config: RayConfig) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (cgroups, taskset)
+        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
     return True
 
 
@@ -192,7 +193,7 @@ def run_extract(
         f"{len(pending)} to run" + (f"; removed {len(stale)} stale units" if stale else ""),
         err=True,
     )
-    failed_units: list[str] = []
+    failed_units: dict[str, str] = {}
     if pending:
         started = ray_init(ray_config)
         try:
@@ -204,8 +205,8 @@ def run_extract(
                 ray.shutdown()
     if failed_units:
         raise ExtractJobError(
-            f"units {failed_units} failed {ray_config.max_retries + 1} times with no clip in "
-            "flight (actors could not start or died between clips); see the Ray logs"
+            f"{len(failed_units)} units failed {ray_config.max_retries + 1} times with no clip "
+            f"in flight (actors could not start or died between clips): {failed_units}"
         )
     write_clips_table(features_dir, units, params_hash)
     summary.seconds = time.perf_counter() - t0
@@ -230,8 +231,8 @@ def _run_units(
     config: RayConfig,
     summary: JobSummary,
     progress: bool,
-) -> list[str]:
-    """Schedule units on a pool of actors; the ids of units that could not be run."""
+) -> dict[str, str]:
+    """Schedule units on a pool of actors; units that could not be run → why."""
     remote_cls = ray.remote(ExtractWorker).options(
         num_cpus=config.cpus_per_actor, num_gpus=config.gpus_per_actor, max_restarts=0
     )
@@ -246,7 +247,7 @@ def _run_units(
     running: dict[ray.ObjectRef, tuple[_Slot, Unit]] = {}
     attempts: dict[str, int] = {}  # deaths with no clip in flight, per unit
     settled: dict[str, int] = {}  # clips recorded `worker_died`, per unit
-    failed: list[str] = []
+    failed: dict[str, str] = {}  # unit id → the last death's message
     bar = tqdm(total=sum(len(u.clips) for u in pending), unit="clip", disable=not progress)
     try:
         while queue or running:
@@ -258,8 +259,10 @@ def _run_units(
             slot, unit = running.pop(ref)
             try:
                 rows, computed, frames = ray.get(ref)
-            except RayActorError:
-                # the process is gone (segfault, OOM kill, SIGKILL); a fresh actor takes over
+            except (RayActorError, OutOfMemoryError) as e:
+                # the process is gone (segfault, OOM kill, SIGKILL) or unreachable: make sure it
+                # writes nothing more, and let a fresh actor take the unit over
+                ray.kill(slot.actor)
                 summary.worker_deaths += 1
                 clip_id = _settle_dead_clip(features_dir, unit, params_hash)
                 if clip_id is not None:
@@ -270,7 +273,7 @@ def _run_units(
                     attempts[unit.unit_id] += 1
                     queue.appendleft(unit)
                 else:
-                    failed.append(unit.unit_id)
+                    failed[unit.unit_id] = str(e).strip().splitlines()[-1][:300]
                 continue
             commit_unit(_unit_dir(features_dir, unit), unit, params_hash, rows)
             summary.units_run.append(unit.unit_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.extract import WORKER_DIED, RayConfig, run_extract
+from pipelines.extract import WORKER_DIED, ExtractJobError, RayConfig, run_extract
 from pipelines.units import MARKER, UNITS, Journal, plan_units
 from space_data.clip import Clip, make_clip_id
 from space_data.datasets import read_manifest, write_manifest
@@ -186,3 +186,8 @@ def test_added_clips_run_alone_and_a_worker_killed_mid_clip_loses_only_that_clip
     assert rows[survivor]["status"] == "ok" and rows[survivor]["n_frames"] == 30
     # the settled clip is not retried by the next run
     assert run_extract(clips, out, CONFIG, RAY, progress=False).units_run == []
+
+
+def test_actors_the_cluster_cannot_host_stop_the_job_with_the_reason(ray_address, clips, tmp_path):
+    with pytest.raises(ExtractJobError, match="gpus_per_actor=1.0 but the cluster has 0 GPUs"):
+        run_extract(clips[:1], tmp_path, CONFIG, RayConfig(gpus_per_actor=1.0), progress=False)
