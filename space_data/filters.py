@@ -35,7 +35,7 @@ class FilterConfig:
 
     max_no_face_frames: int = 3
     """Frames (30 fps timeline) without a detected face a kept clip may have (SPACE: 0)."""
-    max_jump: float = 0.3
+    max_jump: float = 0.2
     """Largest landmark jump between neighbouring face frames, in face sizes; above: `cut`."""
     max_rotation_deg: float = 45.0
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
