@@ -9,7 +9,8 @@ already keeps busy (MediaPipe and the decoder run threads, which caps what more 
 add on few cores), and the peak RSS of every actor (its own `getrusage` max RSS) beside this
 process's.
 
-Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--actors N]
+Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--repeat 1]
+[--actors N]
 """
 
 from __future__ import annotations
@@ -32,15 +33,21 @@ from space_data.extract import ClipExtractor
 MIB = 2**20
 
 
-def corpus_clips(root: Path, limit: int | None) -> list:
-    """Usable clips of every corpus tree under `root`, sorted by id, at most `limit`."""
+def corpus_clips(root: Path, limit: int | None, repeat: int) -> list:
+    """Usable clips of every corpus tree under `root`, sorted by id, at most `limit`, each
+    listed `repeat` times under distinct ids (more work to amortize actor start-up)."""
     clips = []
     for dataset, scan in SCANNERS.items():
         if (root / dataset).is_dir():
             clips += [c for c in scan(str(root / dataset)) if c.usable]
     if not clips:
         raise click.ClickException(f"no usable clips under {root} (run `space synth` first)")
-    return sorted(clips, key=lambda c: c.clip_id)[:limit]
+    clips = sorted(clips, key=lambda c: c.clip_id)[:limit]
+    return [
+        dataclasses.replace(c, clip_id=f"{c.clip_id}-r{k}") if k else c
+        for k in range(repeat)
+        for c in clips
+    ]
 
 
 def sequential(clips: list, config) -> tuple[float, float, int]:
@@ -61,15 +68,16 @@ def _cpu_seconds() -> float:
 @click.command()
 @click.option("--corpus", default="sample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--limit", default=24, show_default=True, help="Clips to extract (sorted by id).")
+@click.option("--repeat", default=1, show_default=True, help="Extract each clip this many times.")
 @click.option("--actors", type=int, default=None, help="Override ray.num_actors.")
 @click.option("--params", default="params.yaml", show_default=True)
-def main(corpus: str, limit: int, actors: int | None, params: str) -> None:
+def main(corpus: str, limit: int, repeat: int, actors: int | None, params: str) -> None:
     """Ray extract job vs a sequential loop: clips/s, frames/s, ratio, peak RSS per worker."""
     extract_config = load_section("extract", params)
     ray_config = load_section("ray", params)
     if actors is not None:
         ray_config = dataclasses.replace(ray_config, num_actors=actors)
-    clips = corpus_clips(Path(corpus), limit)
+    clips = corpus_clips(Path(corpus), limit, repeat)
     click.echo(
         f"{len(clips)} clips from {corpus}; {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -98,6 +106,7 @@ def main(corpus: str, limit: int, actors: int | None, params: str) -> None:
             f"{name:24s} {seconds:7.1f} s  {len(clips) / seconds:6.2f} clips/s  "
             f"{frames / seconds:7.1f} frames/s"
         )
+    click.echo(f"the sequential loop kept {seq_cpu / seq_seconds:.2f} cores busy (its threads)")
     click.echo(
         f"ratio ray / sequential: {seq_seconds / summary.seconds:.2f}x "
         f"(ray.init {init_seconds:.1f} s not included)"

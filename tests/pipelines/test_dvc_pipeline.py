@@ -1,0 +1,74 @@
+"""dvc.yaml stays consistent with the code: every command and option exists, every params key
+exists, every data dependency is an earlier stage's output, and a filter threshold reaches
+only filter, pack and report. (`dvc repro` itself is run by `make demo`.)"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import COMMANDS
+from pipelines.params import SECTIONS, read_params
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+DATA_STAGES = ("synth", "index", "extract", "filter", "pack", "report")
+
+
+def _paths(entries: list) -> list[str]:
+    """Paths of a deps/outs/metrics list (entries are strings or {path: options})."""
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
+
+
+def _outs(stage: dict) -> list[str]:
+    return _paths(stage.get("outs", [])) + _paths(stage.get("metrics", []))
+
+
+def test_the_data_stages_come_first_in_order():
+    assert list(STAGES)[: len(DATA_STAGES)] == list(DATA_STAGES)
+
+
+@pytest.mark.parametrize("name", DATA_STAGES)
+def test_command_and_options_exist(name):
+    argv = shlex.split(STAGES[name]["cmd"])
+    assert argv[0] == "space" and argv[1] in COMMANDS
+    command = importlib.import_module(COMMANDS[argv[1]]).cli
+    known = {opt for p in command.params for opt in p.opts}
+    assert {a for a in argv[2:] if a.startswith("--")} <= known
+
+
+@pytest.mark.parametrize("name", DATA_STAGES)
+def test_params_keys_exist(name):
+    params = read_params(ROOT / "params.yaml")
+    for key in STAGES[name].get("params", []):
+        section, *rest = key.split(".")
+        assert section in SECTIONS and section in params
+        if rest:
+            assert rest[0] in params[section]
+
+
+def test_data_dependencies_are_earlier_outputs():
+    produced: set[str] = set()
+    for name in DATA_STAGES:
+        stage = STAGES[name]
+        for dep in _paths(stage.get("deps", [])):
+            if not (ROOT / dep).exists() or dep.startswith(("data/", "sample")):
+                assert dep in produced, f"{name} depends on {dep}, which no earlier stage makes"
+        produced.update(_outs(stage))
+
+
+def test_extract_units_persist_and_a_filter_threshold_reruns_only_later_stages():
+    [units] = [o for o in STAGES["extract"]["outs"] if isinstance(o, dict)]
+    assert units == {"data/features/units": {"persist": True, "cache": False}}
+    # stages reached from a change of `filter`: its own stage plus everything downstream
+    reached = {"filter"}
+    for name in DATA_STAGES:
+        deps = set(_paths(STAGES[name].get("deps", [])))
+        if any(deps & set(_outs(STAGES[r])) for r in reached):
+            reached.add(name)
+    assert reached == {"filter", "pack", "report"}
+    assert [n for n in DATA_STAGES if "filter" in STAGES[n].get("params", [])] == ["filter"]
