@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 from ray.exceptions import OutOfMemoryError, RayActorError
 from tqdm import tqdm
@@ -45,13 +43,13 @@ from pipelines.units import (
     open_unit,
     plan_units,
     prune_units,
-    read_marker,
     save_record,
+    write_clips_table,
 )
 from space_data.clip import Clip
 from space_data.config import config_hash
 from space_data.extract import ClipExtractor, ExtractConfig
-from space_data.record import ClipFeatures, ClipStats
+from space_data.record import ClipFeatures
 
 WORKER_DIED = "worker_died"
 
@@ -337,72 +335,6 @@ def _settle_dead_clip(features_dir: Path, unit: Unit, params_hash: str) -> str |
         ClipFeatures.failed(clip.clip_id, reason, meta=_failed_meta(clip, params_hash)),
     )
     return clip.clip_id
-
-
-# --- clips.parquet ------------------------------------------------------------------------------
-
-_CLIP_COLUMNS = [
-    ("clip_id", pa.string()),
-    ("dataset", pa.string()),
-    ("speaker", pa.string()),
-    ("split", pa.string()),
-    ("emotion", pa.string()),
-    ("intensity", pa.float64()),
-    ("view", pa.string()),
-    ("path", pa.string()),
-    ("status", pa.string()),
-    ("reason", pa.string()),
-    ("unit", pa.string()),
-    ("record", pa.string()),
-    ("params_hash", pa.string()),
-]
-_STAT_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
-
-
-def clips_schema() -> pa.Schema:
-    """Columns of clips.parquet: manifest fields, outcome, location, then every ClipStats field."""
-    defaults = ClipStats().to_dict()
-    stats = [(name, _STAT_TYPES[type(value)]) for name, value in defaults.items()]
-    return pa.schema(_CLIP_COLUMNS + stats)
-
-
-def write_clips_table(features_dir: Path, units: list[Unit], params_hash: str) -> Path:
-    """`clips.parquet` from the markers of all committed units, sorted by clip id (atomic)."""
-    rows = []
-    for unit in units:
-        marker = read_marker(_unit_dir(features_dir, unit))
-        if marker is None or marker["params_hash"] != params_hash:
-            continue
-        by_id = {r["clip_id"]: r for r in marker["rows"]}
-        for clip in unit.clips:
-            r = by_id[clip.clip_id]
-            rows.append(
-                {
-                    "clip_id": clip.clip_id,
-                    "dataset": clip.dataset,
-                    "speaker": clip.speaker,
-                    "split": clip.split,
-                    "emotion": clip.emotion,
-                    "intensity": clip.intensity,
-                    "view": clip.view,
-                    "path": clip.path,
-                    "status": r["status"],
-                    "reason": r["reason"],
-                    "unit": unit.unit_id,
-                    "record": r["record"],
-                    "params_hash": params_hash,
-                    **r["stats"],
-                }
-            )
-    rows.sort(key=lambda r: r["clip_id"])
-    schema = clips_schema()
-    table = pa.Table.from_pylist(rows, schema=schema)
-    features_dir.mkdir(parents=True, exist_ok=True)
-    path = features_dir / "clips.parquet"
-    tmp = features_dir / f".clips.parquet.tmp{os.getpid()}"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
 
 
 # --- CLI ------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Units of work for the extract job: planning, the per-unit journal and the commit marker.
+"""Units of work for the extract job: planning, the per-unit journal, the commit marker and
+the clips table built from the markers.
 
 Plain files and no Ray, so the rules that make a run resumable are testable in one process.
 
@@ -10,6 +11,7 @@ Layout under the features directory (`data/features/`)::
                                     is in flight, with the worker's PID), `done` (record on disk)
     units/<unit_id>/_COMMITTED      JSON: params hash, members hash, clip ids, one row per clip;
                                     written last, atomically
+    clips.parquet                   one row per clip of every committed unit (`write_clips_table`)
 
 Planning (`plan_units`): clips are grouped per (dataset, speaker), sorted by clip id, and cut
 into units at content-defined boundaries: a clip closes its unit when a hash of its id is 0
@@ -38,8 +40,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from space_data.clip import Clip
-from space_data.record import ClipFeatures
+from space_data.record import ClipFeatures, ClipStats
 
 MARKER = "_COMMITTED"
 JOURNAL = "_JOURNAL"
@@ -256,3 +261,69 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+# --- clips.parquet ------------------------------------------------------------------------------
+
+_CLIP_COLUMNS = [
+    ("clip_id", pa.string()),
+    ("dataset", pa.string()),
+    ("speaker", pa.string()),
+    ("split", pa.string()),
+    ("emotion", pa.string()),
+    ("intensity", pa.float64()),
+    ("view", pa.string()),
+    ("path", pa.string()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("unit", pa.string()),
+    ("record", pa.string()),
+    ("params_hash", pa.string()),
+]
+_STAT_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def clips_schema() -> pa.Schema:
+    """Columns of clips.parquet: manifest fields, outcome, location, then every ClipStats field."""
+    defaults = ClipStats().to_dict()
+    stats = [(name, _STAT_TYPES[type(value)]) for name, value in defaults.items()]
+    return pa.schema(_CLIP_COLUMNS + stats)
+
+
+def write_clips_table(features_dir: Path, units: list[Unit], params_hash: str) -> Path:
+    """`clips.parquet` from the markers of all committed units, sorted by clip id (atomic)."""
+    rows = []
+    for unit in units:
+        marker = read_marker(features_dir / UNITS / unit.unit_id)
+        if marker is None or marker["params_hash"] != params_hash:
+            continue
+        by_id = {r["clip_id"]: r for r in marker["rows"]}
+        for clip in unit.clips:
+            r = by_id[clip.clip_id]
+            rows.append(
+                {
+                    "clip_id": clip.clip_id,
+                    "dataset": clip.dataset,
+                    "speaker": clip.speaker,
+                    "split": clip.split,
+                    "emotion": clip.emotion,
+                    "intensity": clip.intensity,
+                    "view": clip.view,
+                    "path": clip.path,
+                    "status": r["status"],
+                    "reason": r["reason"],
+                    "unit": unit.unit_id,
+                    "record": r["record"],
+                    "params_hash": params_hash,
+                    **r["stats"],
+                }
+            )
+    rows.sort(key=lambda r: r["clip_id"])
+    schema = clips_schema()
+    table = pa.Table.from_pylist(rows, schema=schema)
+    features_dir.mkdir(parents=True, exist_ok=True)
+    path = features_dir / "clips.parquet"
+    tmp = features_dir / f".clips.parquet.tmp{os.getpid()}"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path

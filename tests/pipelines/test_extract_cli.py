@@ -9,8 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipelines.extract import RayConfig, cli, clips_schema, write_clips_table
-from pipelines.units import Journal, commit_unit, open_unit, plan_units, save_record
+from pipelines.extract import RayConfig, cli
+from pipelines.units import (
+    Journal,
+    clips_schema,
+    commit_unit,
+    open_unit,
+    plan_units,
+    save_record,
+    write_clips_table,
+)
 from space_data.clip import Clip
 from space_data.config import ConfigError, from_mapping
 from space_data.record import ClipFeatures, ClipStats
