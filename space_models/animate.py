@@ -120,10 +120,13 @@ def source_face(rgb: np.ndarray, extract_config) -> dict[str, np.ndarray]:
         raise AnimateError("could not fit a head pose to the image's landmarks")
     eyes = found.eyes52[None]
     return {
-        "lm68": lm68[0], "eyes52": eyes[0], "pose": pose[0], "scale": scale[0],
+        "lm68": lm68[0],
+        "eyes52": eyes[0],
+        "pose": pose[0],
+        "scale": scale[0],
         "lm_norm": np.nan_to_num(frontalize(lm68, rot, lm68)[0]),
         "eyes_norm": np.nan_to_num(frontalize(eyes, rot, lm68)[0]),
-    }  # fmt: skip
+    }
 
 
 def draw(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -167,8 +170,9 @@ def animate(
         raise AnimateError(f"{audio} is shorter than two frames")
     src = source_face(rgb, extract_config)
     mfcc = torch.from_numpy(mfcc_track(speech, n_frames, extract_config.audio))[None]
-    lm, eyes = s2l.predict(mfcc, torch.from_numpy(src["lm_norm"])[None],
-                           torch.from_numpy(src["eyes_norm"])[None], emo)  # fmt: skip
+    lm, eyes = s2l.predict(
+        mfcc, torch.from_numpy(src["lm_norm"])[None], torch.from_numpy(src["eyes_norm"])[None], emo
+    )
     lm, eyes = lm[0].numpy(), eyes[0].numpy()  # (T, 68, 3), (T, 52, 3)
     if blink:
         insert_blinks(lm, eyes, blink_curve(n_frames, seed))
@@ -188,8 +192,14 @@ def animate(
         pose = read_pose_file(pose_mode, n_frames)
     posed = posed_landmarks(lm, pose, np.full(n_frames, src["scale"], np.float32))
 
-    result = {"lm_norm": lm, "eyes_norm": eyes, "posed": posed, "pose": pose.astype(np.float32),
-              "emotion": emo[0].numpy(), "fps": np.float32(FPS)}  # fmt: skip
+    result = {
+        "lm_norm": lm,
+        "eyes_norm": eyes,
+        "posed": posed,
+        "pose": pose.astype(np.float32),
+        "emotion": emo[0].numpy(),
+        "fps": np.float32(FPS),
+    }
     kp_note = _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result)
     print(f"animate: {kp_note}")
 
@@ -215,9 +225,13 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
     if extractor.missing_reason:
         return f"no keypoints: {extractor.missing_reason}"
     source = extractor(rgb[None])
-    kp = l2l.predict(mfcc, torch.from_numpy(posed)[None],
-                     torch.from_numpy(source["kp_source"])[None],
-                     torch.from_numpy(source["kp"][:1]), emo)  # fmt: skip
+    kp = l2l.predict(
+        mfcc,
+        torch.from_numpy(posed)[None],
+        torch.from_numpy(source["kp_source"])[None],
+        torch.from_numpy(source["kp"][:1]),
+        emo,
+    )
     result["kp"] = kp[0].numpy()
     result["kp_source"] = source["kp_source"]
     return "keypoints from L2L written"
@@ -274,8 +288,9 @@ def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
     OUT/animation.mp4 (landmarks over the image, with the speech), at 30 fps.
     """
     if pose_mode not in ("still", "generate") and not Path(pose_mode).is_file():
-        raise click.BadParameter(f"{pose_mode!r} is not still, generate or an existing .npy file",
-                                 param_hint="--pose")  # fmt: skip
+        raise click.BadParameter(
+            f"{pose_mode!r} is not still, generate or an existing .npy file", param_hint="--pose"
+        )
     try:
         paths = animate(image, audio, out_dir, emotion, pose_mode, blink, params, seed)
     except (AnimateError, CheckpointError, ConfigError) as e:

@@ -106,8 +106,9 @@ def evaluate_model(name: str, model, shards: str, split: str, config: EvalConfig
             lm, _ = model.predict(b["mfcc"], b["lm"][:, 0], b["eyes"][:, 0], b["emotion"])
             errors = landmark_errors(lm[0].numpy(), b["lm"][0].numpy(), ok)
         elif name == "posegen":
-            pose = model.predict(b["mfcc"], b["pose"][:, 0], b["scale"][:, 0], b["emotion"],
-                                 generator)  # fmt: skip
+            pose = model.predict(
+                b["mfcc"], b["pose"][:, 0], b["scale"][:, 0], b["emotion"], generator
+            )
             err = (pose[0, :, :3] - b["pose"][0, :, :3]).abs().mean(-1).numpy()
             errors = {"angle_mae_deg": (float(err[ok].sum()), int(ok.sum()))}
         else:
@@ -126,6 +127,8 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
     """Evaluate every trained model on the configured splits; writes reports/train/eval.json."""
     train_config = load_train_config(params)
     config = load_section("evaluate", params)
+    if train_config.cpu_threads is not None:
+        torch.set_num_threads(train_config.cpu_threads)
     shards = train_config.data.shards
     report: dict = {"data_version": data_version(shards), "models": {}}
     for name in MODELS:
@@ -138,8 +141,10 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
             continue
         entry = {"checkpoint_data_version": ckpt["data_version"], "step": ckpt["step"]}
         if ckpt["data_version"] != report["data_version"]:
-            print(f"evaluate {name}: warning: trained on data {ckpt['data_version'][:12]}, "
-                  f"evaluated on {report['data_version'][:12]}")  # fmt: skip
+            print(
+                f"evaluate {name}: warning: trained on data {ckpt['data_version'][:12]}, "
+                f"evaluated on {report['data_version'][:12]}"
+            )
         for split in config.splits:
             try:
                 entry[split] = evaluate_model(name, model, shards, split, config)

@@ -4,7 +4,7 @@ Adam; learning rate warms up linearly from `lr_start` to `lr_peak` over `warmup_
 follows a cosine to 0 at `steps` (paper: 1e-5 → 5e-4 over 10k steps, 0 at 1M, batch 256).
 bf16 autocast on GPU only. Under `torchrun` (RANK / WORLD_SIZE set) the model is wrapped in
 DDP (NCCL on GPU, gloo on CPU), each rank reads its own resampled shard stream and the global
-batch is split evenly; rank 0 logs, checkpoints and writes the metrics.
+batch is split evenly; rank 0 logs (its own loss), checkpoints and writes the metrics.
 
 Checkpoints (`checkpoints/<model>.pt`) hold only state dicts, tensors and plain numbers and
 strings, so they load with `torch.load(weights_only=True)`: model, optimizer, step, the model
@@ -71,6 +71,9 @@ class TrainConfig:
     """Steps between checkpoints (one is always written at the end)."""
     seed: int = 0
     """Seeds the weights, the loader stream and teacher forcing."""
+    cpu_threads: int | None = None
+    """torch intra-op threads on CPU (None: torch's default). Small models on a busy machine
+    run faster with 1: idle worker threads spin and compete for the cores."""
     data: DataConfig = field(default_factory=DataConfig)
     """Shards folder and window cutting."""
     s2l: dict = field(default_factory=dict)
@@ -95,6 +98,8 @@ class TrainConfig:
             raise ValueError("train.warmup_steps must lie in [0, steps]")
         if not 0 < self.lr_start <= self.lr_peak:
             raise ValueError("train needs 0 < lr_start <= lr_peak")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError("train.cpu_threads must be >= 1 or null")
         if self.checkpoint_every < 1 or self.grad_clip < 0:
             raise ValueError("train.checkpoint_every must be >= 1 and train.grad_clip >= 0")
         for name in MODELS:
@@ -189,6 +194,11 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
     if device == "auto":
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank if dev.index is None else dev.index)
+        torch.cuda.set_device(dev)
+    if dev.type == "cpu" and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
     if world > 1:
         torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     if config.batch_size % world:

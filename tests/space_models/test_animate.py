@@ -60,18 +60,39 @@ def test_blinks_close_the_eyelids():
 @pytest.mark.realdata
 def test_animate_a_real_portrait(realdata, kp_shards, tmp_path):
     for name in ("s2l", "posegen"):  # two steps: exercises the pipeline, not a quality claim
-        train(name, TrainConfig(preset="tiny", steps=2, warmup_steps=1, batch_size=2,
-                                data={"shards": str(kp_shards), "window": 6},
-                                checkpoints=str(tmp_path / "ckpt"), reports=str(tmp_path)),
-              device="cpu")  # fmt: skip
+        train(
+            name,
+            TrainConfig(
+                preset="tiny",
+                steps=2,
+                warmup_steps=1,
+                batch_size=2,
+                data={"shards": str(kp_shards), "window": 6},
+                checkpoints=str(tmp_path / "ckpt"),
+                reports=str(tmp_path),
+            ),
+            device="cpu",
+        )
     params = _params(tmp_path / "params.yaml", tmp_path / "ckpt")
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, [
-        "--image", str(realdata / "images" / "portrait_frontal_woman.jpg"),
-        "--audio", str(realdata / "audio" / "address_16k_stereo.wav"),
-        "--emotion", "happy:0.7", "--pose", "generate", "--blink", "--out", str(out),
-        "--params", params,
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--image",
+            str(realdata / "images" / "portrait_frontal_woman.jpg"),
+            "--audio",
+            str(realdata / "audio" / "address_16k_stereo.wav"),
+            "--emotion",
+            "happy:0.7",
+            "--pose",
+            "generate",
+            "--blink",
+            "--out",
+            str(out),
+            "--params",
+            params,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "no keypoints" in result.output  # no L2L checkpoint in this run
     with np.load(out / "animation.npz") as z:

@@ -21,10 +21,16 @@ from space_models.train import (
 
 def _config(shards, out, steps: int) -> TrainConfig:
     return TrainConfig(
-        preset="tiny", steps=steps, warmup_steps=2, batch_size=2, log_every=1,
-        checkpoint_every=2, data={"shards": str(shards), "window": 6, "shuffle_buffer": 4},
-        checkpoints=str(out / "checkpoints"), reports=str(out / "reports"),
-    )  # fmt: skip
+        preset="tiny",
+        steps=steps,
+        warmup_steps=2,
+        batch_size=2,
+        log_every=1,
+        checkpoint_every=2,
+        data={"shards": str(shards), "window": 6, "shuffle_buffer": 4},
+        checkpoints=str(out / "checkpoints"),
+        reports=str(out / "reports"),
+    )
 
 
 def test_schedule_warms_up_then_decays_to_zero():
@@ -68,9 +74,17 @@ def test_l2l_skips_without_keypoints_through_the_cli(plain_shards, tmp_path):
         yaml.safe_dump({"train": {"preset": "tiny", "data": {"shards": str(plain_shards)}}})
     )
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, [
-        "--model", "l2l", "--params", str(params), f"checkpoints={out}", f"reports={out}",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--model",
+            "l2l",
+            "--params",
+            str(params),
+            f"checkpoints={out}",
+            f"reports={out}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output
     report = json.loads((out / "l2l.json").read_text())
