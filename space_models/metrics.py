@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipelines.params import DEFAULT_PARAMS, load_section
 from space_data.config import ConfigError
@@ -94,7 +95,8 @@ def evaluate_model(name: str, model, shards: str, split: str, config: EvalConfig
     sums: dict[str, list] = {}
     generator = torch.Generator().manual_seed(config.seed)
     clips = 0
-    for clip in eval_clips(shards, split, keypoints=name == "l2l"):
+    progress = tqdm(eval_clips(shards, split, keypoints=name == "l2l"), desc=f"{name} {split}")
+    for clip in progress:
         if name == "l2l" and "kp" not in clip:
             continue
         b = _example(clip, config.max_frames)

@@ -199,8 +199,6 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
         torch.cuda.set_device(dev)
     if dev.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     if config.batch_size % world:
         raise ConfigError(f"train.batch_size {config.batch_size} is not divisible by {world} ranks")
     ckpt_path = Path(config.checkpoints) / f"{name}.pt"
@@ -220,6 +218,8 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
             _write_json(report_path, metrics)
         return metrics
 
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     torch.manual_seed(config.seed + rank)
     model = MODELS[name][0](mcfg).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_start)
