@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -100,3 +102,22 @@ def test_overrides_and_bad_keys(tmp_path):
     assert (c.steps, c.data.window, c.preset) == (20, 32, "tiny")
     result = CliRunner().invoke(cli, ["--model", "s2l", "--params", str(params), "s2l.hiden=3"])
     assert result.exit_code != 0 and "hiden" in result.output
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_on_cpu(kp_shards, tmp_path):
+    """torchrun with 2 gloo ranks: one global batch split over the ranks, rank 0 writes."""
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "-m", "space_models.train", "--model", "posegen", "--device", "cpu", "--params",
+        str(tmp_path / "none.yaml"), "preset=tiny", "steps=3", "warmup_steps=1",
+        "batch_size=4", "data.window=6", f"data.shards={kp_shards}",
+        f"checkpoints={out}", f"reports={out}",
+    ]  # fmt: skip
+    (tmp_path / "none.yaml").write_text("{}\n")
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ckpt = read_checkpoint(out / "posegen.pt", "posegen")
+    assert ckpt["world_size"] == 2 and ckpt["step"] == 3
+    assert json.loads((out / "posegen.json").read_text())["world_size"] == 2
