@@ -161,15 +161,28 @@ def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
     return out
 
 
+MAX_CONSECUTIVE_SKIPS = 1000
+"""Clips in a row without a usable window before the loader gives up (else it would spin)."""
+
+
 def _random_windows(
     src: Iterator[dict], window: int, seed: int, augment: bool, keypoints: bool
 ) -> Iterator[dict]:
     _, _, worker, _ = wds.utils.pytorch_worker_info()
     rng = random.Random(seed * 1000 + worker)
+    skipped = 0
     for clip in src:
         starts = window_starts(clip, window, keypoints)
-        if len(starts) == 0:
-            continue  # too short, no face, or missing members: nothing to learn from
+        if len(starts) == 0:  # too short, no face, or missing members: nothing to learn from
+            skipped += 1
+            if skipped >= MAX_CONSECUTIVE_SKIPS:
+                raise DataError(
+                    f"{skipped} clips in a row have no window of {window} frames starting on a "
+                    f"face{' with keypoints' if keypoints else ''}: clips too short for "
+                    "train.data.window, or members missing from the shards"
+                )
+            continue
+        skipped = 0
         row = rng.randrange(clip["mfcc"].shape[0]) if augment else 0
         yield cut_window(clip, int(starts[rng.randrange(len(starts))]), window, row)
 

@@ -90,3 +90,9 @@ def test_data_version_and_keypoint_detection(kp_shards, plain_shards, tmp_path):
     assert has_keypoints(kp_shards) and not has_keypoints(plain_shards)
     with pytest.raises(DataError, match="not found"):
         data_version(tmp_path / "nowhere")
+
+
+def test_loader_stops_with_a_reason_when_no_clip_fits(plain_shards):
+    batches = iter(train_batches(DataConfig(str(plain_shards), window=500), 2))
+    with pytest.raises(DataError, match="no window of 500 frames"):
+        next(batches)
