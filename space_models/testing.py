@@ -45,8 +45,10 @@ def make_talking_record(
 ) -> ClipFeatures:
     """A record seeded by `clip_id`; frames in `missing` have no face (NaN arrays, face 0)."""
     rng = np.random.default_rng(zlib.crc32(clip_id.encode()))
-    mfcc = rng.normal(0, 1, (1 + augmentations, n_frames, 40)).astype(np.float32)
-    clean = mfcc[0]
+    clean = rng.normal(0, 1, (n_frames, 40)).astype(np.float32)
+    # rows 1..A: the same speech "augmented" (perturbed), as the extractor's pitch/EQ/gain rows
+    noise = rng.normal(0, 0.1, (augmentations, n_frames, 40)).astype(np.float32)
+    mfcc = np.concatenate([clean[None], clean[None] + noise])
     opening = 0.15 * np.tanh(clean[:, 0])  # (T,)
     lm = np.repeat(FACE[None], n_frames, 0)
     lm[:, MOUTH, 1] += opening[:, None] * np.where(MOUTH < 55, -1.0, 1.0)
