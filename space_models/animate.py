@@ -132,7 +132,7 @@ def source_face(rgb: np.ndarray, extract_config) -> dict[str, np.ndarray]:
 def draw(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The image with (N, 2) pixel points drawn (even height and width for H.264)."""
     h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-    frame = np.ascontiguousarray(rgb[:h, :w])
+    frame = rgb[:h, :w].copy()  # a fresh canvas per frame
     radius = max(1, round(min(h, w) / 200))
     for x, y in points:
         if np.isfinite(x) and np.isfinite(y):

@@ -9,7 +9,14 @@ from click.testing import CliRunner
 
 from space_data.clip import EMOTIONS
 from space_data.media import probe
-from space_models.animate import AnimateError, blink_curve, cli, insert_blinks, parse_emotion
+from space_models.animate import (
+    AnimateError,
+    blink_curve,
+    cli,
+    draw,
+    insert_blinks,
+    parse_emotion,
+)
 from space_models.testing import EYES, FACE
 from space_models.train import TrainConfig, train
 
@@ -41,6 +48,13 @@ def test_parse_emotion():
     for bad in ("joyful", "happy:2", "happy:x"):
         with pytest.raises(AnimateError):
             parse_emotion(bad)
+
+
+def test_draw_leaves_the_source_image_alone():
+    rgb = np.zeros((31, 40, 3), np.uint8)
+    frame = draw(rgb, np.array([[10.0, 10.0], [np.nan, 3.0]]))
+    assert frame.shape == (30, 40, 3) and frame[10, 10, 1] == 255
+    assert not rgb.any()
 
 
 def test_blinks_close_the_eyelids():
