@@ -26,6 +26,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from space_data import storage
 
@@ -181,6 +182,9 @@ class VideoReader:
             t0: float | None = None
             last = -math.inf
             frames = container.decode(stream)
+            # one reformatter per clip: frame.to_ndarray(width=...) builds a new swscale
+            # context for every frame (measured: 0.3-0.45 ms per small frame, same pixels)
+            reformatter = VideoReformatter()
             while True:
                 try:
                     frame = next(frames, None)
@@ -194,9 +198,9 @@ class VideoReader:
                     continue  # a frame stamped before its predecessor (broken muxing): skip it
                 t0, last = (t if t0 is None else t0), t
                 # area averaging: a downscaled frame without aliasing for the face detector
-                rgb = frame.to_ndarray(
-                    width=out_w, height=out_h, format="rgb24", interpolation="AREA"
-                )
+                rgb = reformatter.reformat(
+                    frame, width=out_w, height=out_h, format="rgb24", interpolation="AREA"
+                ).to_ndarray()
                 if k:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
                 self.decoded += 1

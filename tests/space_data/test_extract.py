@@ -197,6 +197,8 @@ def test_config_validation():
         ExtractConfig(whole_frame_datasets=["youtube"])
     with pytest.raises(ValueError, match="hands_every"):
         ExtractConfig(hands_every=0)
+    with pytest.raises(ValueError, match="hands_model_complexity"):
+        ExtractConfig(hands_model_complexity=2)
     assert ExtractConfig(whole_frame_datasets=["voxceleb2"]).whole_frame_datasets == ("voxceleb2",)
 
 

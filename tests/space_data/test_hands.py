@@ -40,8 +40,10 @@ def test_no_hand_on_skimage_pictures(hands, name):
 def test_hand_detector_pickles_and_validates(hands):
     hands(skimage.data.astronaut())
     copy = pickle.loads(pickle.dumps(hands))
-    assert (copy.min_confidence, copy.max_hands) == (0.5, 2)
+    assert (copy.min_confidence, copy.max_hands, copy.model_complexity) == (0.5, 2, 0)
     assert copy(skimage.data.astronaut()) is False
     copy.close()
     with pytest.raises(ValueError, match="max_hands"):
         HandDetector(max_hands=0)
+    with pytest.raises(ValueError, match="model_complexity"):
+        HandDetector(model_complexity=2)
