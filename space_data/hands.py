@@ -24,7 +24,7 @@ class HandDetector:
     """
 
     def __init__(
-        self, min_confidence: float = 0.5, max_hands: int = 2, model_complexity: int = 0
+        self, min_confidence: float = 0.5, max_hands: int = 2, model_complexity: int = 1
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")

@@ -40,7 +40,7 @@ def test_no_hand_on_skimage_pictures(hands, name):
 def test_hand_detector_pickles_and_validates(hands):
     hands(skimage.data.astronaut())
     copy = pickle.loads(pickle.dumps(hands))
-    assert (copy.min_confidence, copy.max_hands, copy.model_complexity) == (0.5, 2, 0)
+    assert (copy.min_confidence, copy.max_hands, copy.model_complexity) == (0.5, 2, 1)
     assert copy(skimage.data.astronaut()) is False
     copy.close()
     with pytest.raises(ValueError, match="max_hands"):
