@@ -31,7 +31,8 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayActorError
 from tqdm import tqdm
 
-from pipelines.params import DEFAULT_PARAMS, load_section
+from pipelines.options import manifest_option, params_option
+from pipelines.params import load_section
 from pipelines.units import (
     UNITS,
     Journal,
@@ -341,13 +342,7 @@ def _settle_dead_clip(features_dir: Path, unit: Unit, params_hash: str) -> str |
 
 
 @click.command("extract")
-@click.option(
-    "--manifest",
-    default="data/manifest.parquet",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Manifest written by `space index`.",
-)
+@manifest_option
 @click.option(
     "--out",
     default="data/features",
@@ -355,15 +350,8 @@ def _settle_dead_clip(features_dir: Path, unit: Unit, params_hash: str) -> str |
     type=click.Path(file_okay=False),
     help="Features directory (units/ + clips.parquet).",
 )
-@click.option(
-    "--params",
-    "params_path",
-    default=str(DEFAULT_PARAMS),
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="params.yaml with `extract:` and `ray:`.",
-)
-def cli(manifest: str, out: str, params_path: str) -> None:
+@params_option("extract", "ray")
+def cli(manifest: str, out: str, params: str) -> None:
     """Extract per-clip features for every usable manifest clip on Ray (resumable).
 
     Runs a local Ray with this machine's cores, or the cluster at RAY_ADDRESS. Committed units
@@ -373,8 +361,8 @@ def cli(manifest: str, out: str, params_path: str) -> None:
 
     if not Path(manifest).is_file():
         raise click.ClickException(f"manifest {manifest} not found (run `space index` first)")
-    extract_config = load_section("extract", params_path)
-    ray_config = load_section("ray", params_path)
+    extract_config = load_section("extract", params)
+    ray_config = load_section("ray", params)
     clips = read_manifest(manifest)
     try:
         summary = run_extract(clips, out, extract_config, ray_config)

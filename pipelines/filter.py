@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from pipelines.options import clips_option, manifest_option, params_option
 from pipelines.params import load_section
 from space_data.filters import filter_clips
 
@@ -23,20 +24,8 @@ def count_reasons(keep: pd.DataFrame) -> Counter:
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    default="data/manifest.parquet",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Manifest from `space index`.",
-)
-@click.option(
-    "--clips",
-    default="data/features/clips.parquet",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Per-clip statistics from `space extract`.",
-)
+@manifest_option
+@clips_option
 @click.option(
     "--out",
     default="data/keep.parquet",
@@ -44,13 +33,7 @@ def count_reasons(keep: pd.DataFrame) -> Counter:
     type=click.Path(dir_okay=False),
     help="Decisions: clip_id, path, split, keep, reason, reasons.",
 )
-@click.option(
-    "--params",
-    default="params.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Parameters file (section `filter`).",
-)
+@params_option("filter")
 def cli(manifest: str, clips: str, out: str, params: str) -> None:
     """Keep or drop every manifest clip by the SPACE rules (thresholds: params.yaml `filter`).
 

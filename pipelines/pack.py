@@ -14,6 +14,7 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
+from pipelines.options import features_option, keep_option, params_option
 from pipelines.params import load_section
 from space_data.clip import SPLITS
 from space_data.record import ClipFeatures
@@ -55,20 +56,8 @@ def load_samples(
 
 
 @click.command()
-@click.option(
-    "--keep",
-    default="data/keep.parquet",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Decisions from `space filter`.",
-)
-@click.option(
-    "--features",
-    default="data/features",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Output folder of `space extract` (clips.parquet + records).",
-)
+@keep_option
+@features_option
 @click.option(
     "--out",
     default="data/shards",
@@ -76,13 +65,7 @@ def load_samples(
     type=click.Path(file_okay=False),
     help="Shard folder (tars + index.json).",
 )
-@click.option(
-    "--params",
-    default="params.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Parameters file (section `pack`).",
-)
+@params_option("pack")
 def cli(keep: str, features: str, out: str, params: str) -> None:
     """Pack kept clips into byte-reproducible WebDataset shards per split, plus index.json.
 

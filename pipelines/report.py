@@ -19,6 +19,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipelines.options import (
+    features_option,
+    keep_option,
+    manifest_option,
+    params_option,
+    shards_option,
+)
 from pipelines.params import load_section
 from space_data.clip import DATASETS, SPLITS
 from space_data.record import ClipFeatures
@@ -113,34 +120,10 @@ def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipF
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    default="data/manifest.parquet",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Manifest from `space index`.",
-)
-@click.option(
-    "--keep",
-    default="data/keep.parquet",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Decisions from `space filter`.",
-)
-@click.option(
-    "--features",
-    default="data/features",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Output folder of `space extract`.",
-)
-@click.option(
-    "--shards",
-    default="data/shards",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Shard folder of `space pack` (its index.json).",
-)
+@manifest_option
+@keep_option
+@features_option
+@shards_option
 @click.option(
     "--out",
     default="reports",
@@ -148,13 +131,7 @@ def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipF
     type=click.Path(file_okay=False),
     help="Report folder (report.html, PNGs, metrics.json).",
 )
-@click.option(
-    "--params",
-    default="params.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Parameters file (section `report`).",
-)
+@params_option("report")
 def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: str) -> None:
     """Write the dataset report: report.html + figures/*.png, and metrics.json.
 

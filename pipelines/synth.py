@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from pipelines.options import params_option
 from pipelines.params import load_section
 from space_data.config import ConfigError
 from space_data.synth import build_sample_corpus, plan
@@ -21,13 +22,7 @@ from space_data.synth import build_sample_corpus, plan
     type=click.Path(file_okay=False),
     help="Folder to write; absent, or holding only a previous sample corpus (replaced).",
 )
-@click.option(
-    "--params",
-    default="params.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Parameters file; section `synth` (SynthConfig). Defaults apply where it is absent.",
-)
+@params_option("synth")
 def cli(out: str, params: str) -> None:
     """Render a small VoxCeleb2 / MEAD / RAVDESS sample corpus from real face photos.
 
@@ -35,6 +30,7 @@ def cli(out: str, params: str) -> None:
     be dropped (rotation, zoom, cut, no face, hands, excluded view, song, video only). Writes
     the media in each corpus's real layout plus truth/<clip_id>.npy (per-frame yaw, pitch,
     roll, tx, ty, scale) and truth.json (designed outcome per clip).
+    Without a params file the SynthConfig defaults apply.
     """
     try:
         config = load_section("synth", params) if Path(params).is_file() else None
