@@ -23,6 +23,7 @@ demo: install
 	@echo
 	@echo "shards: data/shards/ (index: data/shards/index.json)"
 	@echo "report: reports/report.html (metrics: reports/metrics.json)"
+	@echo "models: checkpoints/ (training metrics: reports/train/)"
 
 test: install
 	$(BIN)/python -m pytest
