@@ -39,6 +39,7 @@ from space_data.audio import AudioConfig
 from space_data.clip import DATASETS, Clip
 from space_data.config import config_hash
 from space_data.emotion import EmotionConfig, emotion_meta
+from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.hands import HandDetector
 from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
@@ -158,7 +159,7 @@ class ClipExtractor:
             return self._extract(clip, meta)
         except (MediaError, ClipError) as e:
             return ClipFeatures.failed(clip.clip_id, f"{e.reason}: {e.detail}", meta)
-        except (ImportError, MemoryError, NotImplementedError, FileNotFoundError):
+        except (SetupError, ImportError, MemoryError, NotImplementedError, FileNotFoundError):
             raise  # the installation or the configuration, not the clip
         except Exception as e:  # noqa: BLE001 — one odd file must not stop a corpus run
             return ClipFeatures.failed(

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from space_data import storage
+from space_data.errors import SetupError
 
 NUM_KP = 15
 """Keypoints of the public checkpoint (the generator is built for exactly 15)."""
@@ -292,6 +293,11 @@ def driving_keypoints(
 # ---------------------------------------------------------------------------------------------
 # Checkpoint loading and the per-clip extractor.
 
+
+class CheckpointError(SetupError, ValueError):
+    """The configured face-vid2vid checkpoint cannot be used (stops the run, names the file)."""
+
+
 CHECKPOINT_ENTRIES = ("kp_detector", "he_estimator")
 """Entries of the public checkpoint dict that hold our modules' state dicts."""
 
@@ -312,11 +318,11 @@ def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
         with storage.open_file(path) as f:
             ckpt = torch.load(f, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable torch checkpoint: {e}") from e
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {e}") from e
     found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
     missing = [k for k in CHECKPOINT_ENTRIES if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} is not a face-vid2vid checkpoint: expected entries {list(CHECKPOINT_ENTRIES)} "
             f"(state dicts), missing {missing}; found {found}"
         )
@@ -326,7 +332,7 @@ def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
         try:
             module.load_state_dict(ckpt[name], strict=True, assign=True)
         except RuntimeError as e:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path}: entry {name!r} does not fit {type(module).__name__}: {e}"
             ) from e
     return detector.eval(), estimator.eval()

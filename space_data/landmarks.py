@@ -46,6 +46,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from space_data.errors import SetupError
 from space_data.face import as_rgb
 
 # iBUG 68 order: jaw 0–16, brows 17–21 / 22–26, nose 27–35, eyes 36–41 / 42–47, mouth 48–67.
@@ -152,7 +153,7 @@ class Landmarker(Protocol):
     def close(self) -> None: ...
 
 
-class MissingWeightsError(RuntimeError):
+class MissingWeightsError(SetupError):
     """The FAN backend's weight files are not in the torch hub cache (no download is tried)."""
 
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from space_data.clip import Clip
+from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig, extract_clip
+from space_data.keypoints import KeypointsConfig
 from space_data.media import decode_audio, decode_video, probe, write_video
 from space_data.record import ARRAY_MEMBERS, OPTIONAL_MEMBERS
 from space_data.timeline import resample_track, timeline_length
@@ -257,3 +259,15 @@ def test_sample_corpus_pose_error_median(pose_errors):
 )
 def test_sample_corpus_pose_error_max_target(pose_errors):
     assert pose_errors.max() < 6.0
+
+
+@pytest.mark.realdata
+def test_a_bad_keypoint_checkpoint_stops_the_run_instead_of_failing_each_clip(realdata, tmp_path):
+    not_a_checkpoint = tmp_path / "vox-256.pth.tar"
+    not_a_checkpoint.write_text("not a torch file\n")
+    config = ExtractConfig(
+        require_audio=False, keypoints=KeypointsConfig(checkpoint=str(not_a_checkpoint))
+    )
+    clip = _clip(realdata / "video" / "strong_yaw_noaudio_30fps.mp4", "ravdess")
+    with pytest.raises(SetupError, match="vox-256.pth.tar is not a readable torch checkpoint"):
+        extract_clip(clip, config)
