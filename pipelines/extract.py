@@ -49,6 +49,7 @@ from pipelines.units import (
 )
 from space_data.clip import Clip
 from space_data.config import config_hash
+from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.record import ClipFeatures
 
@@ -258,6 +259,8 @@ def _run_units(
             slot, unit = running.pop(ref)
             try:
                 rows, computed, frames = ray.get(ref)
+            except SetupError as e:  # missing weights, bad checkpoint: every clip would fail
+                raise ExtractJobError(str(getattr(e, "cause", e))) from None
             except (RayActorError, OutOfMemoryError) as e:
                 # the process is gone (segfault, OOM kill, SIGKILL) or unreachable: make sure it
                 # writes nothing more, and let a fresh actor take the unit over

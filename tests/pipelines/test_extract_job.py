@@ -21,6 +21,7 @@ from pipelines.units import MARKER, UNITS, Journal, plan_units
 from space_data.clip import Clip, make_clip_id
 from space_data.datasets import read_manifest, write_manifest
 from space_data.extract import ExtractConfig
+from space_data.keypoints import KeypointsConfig
 from space_data.media import decode_audio, decode_video, write_video
 
 ray = pytest.importorskip("ray")
@@ -191,3 +192,12 @@ def test_added_clips_run_alone_and_a_worker_killed_mid_clip_loses_only_that_clip
 def test_actors_the_cluster_cannot_host_stop_the_job_with_the_reason(ray_address, clips, tmp_path):
     with pytest.raises(ExtractJobError, match="gpus_per_actor=1.0 but the cluster has 0 GPUs"):
         run_extract(clips[:1], tmp_path, CONFIG, RayConfig(gpus_per_actor=1.0), progress=False)
+
+
+def test_a_setup_error_in_an_actor_stops_the_job_with_its_message(ray_address, clips, tmp_path):
+    broken = tmp_path / "vox-256.pth.tar"
+    broken.write_text("not a torch file\n")
+    config = dataclasses.replace(CONFIG, keypoints=KeypointsConfig(checkpoint=str(broken)))
+    with pytest.raises(ExtractJobError, match=r"^\S*vox-256.pth.tar is not a readable torch"):
+        run_extract(clips[:1], tmp_path / "features", config, RAY, progress=False)
+    assert not list((tmp_path / "features").glob(f"{UNITS}/*/{MARKER}"))  # nothing committed
