@@ -25,8 +25,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from space_data.clip import SPLITS
 from space_data.record import ClipFeatures
 
@@ -239,17 +237,9 @@ def shard_urls(shard_dir: str | Path, split: str) -> list[str]:
 def open_shards(urls: str | list[str]):
     """A plain `webdataset.WebDataset` over the shards, in shard order, with webdataset's
     default decoding: `.npy` → np.ndarray, `.json` → dict; `.jpg` and `.flac` stay bytes
-    (see `decode_flac`). Works in a torch DataLoader with workers: shards are split between
-    workers, and a worker without a shard yields nothing instead of failing.
+    (decode audio with `space_data.audio.read_flac`). Works in a torch DataLoader with workers:
+    shards are split between workers, and a worker without a shard yields nothing.
     """
     import webdataset as wds
 
     return wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode()
-
-
-def decode_flac(data: bytes) -> np.ndarray:
-    """FLAC bytes → (S,) float32 mono samples at the record's 16 kHz."""
-    import soundfile
-
-    audio, _ = soundfile.read(io.BytesIO(data), dtype="float32")
-    return audio

@@ -58,12 +58,6 @@ def size(path: str) -> int:
     return int(fs.size(stripped))
 
 
-def listdir(root: str) -> list[str]:
-    """Sorted immediate children of `root` (files and folders), as full paths."""
-    fs, stripped = _fs(root)
-    return sorted(_outward(fs, p, is_remote(root)) for p in fs.ls(stripped, detail=False))
-
-
 def walk(root: str) -> list[str]:
     """Sorted paths of every file below `root` (recursive), as full paths."""
     fs, stripped = _fs(root)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-POSE_COLUMNS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
-
 
 def wander(n: int, fps: float, rng: np.random.Generator, peak: float) -> np.ndarray:
     """(n,) smooth zero-centred random motion (three sinusoids, 0.1–0.5 Hz), max |x| = peak."""

@@ -14,9 +14,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from space_data.audio import read_flac
 from space_data.shards import (
     PackConfig,
-    decode_flac,
     open_shards,
     read_index,
     sample_members,
@@ -138,7 +138,7 @@ def test_round_trip_through_webdataset_and_dataloader(records, tmp_path):
             and sample["meta.json"]["stats"]["n_frames"] == 45
         )
         assert sample["frame0.jpg"] == record.frame0
-        audio = decode_flac(sample["audio.flac"])
+        audio, _ = read_flac(sample["audio.flac"])
         np.testing.assert_allclose(audio, soundfile.read(io.BytesIO(record.audio))[0], atol=1e-4)
 
     def to_tensors(sample):
