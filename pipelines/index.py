@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from pipelines.options import params_option
 from pipelines.params import load_section, read_params
 from space_data import storage
 from space_data.clip import Clip
@@ -103,12 +104,7 @@ def _summary(clips: list[Clip]) -> str:
     show_default=True,
     help="Manifest to write (parquet; path or URL).",
 )
-@click.option(
-    "--params",
-    default="params.yaml",
-    show_default=True,
-    help="Parameters file (sections corpora: and index:).",
-)
+@params_option("corpora", "index")
 def cli(corpus: tuple[str, ...], out: str, params: str) -> None:
     corpora, config = _configs(corpus, params)
     clips = scan_corpora(corpora)

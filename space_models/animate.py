@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from pipelines.options import params_option
 from pipelines.params import DEFAULT_PARAMS, load_section
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
@@ -273,12 +274,7 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
     type=click.Path(file_okay=False),
     help="Output folder for animation.npz and animation.mp4.",
 )
-@click.option(
-    "--params",
-    default=str(DEFAULT_PARAMS),
-    show_default=True,
-    help="params.yaml (`train.checkpoints`, `extract.audio`, `extract.landmarks`).",
-)
+@params_option("train", "extract")
 @click.option("--seed", default=0, show_default=True, help="Seeds PoseGen's z and the blinks.")
 def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
     """Animate a face image with speech using the trained S2L (+ PoseGen, + L2L).

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipelines.options import params_option
 from pipelines.params import DEFAULT_PARAMS, load_section
 from space_data.config import ConfigError
 from space_models.data import (
@@ -161,12 +162,7 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
 
 
 @click.command("evaluate")
-@click.option(
-    "--params",
-    default=str(DEFAULT_PARAMS),
-    show_default=True,
-    help="params.yaml (`train:` names shards, checkpoints and reports; `evaluate:`).",
-)
+@params_option("train", "evaluate")
 def cli(params: str) -> None:
     """Evaluate the trained models on the val/test shards → reports/train/eval.json.
 

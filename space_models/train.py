@@ -30,7 +30,8 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from pipelines.params import DEFAULT_PARAMS, read_params
+from pipelines.options import params_option
+from pipelines.params import read_params
 from space_data.config import ConfigError, from_mapping, to_mapping
 from space_models.data import DataConfig, DataError, data_version, has_keypoints, train_batches
 from space_models.l2l import L2LConfig, Landmarks2Latents
@@ -369,12 +370,7 @@ def load_train_config(params: str | Path, overrides: tuple[str, ...] = ()) -> Tr
     help="Which model to train.",
 )
 @click.argument("overrides", nargs=-1)
-@click.option(
-    "--params",
-    default=str(DEFAULT_PARAMS),
-    show_default=True,
-    help="params.yaml whose `train:` section configures the run.",
-)
+@params_option("train")
 @click.option(
     "--resume/--no-resume",
     default=True,
