@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from space_models.testing import write_talking_shards
+from space_models.train import TrainConfig
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,3 +30,18 @@ def kp_shards(tmp_path_factory) -> Path:
 def plain_shards(tmp_path_factory) -> Path:
     """The same without keypoints (extraction without the face-vid2vid checkpoint)."""
     return write_talking_shards(tmp_path_factory.mktemp("plain_shards"), n_train=4, n_val=1)
+
+
+@pytest.fixture
+def two_step_config(kp_shards, tmp_path) -> TrainConfig:
+    """Tiny models, two steps on `kp_shards`: checkpoints in tmp/ckpt, reports in tmp/rep (a
+    pipeline check for the consumers of checkpoints, not a quality claim)."""
+    return TrainConfig(
+        preset="tiny",
+        steps=2,
+        warmup_steps=1,
+        batch_size=2,
+        data={"shards": str(kp_shards), "window": 6},
+        checkpoints=str(tmp_path / "ckpt"),
+        reports=str(tmp_path / "rep"),
+    )

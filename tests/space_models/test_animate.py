@@ -18,7 +18,7 @@ from space_models.animate import (
     parse_emotion,
 )
 from space_models.testing import EYES, FACE
-from space_models.train import TrainConfig, train
+from space_models.train import train
 
 
 def _params(path, checkpoints) -> str:
@@ -72,21 +72,9 @@ def test_blinks_close_the_eyelids():
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_animate_a_real_portrait(realdata, kp_shards, tmp_path):
-    for name in ("s2l", "posegen"):  # two steps: exercises the pipeline, not a quality claim
-        train(
-            name,
-            TrainConfig(
-                preset="tiny",
-                steps=2,
-                warmup_steps=1,
-                batch_size=2,
-                data={"shards": str(kp_shards), "window": 6},
-                checkpoints=str(tmp_path / "ckpt"),
-                reports=str(tmp_path),
-            ),
-            device="cpu",
-        )
+def test_animate_a_real_portrait(realdata, two_step_config, tmp_path):
+    for name in ("s2l", "posegen"):
+        train(name, two_step_config, device="cpu")
     params = _params(tmp_path / "params.yaml", tmp_path / "ckpt")
     out = tmp_path / "out"
     result = CliRunner().invoke(

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from space_data.pose import euler_to_matrix
 from space_models.metrics import cli, landmark_errors, normalize_mouth
 from space_models.testing import FACE
-from space_models.train import TrainConfig, train
+from space_models.train import train
 
 
 def test_mouth_normalization_puts_corners_at_minus_and_plus_one():
@@ -35,17 +35,8 @@ def test_landmark_errors_are_mean_absolute_errors():
     assert errors["M-P"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_evaluate_writes_metrics_per_model_and_split(kp_shards, tmp_path):
-    config = TrainConfig(
-        preset="tiny",
-        steps=2,
-        warmup_steps=1,
-        batch_size=2,
-        data={"shards": str(kp_shards), "window": 6},
-        checkpoints=str(tmp_path / "ckpt"),
-        reports=str(tmp_path / "rep"),
-    )
-    train("s2l", config, device="cpu")
+def test_evaluate_writes_metrics_per_model_and_split(kp_shards, two_step_config, tmp_path):
+    train("s2l", two_step_config, device="cpu")
     params = tmp_path / "params.yaml"
     section = {
         "preset": "tiny",
