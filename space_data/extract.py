@@ -23,6 +23,7 @@ for anything unexpected); it never raises. Truncated files keep what decoded (`s
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -141,6 +142,7 @@ class ClipExtractor:
     def __init__(self, config: ExtractConfig) -> None:
         self.config = config
         self.timings: dict[str, float] = defaultdict(float)
+        self._params_hash = config_hash(config)
         self._detector = FaceDetector()
         self._landmarker = None
         self._hands = HandDetector(model_complexity=config.hands_model_complexity)
@@ -191,8 +193,8 @@ class ClipExtractor:
             "view": clip.view,
             "split": clip.split,
             "source": clip.path,
-            "params_hash": config_hash(self.config),
-            "versions": _versions(),
+            "params_hash": self._params_hash,
+            "versions": dict(_versions()),  # a copy: records must not share one dict
         }
 
     def _extract(self, clip: Clip, meta: dict) -> ClipFeatures:
@@ -443,9 +445,25 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+# the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
+# mel filters, augmentations (audiomentations draws through python-stretch), keypoint nets
+RECORD_PACKAGES = (
+    "space",
+    "av",
+    "opencv-contrib-python",
+    "mediapipe",
+    "numpy",
+    "librosa",
+    "audiomentations",
+    "python-stretch",
+    "torch",
+)
+
+
+@functools.cache
 def _versions() -> dict[str, str]:
     versions = {}
-    for name in ("mediapipe", "numpy", "space"):
+    for name in RECORD_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
