@@ -8,12 +8,15 @@ earlier in the pipeline stay visible as reasons too:
 - `index:<reason>`: the indexer rejected the file (excluded view, song, bad name, ...);
 - `error:<reason>`: extraction failed (unreadable file, no frames, no audio, ...), or the clip
   has no extraction row at all (`error:not_extracted`);
-- then the rules: `rotation`, `no_face`, `cut`, `zoom`, `hands`, `too_short`, `av_mismatch`.
+- then the rules: `truncated`, `rotation`, `no_face`, `cut`, `zoom`, `hands`, `too_short`,
+  `av_mismatch`.
 
 Order matters only for the first reason (the one reports count): a cause comes before its
-symptoms. A head turned past the limit loses the face detector, so `rotation` precedes
-`no_face`; a shot change often loses the face for a frame or two, so a few face-less frames are
-tolerated (`max_no_face_frames`) and the jump across such a gap still reads as a `cut`.
+symptoms. A file whose decoding ended early is `truncated` whatever else it shows (its audio
+usually outlasts the video, an `av_mismatch`). A head turned past the limit loses the face
+detector, so `rotation` precedes `no_face`; a shot change often loses the face for a frame or
+two, so a few face-less frames are tolerated (`max_no_face_frames`) and the jump across such a
+gap still reads as a `cut`.
 
 Filtering reads only the statistics table, never video, so changing a threshold is cheap.
 """
@@ -33,6 +36,8 @@ from space_data.record import ClipStats
 class FilterConfig:
     """Thresholds of the SPACE filters; defaults calibrated on the sample corpus (see README)."""
 
+    drop_truncated: bool = True
+    """Drop a file whose decoding ended before the container's promised end (`truncated`)."""
     max_no_face_frames: int = 3
     """Frames (30 fps timeline) without a detected face a kept clip may have (SPACE: 0)."""
     max_jump: float = 0.2
@@ -65,6 +70,11 @@ class FilterConfig:
 
 
 Rule = Callable[[ClipStats, FilterConfig], "str | None"]
+
+
+def truncated(s: ClipStats, c: FilterConfig) -> str | None:
+    """A damaged file: what decoded is only part of the clip (and may end mid-word)."""
+    return "truncated" if c.drop_truncated and s.truncated else None
 
 
 def no_face(s: ClipStats, c: FilterConfig) -> str | None:
@@ -114,7 +124,7 @@ def av_mismatch(s: ClipStats, c: FilterConfig) -> str | None:
     return "av_mismatch" if abs(s.av_mismatch) > c.max_av_mismatch else None
 
 
-RULES: tuple[Rule, ...] = (rotation, no_face, cut, zoom, hands, too_short, av_mismatch)
+RULES: tuple[Rule, ...] = (truncated, rotation, no_face, cut, zoom, hands, too_short, av_mismatch)
 """The rules in the order they are reported; the first reason is the one counted."""
 RULE_REASONS: tuple[str, ...] = tuple(r.__name__ for r in RULES)
 

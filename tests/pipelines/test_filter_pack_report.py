@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from pipelines import filter as filter_cmd
 from pipelines import pack as pack_cmd
 from pipelines import report as report_cmd
+from pipelines.report import collect_tables, compute_metrics
 from space_data.clip import DATASETS, Clip
 from space_data.datasets import CorporaConfig, IndexConfig, assign_splits, probe_clips, scan_corpora
 from space_data.extract import ClipExtractor, ExtractConfig
@@ -114,6 +115,26 @@ def test_filter_pack_report(made_data):
     ):
         assert (reports / "figures" / png).stat().st_size > 1000 and f'src="figures/{png}"' in page
     assert index["data_version"] in page
+
+
+def test_truncated_file_is_dropped_and_counted(tmp_path):
+    """`filter.drop_truncated` (default true): a file that stopped decoding is dropped as
+    `truncated` and the report counts it; switched off, the same clip is kept."""
+    whole, damaged = make_record("mead-whole"), make_record("mead-damaged")
+    damaged.stats.truncated = True
+    write_tables([clip_of(r) for r in (whole, damaged)], [whole, damaged], tmp_path)
+    p = paths(tmp_path)
+    (tmp_path / "params.yaml").write_text("filter: {}\n")  # the defaults
+    out = run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
+              "--params", p["params"])  # fmt: skip
+    assert "1 of 2 clips kept" in out and "truncated" in out
+    keep = pd.read_parquet(p["keep"])
+    table = collect_tables(pd.read_parquet(p["manifest"]), keep, pd.read_parquet(p["clips"]))
+    assert compute_metrics(table, None)["dropped_truncated"] == 1
+    (tmp_path / "params.yaml").write_text("filter: {drop_truncated: false}\n")
+    out = run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
+              "--params", p["params"])  # fmt: skip
+    assert "2 of 2 clips kept" in out
 
 
 def test_filter_threshold_from_params(made_data):

@@ -15,6 +15,7 @@ import pytest
 from space_data.clip import Clip
 from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig, extract_clip
+from space_data.filters import FilterConfig, filter_clip
 from space_data.keypoints import KeypointsConfig
 from space_data.media import decode_audio, decode_video, probe, write_video
 from space_data.record import ARRAY_MEMBERS, OPTIONAL_MEMBERS
@@ -184,6 +185,7 @@ def test_truncated_file_keeps_what_decoded(realdata, extractor, tmp_path):
     assert rec.stats.truncated and 0 < rec.stats.decoded_frames < 50
     assert rec.stats.n_frames == timeline_length(rec.stats.duration)
     assert rec.arrays["lm3d"].shape[0] == rec.stats.n_frames
+    assert filter_clip(rec.stats, FilterConfig())[0] == "truncated"
 
 
 def test_extractor_pickles_before_and_after_use(tmp_path):

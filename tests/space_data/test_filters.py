@@ -45,6 +45,7 @@ def test_clean_clip_is_kept():
         ({"hand_frames": 46}, "hands"),
         ({"duration": 0.5, "n_frames": 15}, "too_short"),
         ({"audio_duration": 2.0, "av_mismatch": -1.0}, "av_mismatch"),
+        ({"truncated": True, "decoded_frames": 60}, "truncated"),
     ],
 )
 def test_each_rule_names_its_reason(changes, reason):
@@ -64,8 +65,12 @@ def test_all_reasons_in_rule_order():
     stats = clean_stats(hand_frames=90, max_abs_yaw=60.0, frames_no_face=9, duration=0.2)
     assert filter_clip(stats, CONFIG) == ["rotation", "no_face", "hands", "too_short"]
     assert RULE_REASONS == (
-        "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch"
+        "truncated", "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch"
     )  # fmt: skip
+    # half a file whose audio outlasts it: the damage is the reason, the mismatch its symptom
+    damaged = clean_stats(truncated=True, duration=1.5, av_mismatch=1.5)
+    assert filter_clip(damaged, CONFIG) == ["truncated", "av_mismatch"]
+    assert filter_clip(damaged, FilterConfig(drop_truncated=False)) == ["av_mismatch"]
 
 
 def test_tolerances_and_disabled_av_check():
