@@ -189,7 +189,7 @@ class ClipExtractor:
             "clip_id": clip.clip_id,
             "dataset": clip.dataset,
             "speaker": clip.speaker,
-            **emotion_meta(clip, self.config.emotion),
+            **emotion_meta(clip),
             "view": clip.view,
             "split": clip.split,
             "source": clip.path,
