@@ -25,13 +25,13 @@ import click
 import numpy as np
 import torch
 
-from pipelines.params import load_section
 from space_data.datasets import SCANNERS
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.face import crop_and_resize
 from space_data.keypoints import HEEstimator, KeypointsConfig, KPDetector
 from space_data.landmarks import make_landmarker
 from space_data.media import decode_video
+from space_data.params import load_section
 
 STAGES = (
     "decode",
@@ -148,7 +148,7 @@ def table(label: str, run: dict) -> list[str]:
 @click.option("--keypoint-clips", type=int, default=2, show_default=True)
 def main(corpus: Path, params_path: str, keypoint_clips: int) -> None:
     """Benchmark per-clip extraction on the sample corpus and print a table."""
-    config: ExtractConfig = load_section("extract", params_path)
+    config: ExtractConfig = load_section("extract", ExtractConfig, params_path)
     clips = corpus_clips(corpus)
     torch.set_num_threads(1)
     click.echo(

@@ -25,10 +25,10 @@ from pathlib import Path
 import click
 import ray
 
-from pipelines.extract import run_extract
-from pipelines.params import load_section
+from pipelines.extract import RayConfig, run_extract
 from space_data.datasets import SCANNERS
-from space_data.extract import ClipExtractor
+from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.params import load_section
 
 MIB = 2**20
 
@@ -73,8 +73,8 @@ def _cpu_seconds() -> float:
 @click.option("--params", default="params.yaml", show_default=True)
 def main(corpus: str, limit: int, repeat: int, actors: int | None, params: str) -> None:
     """Ray extract job vs a sequential loop: clips/s, frames/s, ratio, peak RSS per worker."""
-    extract_config = load_section("extract", params)
-    ray_config = load_section("ray", params)
+    extract_config = load_section("extract", ExtractConfig, params)
+    ray_config = load_section("ray", RayConfig, params)
     if actors is not None:
         ray_config = dataclasses.replace(ray_config, num_actors=actors)
     clips = corpus_clips(Path(corpus), limit, repeat)

@@ -31,8 +31,6 @@ import ray
 from ray.exceptions import OutOfMemoryError, RayActorError
 from tqdm import tqdm
 
-from pipelines.options import manifest_option, params_option
-from pipelines.params import load_section
 from pipelines.units import (
     UNITS,
     Journal,
@@ -51,6 +49,7 @@ from space_data.clip import Clip
 from space_data.config import config_hash
 from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.params import load_section, manifest_option, params_option
 from space_data.record import ClipFeatures
 
 WORKER_DIED = "worker_died"
@@ -362,10 +361,10 @@ def cli(manifest: str, out: str, params: str) -> None:
     """
     from space_data.datasets import read_manifest
 
+    extract_config = load_section("extract", ExtractConfig, params)
+    ray_config = load_section("ray", RayConfig, params)
     if not Path(manifest).is_file():
         raise click.ClickException(f"manifest {manifest} not found (run `space index` first)")
-    extract_config = load_section("extract", params)
-    ray_config = load_section("ray", params)
     clips = read_manifest(manifest)
     try:
         summary = run_extract(clips, out, extract_config, ray_config)

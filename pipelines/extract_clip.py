@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from pipelines.params import DEFAULT_PARAMS, load_section
 from space_data.clip import DATASETS, Clip, make_clip_id
-from space_data.config import ConfigError
 from space_data.extract import ExtractConfig, extract_clip
+from space_data.params import DEFAULT_PARAMS, load_section, reports_params_errors
 
 
 @click.command("extract-clip")
@@ -29,6 +28,7 @@ from space_data.extract import ExtractConfig, extract_clip
     "else the built-in defaults).",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz path.")
+@reports_params_errors
 def cli(
     video: str, audio: str | None, dataset: str | None, params_path: str | None, out: str
 ) -> None:
@@ -63,9 +63,6 @@ def cli(
 
 def _config(params_path: str | None) -> ExtractConfig:
     path = Path(params_path) if params_path else DEFAULT_PARAMS
-    try:
-        if params_path is None and not path.is_file():
-            return ExtractConfig()
-        return load_section("extract", path)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+    if params_path is None and not path.is_file():
+        return ExtractConfig()
+    return load_section("extract", ExtractConfig, path)

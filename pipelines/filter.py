@@ -13,9 +13,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from pipelines.options import clips_option, manifest_option, params_option
-from pipelines.params import load_section
-from space_data.filters import filter_clips
+from space_data.filters import FilterConfig, filter_clips
+from space_data.params import clips_option, load_section, manifest_option, params_option
 
 
 def count_reasons(keep: pd.DataFrame) -> Counter:
@@ -40,7 +39,7 @@ def cli(manifest: str, clips: str, out: str, params: str) -> None:
     Reads only parquet, so a threshold change reruns in seconds
     (`dvc exp run -S filter.max_rotation_deg=30`). Prints the clips per first reason.
     """
-    config = load_section("filter", params)
+    config = load_section("filter", FilterConfig, params)
     for path, stage in ((manifest, "space index"), (clips, "space extract")):
         if not Path(path).is_file():
             raise click.ClickException(f"{path} not found: run `{stage}` first")

@@ -8,11 +8,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from pipelines.options import params_option
-from pipelines.params import load_section, read_params
 from space_data import storage
 from space_data.clip import Clip
-from space_data.config import ConfigError, from_mapping
+from space_data.config import ConfigError
 from space_data.datasets import (
     SCANNERS,
     CorporaConfig,
@@ -22,6 +20,7 @@ from space_data.datasets import (
     scan_corpora,
     write_manifest,
 )
+from space_data.params import load_section, params_option
 
 
 def _root_problem(root: str) -> str | None:
@@ -54,19 +53,16 @@ def _configs(corpus: tuple[str, ...], params: str) -> tuple[CorporaConfig, Index
     has_params = Path(params).is_file()
     if not corpus and not has_params:
         raise click.UsageError(f"no --corpus given and params file {params} not found")
-    try:
-        index = load_section("index", params) if has_params else IndexConfig()
-        if corpus:
-            return _corpora_from_options(corpus), index
-        corpora = from_mapping(CorporaConfig, read_params(params).get("corpora"), "corpora")
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+    index = load_section("index", IndexConfig, params) if has_params else IndexConfig()
+    if corpus:
+        return _corpora_from_options(corpus), index
+    corpora = load_section("corpora", CorporaConfig, params)
     if not corpora.roots():
         raise click.UsageError(f"no corpus configured: pass --corpus or fill corpora: in {params}")
     for name, root in corpora.roots().items():
         problem = _root_problem(root)
         if problem:
-            raise click.ClickException(f"corpora.{name} in {params}: {problem}")
+            raise ConfigError(f"corpora.{name}: {problem} (in {params})")
     return corpora, index
 
 

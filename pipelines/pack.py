@@ -14,9 +14,8 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from pipelines.options import features_option, keep_option, params_option
-from pipelines.params import load_section
 from space_data.clip import SPLITS
+from space_data.params import features_option, keep_option, load_section, params_option
 from space_data.record import ClipFeatures
 from space_data.shards import PackConfig, sample_members, write_shards
 
@@ -72,7 +71,7 @@ def cli(keep: str, features: str, out: str, params: str) -> None:
     Shards are `{split}-NNNNNN.tar`, one sample per clip (key = clip_id); shards of an
     earlier run that this run does not write are removed. Sizes: params.yaml `pack`.
     """
-    config = load_section("pack", params)
+    config = load_section("pack", PackConfig, params)
     features_dir = Path(features)
     clips_path = features_dir / "clips.parquet"
     for path, stage in ((Path(keep), "space filter"), (clips_path, "space extract")):

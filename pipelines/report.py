@@ -11,68 +11,31 @@ from __future__ import annotations
 import html
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipelines.options import (
+from pipelines.report_data import (
+    ROTATION_BUCKETS,
+    ReportConfig,
+    evenly_spaced,
+    rotation_shares,
+)
+from space_data.clip import DATASETS, SPLITS
+from space_data.params import (
     features_option,
     keep_option,
+    load_section,
     manifest_option,
     params_option,
     shards_option,
 )
-from pipelines.params import load_section
-from space_data.clip import DATASETS, SPLITS
 from space_data.record import ClipFeatures
 
-# SPACE paper, test set: share of clips whose largest head rotation lies in each bucket (%).
-ROTATION_BUCKETS: tuple[tuple[str, float, float], ...] = (
-    ("<15°", 0.0, 15.0),
-    ("15–30°", 15.0, 30.0),
-    ("30–45°", 30.0, 45.0),
-    (">45°", 45.0, float("inf")),
-)
-PAPER_ROTATION_SHARES = (45.0, 35.0, 20.0, 0.0)
 FIGURES = "figures"
 """Sub-folder of the report folder that holds the PNGs (a separate DVC output)."""
-
-
-@dataclass
-class ReportConfig:
-    """What the dataset report reads and draws."""
-
-    max_pose_clips: int = 500
-    """Kept clips whose pose tracks feed the yaw/pitch/roll histograms (evenly spaced by id)."""
-    n_examples: int = 6
-    """Sample frames (first crop + first-frame landmarks) shown."""
-    pose_bins: int = 36
-    """Histogram bins over −90…90 degrees."""
-
-    def __post_init__(self) -> None:
-        if self.max_pose_clips < 1 or self.n_examples < 0 or self.pose_bins < 2:
-            raise ValueError("max_pose_clips >= 1, n_examples >= 0 and pose_bins >= 2 required")
-
-
-def rotation_shares(clips: pd.DataFrame) -> list[float]:
-    """% of `clips` (ClipStats columns) per ROTATION_BUCKETS bucket of the largest |angle|."""
-    if clips.empty:
-        return [0.0] * len(ROTATION_BUCKETS)
-    largest = clips[["max_abs_yaw", "max_abs_pitch", "max_abs_roll"]].max(axis=1).to_numpy()
-    return [
-        float(100.0 * np.mean((largest >= lo) & (largest < hi))) for _, lo, hi in ROTATION_BUCKETS
-    ]
-
-
-def evenly_spaced(items: list, n: int) -> list:
-    """At most n items spread over the whole (sorted) list, deterministically."""
-    if len(items) <= n:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def collect_tables(manifest: pd.DataFrame, keep: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:
@@ -140,7 +103,7 @@ def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: 
     """
     from pipelines import report_plots  # matplotlib only when the command runs
 
-    config = load_section("report", params)
+    config = load_section("report", ReportConfig, params)
     features_dir = Path(features)
     clips_path = features_dir / "clips.parquet"
     for path, stage in (

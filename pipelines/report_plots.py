@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines.report import (  # noqa: E402
+from pipelines.report_data import (  # noqa: E402
     PAPER_ROTATION_SHARES,
     ROTATION_BUCKETS,
     ReportConfig,

@@ -8,10 +8,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from pipelines.options import params_option
-from pipelines.params import load_section
-from space_data.config import ConfigError
-from space_data.synth import build_sample_corpus, plan
+from space_data.params import load_section, params_option
+from space_data.synth import SynthConfig, build_sample_corpus, plan
 
 
 @click.command()
@@ -32,16 +30,12 @@ def cli(out: str, params: str) -> None:
     roll, tx, ty, scale) and truth.json (designed outcome per clip).
     Without a params file the SynthConfig defaults apply.
     """
+    config = load_section("synth", SynthConfig, params) if Path(params).is_file() else SynthConfig()
     try:
-        config = load_section("synth", params) if Path(params).is_file() else None
-        if config is None:
-            from space_data.synth import SynthConfig
-
-            config = SynthConfig()
         specs = plan(config)
         with tqdm(total=len(specs), unit="clip", desc="synth") as bar:
             truth = build_sample_corpus(out, config, on_clip=lambda spec: bar.update(1))
-    except (ConfigError, FileExistsError, ValueError) as e:
+    except (FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     counts = Counter((r["dataset"], r["outcome"]) for r in truth.values())
     click.echo(f"wrote {len(truth)} clips to {out}/ (truth in {out}/truth.json, {out}/truth/)")

@@ -10,6 +10,7 @@ recursively, and the error names the full dotted key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import types
@@ -24,30 +25,130 @@ class ConfigError(ValueError):
     """A params section that does not fit its dataclass; the message names the key."""
 
 
-def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, where: str = "") -> T:
-    """Instantiate dataclass `cls` from `mapping`, recursing into nested dataclass fields."""
+def from_mapping(
+    cls: type[T], mapping: Mapping[str, Any] | None, where: str = "", base: T | None = None
+) -> T:
+    """Instantiate dataclass `cls` from `mapping`, recursing into nested dataclass fields.
+
+    Each value is checked against its field's annotation (numbers, integers, strings, booleans,
+    `X | None`, lists/tuples of those, nested dataclasses) and a mismatch names the dotted key:
+    `filter.max_rotation_deg: expected a number, got 'forty'`. An integral float (`2.0`) is
+    accepted for an int, `2.5` is not; YAML lists become the annotated list/tuple. `base`, an
+    instance of `cls`, supplies the values `mapping` leaves out instead of the class defaults.
+    """
+    if not isinstance(mapping, Mapping | None):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {mapping!r}")
     mapping = dict(mapping or {})
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    unknown = sorted(set(mapping) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {unknown}; known: {sorted(known)}"
-        )
+    for name in mapping:
+        if name not in known:
+            key = f"{where}.{name}" if where else name
+            raise ConfigError(f"{key}: unknown key{did_you_mean(name, known)}")
     kwargs: dict[str, Any] = {}
     for name, value in mapping.items():
-        sub = _dataclass_in(hints[name])
         key = f"{where}.{name}" if where else name
+        sub = _dataclass_in(hints[name])
         if sub is not None and isinstance(value, Mapping):
-            kwargs[name] = from_mapping(sub, value, key)
+            inner = getattr(base, name) if base is not None else None
+            kwargs[name] = from_mapping(sub, value, key, inner if isinstance(inner, sub) else None)
         else:
-            kwargs[name] = value
+            kwargs[name] = _convert(hints[name], value, key)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)  # type: ignore[type-var]
     except (TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"{where or cls.__name__}: {e}") from e
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    """`"; did you mean 'x'?"` for the closest of `known` names, else the list of them."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known: {', '.join(sorted(known))}"
+
+
+def _describe(hint: Any) -> str:
+    """`float` → "a number", `int | None` → "an integer or null", ... (for error messages)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is typing.Literal:
+        return f"one of {list(args)}"
+    if origin in (list, tuple) or hint in (list, tuple):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} items"
+        return "a list"
+    if origin is dict or hint is dict or dataclasses.is_dataclass(hint):
+        return "a mapping"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, "null" if hint is type(None) else getattr(hint, "__name__", str(hint)))
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    """`value` checked against (and, for numbers and sequences, converted to) `hint`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def wrong() -> ConfigError:
+        return ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
+
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            try:
+                return _convert(option, value, key)
+            except ConfigError:
+                continue
+        raise wrong()
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise wrong()
+    if hint is type(None):
+        if value is None:
+            return None
+        raise wrong()
+    if hint is bool or hint is str:
+        if isinstance(value, hint):
+            return value
+        raise wrong()
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise wrong()
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise wrong()
+    if origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise wrong()
+        container = origin or hint
+        if container is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise wrong()
+            items = args
+        else:
+            items = (args[0] if args else Any,) * len(value)
+        return container(
+            _convert(h, v, f"{key}[{i}]") for i, (h, v) in enumerate(zip(items, value))
+        )
+    if origin is dict or hint is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise wrong()
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        raise wrong()
+    return value  # other annotations (arrays, bytes) are not params values
 
 
 def to_mapping(obj: Any) -> dict[str, Any]:

@@ -27,12 +27,11 @@ import cv2
 import numpy as np
 import torch
 
-from pipelines.options import params_option
-from pipelines.params import DEFAULT_PARAMS, load_section
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
-from space_data.config import ConfigError
+from space_data.extract import ExtractConfig
 from space_data.media import MediaError, decode_audio, write_video
+from space_data.params import DEFAULT_PARAMS, load_section, params_option
 from space_data.pose import estimate_pose, fit_similarity, frontalize
 from space_data.record import FPS, SAMPLE_RATE
 from space_models.data import emotion_vector
@@ -152,11 +151,11 @@ def animate(
     seed: int = 0,
 ) -> dict[str, str]:
     """Run the pipeline above; returns {"npz": path, "mp4": path}."""
-    ckpts = Path(load_train_config(params).checkpoints)
-    s2l, _ = load_model(ckpts / "s2l.pt", "s2l")  # first: fail before any expensive work
+    ckpts = Path(load_train_config(params).checkpoints)  # params first: fail before any work
+    extract_config = load_section("extract", ExtractConfig, params)
+    s2l, _ = load_model(ckpts / "s2l.pt", "s2l")
     posegen = load_model(ckpts / "posegen.pt", "posegen")[0] if pose_mode == "generate" else None
     emo = torch.from_numpy(parse_emotion(emotion))[None]  # (1, E)
-    extract_config = load_section("extract", params)
 
     bgr = cv2.imread(image, cv2.IMREAD_COLOR)
     if bgr is None:
@@ -289,6 +288,6 @@ def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
         )
     try:
         paths = animate(image, audio, out_dir, emotion, pose_mode, blink, params, seed)
-    except (AnimateError, CheckpointError, ConfigError) as e:
+    except (AnimateError, CheckpointError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"wrote {paths['npz']} and {paths['mp4']}")

@@ -23,9 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipelines.options import params_option
-from pipelines.params import DEFAULT_PARAMS, load_section
-from space_data.config import ConfigError
+from space_data.params import DEFAULT_PARAMS, load_section, params_option
 from space_models.data import (
     DataError,
     collate,
@@ -129,7 +127,7 @@ def evaluate_model(name: str, model, shards: str, split: str, config: EvalConfig
 def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
     """Evaluate every trained model on the configured splits; writes reports/train/eval.json."""
     train_config = load_train_config(params)
-    config = load_section("evaluate", params)
+    config = load_section("evaluate", EvalConfig, params)
     if train_config.cpu_threads is not None:
         torch.set_num_threads(train_config.cpu_threads)
     shards = train_config.data.shards
@@ -172,5 +170,5 @@ def cli(params: str) -> None:
     """
     try:
         evaluate(params)
-    except (ConfigError, DataError) as e:
+    except DataError as e:
         raise click.ClickException(str(e)) from e

@@ -30,9 +30,8 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from pipelines.options import params_option
-from pipelines.params import read_params
 from space_data.config import ConfigError, from_mapping, to_mapping
+from space_data.params import params_option, read_params
 from space_models.data import DataConfig, DataError, data_version, has_keypoints, train_batches
 from space_models.l2l import L2LConfig, Landmarks2Latents
 from space_models.layers import parameter_count
@@ -393,7 +392,7 @@ def cli(name: str, overrides: tuple[str, ...], params: str, resume: bool, device
     try:
         config = load_train_config(params, overrides)
         train(name, config, resume=resume, device=device)
-    except (ConfigError, CheckpointError, DataError) as e:
+    except (CheckpointError, DataError) as e:
         raise click.ClickException(str(e)) from e
 
 

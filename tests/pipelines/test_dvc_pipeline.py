@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipelines.cli import COMMANDS
-from pipelines.params import SECTIONS, read_params
+from space_data.params import SECTIONS, read_params
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

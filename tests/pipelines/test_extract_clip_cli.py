@@ -52,7 +52,7 @@ def test_bad_params_are_named(tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
     result = CliRunner().invoke(cli, [str(video), "--params", str(params), "--out", "o.npz"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "crop_sise" in result.output and "Traceback" not in result.output
 
 

@@ -97,10 +97,10 @@ def test_missing_params_root_and_bad_keys_exit_cleanly(tmp_path):
     out = str(tmp_path / "m.parquet")
     missing = _params(tmp_path, corpora={"mead": str(tmp_path / "gone")})
     result = CliRunner().invoke(cli, ["--out", out, "--params", missing])
-    assert result.exit_code == 1 and "corpora.mead" in result.output
+    assert result.exit_code == 2 and "corpora.mead" in result.output
     bad = _params(tmp_path, index={"trian": 0.8})
     result = CliRunner().invoke(cli, ["--out", out, "--params", bad])
-    assert result.exit_code == 1 and "trian" in result.output
+    assert result.exit_code == 2 and "trian" in result.output
     result = CliRunner().invoke(cli, ["--out", out, "--params", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "no --corpus given" in result.output
 

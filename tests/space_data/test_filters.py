@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.params import load_section
 from space_data.config import ConfigError, from_mapping
 from space_data.filters import RULE_REASONS, FilterConfig, filter_clip, filter_clips
+from space_data.params import load_section
 from space_data.record import ClipStats
 
 CONFIG = FilterConfig()
@@ -133,7 +133,7 @@ def test_bad_config_is_refused(bad):
 
 
 def test_params_yaml_section_loads():
-    assert isinstance(load_section("filter"), FilterConfig)
+    assert isinstance(load_section("filter", FilterConfig), FilterConfig)
 
 
 def test_filter_clips_carries_index_and_extraction_reasons():

@@ -1,0 +1,149 @@
+"""`params.yaml` and the command-line plumbing every `space` command shares.
+
+`params.yaml` is the single source of parameters, one section per stage (`SECTIONS`). Each
+section is parsed into the dataclass that lives beside the code that uses it; the command that
+reads a section names that dataclass (`load_section("filter", FilterConfig, path)`), so this
+module knows section names only and imports nothing above `space_data`.
+
+A bad params file is reported the same way by every command: one line on stderr naming the
+dotted key and what was expected, exit status 2 (`params_option` arranges it). The shared click
+options (the data paths one stage writes and a later stage reads) are declared here once each,
+so a default or help text cannot drift between commands; dvc.yaml passes the same paths.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from space_data.config import ConfigError, did_you_mean, from_mapping
+
+T = TypeVar("T")
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+# every section params.yaml may hold, → the stage that reads it
+SECTIONS: dict[str, str] = {
+    "corpora": "index: corpus roots",
+    "index": "index: manifest and splits",
+    "synth": "synth: the sample corpus",
+    "extract": "extract: per-clip features",
+    "ray": "extract: the Ray job",
+    "filter": "filter: keep/drop rules",
+    "pack": "pack: WebDataset shards",
+    "report": "report: dataset report",
+    "train": "train: S2L / PoseGen / L2L",
+    "evaluate": "evaluate: model metrics",
+}
+
+
+def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """The raw params mapping, its section names checked against `SECTIONS`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"params file {path} not found (run from the project root or pass --params)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        problem = " ".join(str(e).split())  # one line
+        raise ConfigError(f"params file {path} is not valid YAML: {problem}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"params file {path}: expected a mapping of sections")
+    for name in data:
+        if name not in SECTIONS:
+            raise ConfigError(f"{name}: unknown section in {path}{did_you_mean(name, SECTIONS)}")
+    return data
+
+
+def load_section(name: str, cls: type[T], path: str | Path = DEFAULT_PARAMS) -> T:
+    """Section `name` of the params file as dataclass `cls` (its defaults where absent)."""
+    if name not in SECTIONS:
+        raise KeyError(f"{name!r} is not a params section (space_data.params.SECTIONS)")
+    return from_mapping(cls, read_params(path).get(name), name)
+
+
+# ---------------------------------------------------------------- click plumbing
+
+
+class ParamsError(click.ClickException):
+    """A bad params file (or command-line override): one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+
+FILE = click.Path(dir_okay=False)
+FOLDER = click.Path(file_okay=False)
+
+
+def _path_option(name: str, default: str, type: click.Path, help: str) -> Callable:
+    return click.option(name, default=default, show_default=True, type=type, help=help)
+
+
+manifest_option = _path_option(
+    "--manifest",
+    "data/manifest.parquet",
+    FILE,
+    "Manifest (parquet, one row per media file) written by `space index`.",
+)
+clips_option = _path_option(
+    "--clips",
+    "data/features/clips.parquet",
+    FILE,
+    "Per-clip statistics (parquet) written by `space extract`.",
+)
+features_option = _path_option(
+    "--features",
+    "data/features",
+    FOLDER,
+    "Features folder (clips.parquet + per-clip records) written by `space extract`.",
+)
+keep_option = _path_option(
+    "--keep",
+    "data/keep.parquet",
+    FILE,
+    "Keep/drop decisions (parquet) written by `space filter`.",
+)
+shards_option = _path_option(
+    "--shards",
+    "data/shards",
+    FOLDER,
+    "Shard folder (tars + index.json) written by `space pack`.",
+)
+
+
+def params_option(*sections: str) -> Callable:
+    """`--params` (default params.yaml), its help naming the `sections` the command reads.
+
+    Also reports a `ConfigError` raised anywhere in the command as one line and exit status 2
+    (`reports_params_errors`).
+    """
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise KeyError(f"not params sections: {sorted(unknown)}")
+    names = ", ".join(f"`{s}`" for s in sections)
+    plural = "s" if len(sections) > 1 else ""
+    option = _path_option(
+        "--params", str(DEFAULT_PARAMS), FILE, f"Parameters file (section{plural} {names})."
+    )
+
+    return lambda command: option(reports_params_errors(command))
+
+
+def reports_params_errors(command: Callable) -> Callable:
+    """Wrap a click callback so a `ConfigError` becomes `ParamsError` (one line, exit 2)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as e:
+            raise ParamsError(" ".join(str(e).split())) from e
+
+    return run
