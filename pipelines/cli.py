@@ -31,6 +31,23 @@ class LazyGroup(click.Group):
             return None
         return importlib.import_module(COMMANDS[name]).cli
 
+    def invoke(self, ctx: click.Context):
+        """Run the subcommand; object-storage access errors (no credentials, endpoint
+        unreachable, missing bucket or driver) end with one line naming what is missing and
+        exit status 2, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            from space_data.storage import access_problem
+
+            problem = access_problem(e)
+            if problem is None:
+                raise
+            click.echo(f"Error: {problem}", err=True)
+            ctx.exit(2)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:

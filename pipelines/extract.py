@@ -1,10 +1,11 @@
 """`space extract`: the manifest → per-clip feature records, on Ray.
 
 Long-lived actors each hold one `ClipExtractor` (its models load once per actor, lazily) and
-process whole units of clips (`pipelines.units`). A unit commits atomically: records are
-written under temporary names and renamed, its `_COMMITTED` marker last; a rerun skips units
-whose marker has the current extraction params hash and member rows, so an interrupted run
-resumes, and adding clips computes only the new ones.
+process whole units of clips (`pipelines.units`). A unit commits as a whole: each record is
+written whole, its commit marker last; a rerun skips units whose marker has the current
+extraction params hash and member rows (found by listing the markers), so an interrupted run
+resumes, and adding clips computes only the new ones. The features folder may be local or on
+object storage (`s3://...`): the protocol needs no rename.
 
 Faults: before each clip the actor journals "in flight: clip X (pid P)". When an actor process
 dies (segfault, OOM kill, SIGKILL) the driver gets a `RayActorError`, records the clip in
@@ -32,19 +33,21 @@ from ray.exceptions import OutOfMemoryError, RayActorError
 from tqdm import tqdm
 
 from pipelines.units import (
-    UNITS,
+    CLIPS_TABLE,
     Journal,
     Unit,
     clip_key,
     commit_unit,
+    committed_markers,
     in_flight,
-    is_committed,
     open_unit,
     plan_units,
-    prune_units,
+    resume_scan,
     save_record,
+    unit_dir,
     write_clips_table,
 )
+from space_data import storage
 from space_data.clip import Clip
 from space_data.config import config_hash
 from space_data.errors import SetupError
@@ -120,14 +123,14 @@ class ExtractWorker:
 
     def __init__(self, config: ExtractConfig, features_dir: str, params_hash: str) -> None:
         self.extractor = ClipExtractor(config)
-        self.features_dir = Path(features_dir)
+        self.features_dir = features_dir
         self.params_hash = params_hash
 
     def run_unit(self, unit: Unit) -> tuple[list[dict], int, int]:
         """Process a unit; (its rows in member order, clips computed, frames computed)."""
-        unit_dir = self.features_dir / UNITS / unit.unit_id
-        reusable = open_unit(unit_dir, unit, self.params_hash)
-        journal = Journal(unit_dir)
+        folder = unit_dir(self.features_dir, unit.unit_id)
+        reusable = open_unit(folder, unit, self.params_hash)
+        journal = Journal(folder)
         journal.append("open", params_hash=self.params_hash, pid=os.getpid())
         rows, computed, frames = [], 0, 0
         for clip in unit.clips:
@@ -136,7 +139,7 @@ class ExtractWorker:
                 continue
             journal.append("start", clip_id=clip.clip_id, key=clip_key(clip), pid=os.getpid())
             features = self.extractor(clip)
-            rows.append(save_record(unit_dir, unit, clip, features))
+            rows.append(save_record(folder, unit, clip, features))
             computed += 1
             frames += features.stats.decoded_frames
         return rows, computed, frames
@@ -180,11 +183,11 @@ def run_extract(
     unit it could) when a unit's actors kept dying with no clip in flight.
     """
     t0 = time.perf_counter()
-    features_dir = Path(features_dir)
+    features_dir = str(features_dir)  # a local path or a URL, never turned into the other
     params_hash = config_hash(extract_config)
     units = plan_units(clips, ray_config.clips_per_unit)
-    stale = prune_units(features_dir, units)
-    pending = [u for u in units if not is_committed(_unit_dir(features_dir, u), u, params_hash)]
+    scan = resume_scan(features_dir, units, params_hash)
+    pending, stale = scan.pending, scan.stale
     summary = JobSummary(units=len(units), units_skipped=len(units) - len(pending))
     n_clips = sum(len(u.clips) for u in units)
     click.echo(
@@ -207,13 +210,9 @@ def run_extract(
             f"{len(failed_units)} units failed {ray_config.max_retries + 1} times with no clip "
             f"in flight (actors could not start or died between clips): {failed_units}"
         )
-    write_clips_table(features_dir, units, params_hash)
+    write_clips_table(features_dir, units, params_hash, committed_markers(features_dir))
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _unit_dir(features_dir: Path, unit: Unit) -> Path:
-    return features_dir / UNITS / unit.unit_id
 
 
 @dataclass
@@ -224,7 +223,7 @@ class _Slot:
 
 def _run_units(
     pending: list[Unit],
-    features_dir: Path,
+    features_dir: str,
     extract_config: ExtractConfig,
     params_hash: str,
     config: RayConfig,
@@ -238,7 +237,7 @@ def _run_units(
 
     def new_slot() -> _Slot:
         summary.actors_started += 1
-        return _Slot(remote_cls.remote(extract_config, str(features_dir), params_hash))
+        return _Slot(remote_cls.remote(extract_config, features_dir, params_hash))
 
     n_actors = min(_actor_count(config), len(pending))
     queue = deque(pending)
@@ -276,7 +275,7 @@ def _run_units(
                 else:
                     failed[unit.unit_id] = str(e).strip().splitlines()[-1][:300]
                 continue
-            commit_unit(_unit_dir(features_dir, unit), unit, params_hash, rows)
+            commit_unit(unit_dir(features_dir, unit.unit_id), unit, params_hash, rows)
             summary.units_run.append(unit.unit_id)
             summary.clips_run += computed
             summary.clips_reused += len(unit.clips) - computed - settled.get(unit.unit_id, 0)
@@ -323,16 +322,16 @@ def _retire(slot: _Slot, summary: JobSummary) -> None:
     ray.kill(slot.actor)
 
 
-def _settle_dead_clip(features_dir: Path, unit: Unit, params_hash: str) -> str | None:
+def _settle_dead_clip(features_dir: str, unit: Unit, params_hash: str) -> str | None:
     """Record the clip in flight in a dead actor as failed (`worker_died`); its id, or None."""
-    unit_dir = _unit_dir(features_dir, unit)
-    entry = in_flight(unit_dir)
+    folder = unit_dir(features_dir, unit.unit_id)
+    entry = in_flight(folder)
     if entry is None:
         return None
     clip = next(c for c in unit.clips if c.clip_id == entry["clip_id"])
     reason = f"{WORKER_DIED}: worker process {entry['pid']} died while extracting this clip"
     save_record(
-        unit_dir,
+        folder,
         unit,
         clip,
         ClipFeatures.failed(clip.clip_id, reason, meta=_failed_meta(clip, params_hash)),
@@ -349,8 +348,7 @@ def _settle_dead_clip(features_dir: Path, unit: Unit, params_hash: str) -> str |
     "--out",
     default="data/features",
     show_default=True,
-    type=click.Path(file_okay=False),
-    help="Features directory (units/ + clips.parquet).",
+    help="Features folder (units/, commits/, clips.parquet); a path or a URL (s3://...).",
 )
 @params_option("extract", "ray")
 def cli(manifest: str, out: str, params: str) -> None:
@@ -363,7 +361,7 @@ def cli(manifest: str, out: str, params: str) -> None:
 
     extract_config = load_section("extract", ExtractConfig, params)
     ray_config = load_section("ray", RayConfig, params)
-    if not Path(manifest).is_file():
+    if not storage.isfile(manifest):
         raise click.ClickException(f"manifest {manifest} not found (run `space index` first)")
     clips = read_manifest(manifest)
     try:
@@ -373,6 +371,7 @@ def cli(manifest: str, out: str, params: str) -> None:
     click.echo(
         f"extract: ran {len(summary.units_run)} units ({summary.clips_run} clips computed, "
         f"{summary.clips_reused} reused), skipped {summary.units_skipped}; "
-        f"{summary.worker_deaths} worker deaths; {summary.seconds:.1f} s → {out}/clips.parquet",
+        f"{summary.worker_deaths} worker deaths; {summary.seconds:.1f} s → "
+        f"{storage.join(out, CLIPS_TABLE)}",
         err=True,
     )

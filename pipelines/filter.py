@@ -6,13 +6,12 @@ reruns in seconds: `dvc exp run -S filter.max_rotation_deg=30`.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 
 import click
 import pandas as pd
 
+from space_data import storage
 from space_data.filters import FilterConfig, filter_clips
 from space_data.params import clips_option, load_section, manifest_option, params_option
 
@@ -29,8 +28,7 @@ def count_reasons(keep: pd.DataFrame) -> Counter:
     "--out",
     default="data/keep.parquet",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Decisions: clip_id, path, split, keep, reason, reasons.",
+    help="Decisions: clip_id, path, split, keep, reason, reasons (parquet; a path or a URL).",
 )
 @params_option("filter")
 def cli(manifest: str, clips: str, out: str, params: str) -> None:
@@ -41,13 +39,10 @@ def cli(manifest: str, clips: str, out: str, params: str) -> None:
     """
     config = load_section("filter", FilterConfig, params)
     for path, stage in ((manifest, "space index"), (clips, "space extract")):
-        if not Path(path).is_file():
+        if not storage.isfile(path):
             raise click.ClickException(f"{path} not found: run `{stage}` first")
-    keep = filter_clips(pd.read_parquet(manifest), pd.read_parquet(clips), config)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{out}.tmp"
-    keep.to_parquet(tmp, index=False)
-    os.replace(tmp, out)
+    keep = filter_clips(storage.read_parquet(manifest), storage.read_parquet(clips), config)
+    storage.write_parquet(keep, out)
     counts = count_reasons(keep)
     click.echo(f"{int(keep['keep'].sum())} of {len(keep)} clips kept → {out}")
     for reason, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):

@@ -7,22 +7,24 @@ Shards of an earlier run that this run does not write are removed.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 import pandas as pd
 from tqdm import tqdm
 
+from pipelines.units import CLIPS_TABLE
+from space_data import storage
 from space_data.clip import SPLITS
 from space_data.params import features_option, keep_option, load_section, params_option
 from space_data.record import ClipFeatures
-from space_data.shards import PackConfig, sample_members, write_shards
+from space_data.shards import INDEX_NAME, PackConfig, sample_members, write_shards
 
 
 def kept_records(
-    keep: pd.DataFrame, clips: pd.DataFrame, features: Path
-) -> list[tuple[str, str, Path]]:
+    keep: pd.DataFrame, clips: pd.DataFrame, features: str
+) -> list[tuple[str, str, str]]:
     """(split, clip_id, record path) of every kept clip, sorted by split order then clip_id."""
     kept = keep[keep["keep"].astype(bool)]
     records = dict(zip(clips["clip_id"], clips["record"], strict=True))
@@ -37,16 +39,16 @@ def kept_records(
             raise click.ClickException(
                 f"kept clip {clip_id} has no feature record in clips.parquet: rerun `space filter`"
             )
-        out.append((split, clip_id, features / record))
+        out.append((split, clip_id, storage.join(features, record)))
     return sorted(out, key=lambda s: (SPLITS.index(s[0]), s[1]))
 
 
 def load_samples(
-    planned: list[tuple[str, str, Path]], config: PackConfig
+    planned: list[tuple[str, str, str]], config: PackConfig
 ) -> Iterator[tuple[str, str, dict[str, bytes]]]:
     """Load records one at a time (memory stays one record) as `(split, key, members)`."""
     for split, clip_id, path in tqdm(planned, desc="pack", unit="clip"):
-        record = ClipFeatures.load_npz(path)
+        record = ClipFeatures.load_npz(io.BytesIO(storage.read_bytes(path)))
         if record.clip_id != clip_id or not record.ok:
             raise click.ClickException(
                 f"{path} holds {record.clip_id} ({record.status}), not a usable {clip_id}"
@@ -61,8 +63,7 @@ def load_samples(
     "--out",
     default="data/shards",
     show_default=True,
-    type=click.Path(file_okay=False),
-    help="Shard folder (tars + index.json).",
+    help="Shard folder (tars + index.json); a path or a URL (s3://...).",
 )
 @params_option("pack")
 def cli(keep: str, features: str, out: str, params: str) -> None:
@@ -72,16 +73,15 @@ def cli(keep: str, features: str, out: str, params: str) -> None:
     earlier run that this run does not write are removed. Sizes: params.yaml `pack`.
     """
     config = load_section("pack", PackConfig, params)
-    features_dir = Path(features)
-    clips_path = features_dir / "clips.parquet"
-    for path, stage in ((Path(keep), "space filter"), (clips_path, "space extract")):
-        if not path.is_file():
+    clips_path = storage.join(features, CLIPS_TABLE)
+    for path, stage in ((keep, "space filter"), (clips_path, "space extract")):
+        if not storage.isfile(path):
             raise click.ClickException(f"{path} not found: run `{stage}` first")
-    planned = kept_records(pd.read_parquet(keep), pd.read_parquet(clips_path), features_dir)
+    planned = kept_records(storage.read_parquet(keep), storage.read_parquet(clips_path), features)
     index = write_shards(load_samples(planned, config), out, config)
     for split in SPLITS:
         t = index["totals"][split]
         click.echo(
             f"  {split:<5} {t['samples']:>6} clips in {t['shards']} shard(s), {t['bytes']:,} bytes"
         )
-    click.echo(f"data version {index['data_version'][:16]} → {Path(out) / 'index.json'}")
+    click.echo(f"data version {index['data_version'][:16]} → {storage.join(out, INDEX_NAME)}")

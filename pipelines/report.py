@@ -9,6 +9,7 @@ read feature records of kept clips (at most `report.max_pose_clips` of them).
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,8 @@ from pipelines.report_data import (
     evenly_spaced,
     rotation_shares,
 )
+from pipelines.units import CLIPS_TABLE
+from space_data import storage
 from space_data.clip import DATASETS, SPLITS
 from space_data.params import (
     features_option,
@@ -33,6 +36,7 @@ from space_data.params import (
     shards_option,
 )
 from space_data.record import ClipFeatures
+from space_data.shards import INDEX_NAME
 
 FIGURES = "figures"
 """Sub-folder of the report folder that holds the PNGs (a separate DVC output)."""
@@ -75,11 +79,14 @@ def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict[str, float]
     return metrics
 
 
-def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipFeatures]:
+def load_kept_records(table: pd.DataFrame, features: str, n: int) -> list[ClipFeatures]:
     """Feature records of at most n kept clips, evenly spaced over the sorted clip ids."""
     kept = table[table["keep"] & table["record"].notna()].sort_values("clip_id")
     chosen = evenly_spaced(list(kept["record"]), n)
-    return [ClipFeatures.load_npz(features / r) for r in tqdm(chosen, desc="report", unit="clip")]
+    return [
+        ClipFeatures.load_npz(io.BytesIO(storage.read_bytes(storage.join(features, r))))
+        for r in tqdm(chosen, desc="report", unit="clip")
+    ]
 
 
 @click.command()
@@ -91,8 +98,7 @@ def load_kept_records(table: pd.DataFrame, features: Path, n: int) -> list[ClipF
     "--out",
     default="reports",
     show_default=True,
-    type=click.Path(file_okay=False),
-    help="Report folder (report.html, PNGs, metrics.json).",
+    help="Report folder (report.html, PNGs, metrics.json); a path or a URL (s3://...).",
 )
 @params_option("report")
 def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: str) -> None:
@@ -104,29 +110,31 @@ def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: 
     from pipelines import report_plots  # matplotlib only when the command runs
 
     config = load_section("report", ReportConfig, params)
-    features_dir = Path(features)
-    clips_path = features_dir / "clips.parquet"
+    clips_path = storage.join(features, CLIPS_TABLE)
     for path, stage in (
-        (Path(manifest), "space index"),
+        (manifest, "space index"),
         (clips_path, "space extract"),
-        (Path(keep), "space filter"),
+        (keep, "space filter"),
     ):
-        if not path.is_file():
+        if not storage.isfile(path):
             raise click.ClickException(f"{path} not found: run `{stage}` first")
     table = collect_tables(
-        pd.read_parquet(manifest), pd.read_parquet(keep), pd.read_parquet(clips_path)
+        storage.read_parquet(manifest), storage.read_parquet(keep), storage.read_parquet(clips_path)
     )
-    index_path = Path(shards) / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.is_file() else None
-    records = load_kept_records(table, features_dir, config.max_pose_clips)
-    out_dir = Path(out)
-    (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
+    index_path = storage.join(shards, INDEX_NAME)
+    index = json.loads(storage.read_bytes(index_path)) if storage.isfile(index_path) else None
+    records = load_kept_records(table, features, config.max_pose_clips)
     metrics = compute_metrics(table, index)
-    figures = report_plots.draw_all(table, records, config, out_dir / FIGURES)
-    _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
-    _write_atomic(out_dir / "report.html", render_html(table, metrics, figures, index))
+    with storage.staged_folder(out) as folder:
+        out_dir = Path(folder)
+        (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
+        figures = report_plots.draw_all(table, records, config, out_dir / FIGURES)
+        metrics_text = json.dumps(metrics, indent=1, sort_keys=True) + "\n"
+        _write_atomic(out_dir / "metrics.json", metrics_text)
+        _write_atomic(out_dir / "report.html", render_html(table, metrics, figures, index))
     click.echo(
-        f"{metrics['clips_kept']} of {metrics['clips_total']} clips kept; {out_dir / 'report.html'}"
+        f"{metrics['clips_kept']} of {metrics['clips_total']} clips kept; "
+        f"{storage.join(out, 'report.html')}"
     )
 
 

@@ -1,17 +1,27 @@
 """Units of work for the extract job: planning, the per-unit journal, the commit marker and
 the clips table built from the markers.
 
-Plain files and no Ray, so the rules that make a run resumable are testable in one process.
+No Ray, so the rules that make a run resumable are testable in one process. Every path goes
+through `space_data.storage`, so the features folder may be local or on object storage
+(`s3://...`); the protocol needs no rename, only whole-object writes.
 
-Layout under the features directory (`data/features/`)::
+Layout under the features folder (`data/features/` or a URL)::
 
-    units/<unit_id>/<clip_id>.npz   one `ClipFeatures` per clip (errors included), written to a
-                                    temporary name, then renamed
-    units/<unit_id>/_JOURNAL        JSON lines: `open` (a worker took the unit), `start` (a clip
-                                    is in flight, with the worker's PID), `done` (record on disk)
-    units/<unit_id>/_COMMITTED      JSON: params hash, members hash, clip ids, one row per clip;
-                                    written last, atomically
+    units/<unit_id>/<clip_id>.npz   one `ClipFeatures` per clip (errors included), written whole
+    units/<unit_id>/_JOURNAL        events: `open` (a worker took the unit), `start` (a clip is in
+                                    flight, with the worker's PID), `done` (record written). On
+                                    local disk a JSON-lines file; on object storage a folder
+                                    with one small object per event (no append there)
+    commits/<unit_id>.<params_hash>.<members_hash>.json
+                                    the commit marker: clip ids and one row per clip. Written
+                                    last, and the only thing readers trust: a unit counts as
+                                    committed when its marker's NAME carries the current params
+                                    hash and member hash, so the resume scan is one listing of
+                                    `commits/` (one request per 1000 units on object storage)
     clips.parquet                   one row per clip of every committed unit (`write_clips_table`)
+
+Objects of a unit without a current marker are ignored; its rerun deletes those it cannot
+reuse, and the resume scan deletes stale markers and units the plan no longer has.
 
 Planning (`plan_units`): clips are grouped per (dataset, speaker), sorted by clip id, and cut
 into units at content-defined boundaries: a clip closes its unit when a hash of its id is 0
@@ -29,28 +39,33 @@ moved to the new unit) are computed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import os
 import re
-import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from os import PathLike
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from space_data import storage
 from space_data.clip import Clip
 from space_data.record import ClipFeatures, ClipStats
 
-MARKER = "_COMMITTED"
 JOURNAL = "_JOURNAL"
 UNITS = "units"
+COMMITS = "commits"
+CLIPS_TABLE = "clips.parquet"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_CLIP_FIELDS = tuple(f.name for f in dataclasses.fields(Clip))
 
 
 def _sha(text: str) -> str:
@@ -59,7 +74,8 @@ def _sha(text: str) -> str:
 
 def clip_key(clip: Clip) -> str:
     """Hash of the whole manifest row: a record is stale when any field it copies changes."""
-    return _sha(json.dumps(clip.to_row(), sort_keys=True, default=str))[:16]
+    row = {name: getattr(clip, name) for name in _CLIP_FIELDS}  # = to_row(), without a deep copy
+    return _sha(json.dumps(row, sort_keys=True, default=str))[:16]
 
 
 @dataclass(frozen=True)
@@ -75,8 +91,12 @@ class Unit:
         return _sha("\n".join(f"{c.clip_id} {clip_key(c)}" for c in self.clips))[:16]
 
     def record_path(self, clip_id: str) -> str:
-        """Path of a clip's npz relative to the features directory."""
+        """Path of a clip's npz relative to the features folder."""
         return f"{UNITS}/{self.unit_id}/{clip_id}.npz"
+
+    def marker_name(self, params_hash: str) -> str:
+        """File name of this unit's commit marker under `commits/` for these params."""
+        return f"{self.unit_id}.{params_hash}.{self.members_hash}.json"
 
 
 def plan_units(clips: Iterable[Clip], clips_per_unit: int) -> list[Unit]:
@@ -106,38 +126,90 @@ def plan_units(clips: Iterable[Clip], clips_per_unit: int) -> list[Unit]:
     return units
 
 
-# --- commit marker ---------------------------------------------------------------------------
+def unit_dir(features_dir: str | PathLike, unit_id: str) -> str:
+    """The folder (or URL prefix) holding a unit's records and journal."""
+    return storage.join(str(features_dir), UNITS, unit_id)
 
 
-def read_marker(unit_dir: Path) -> dict | None:
-    """The unit's commit marker, or None when absent or unreadable (= not committed)."""
+def _features_of(unit_dir: str | PathLike) -> str:
+    return storage.parent(storage.parent(str(unit_dir)))
+
+
+def _marker_path(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> str:
+    return storage.join(_features_of(unit_dir), COMMITS, unit.marker_name(params_hash))
+
+
+# --- commit marker and resume scan -----------------------------------------------------------
+
+
+def committed_markers(features_dir: str | PathLike) -> dict[str, str]:
+    """Unit id → marker file name, from one listing of `commits/`."""
+    markers = {}
+    for name in storage.listdir(storage.join(str(features_dir), COMMITS)):
+        if name.endswith(".json") and name.count(".") == 3:
+            markers[name.split(".", 1)[0]] = name
+    return markers
+
+
+def read_marker(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> dict | None:
+    """The unit's current commit marker, or None when absent or unreadable (= not committed)."""
     try:
-        return json.loads((unit_dir / MARKER).read_text())
+        return json.loads(storage.read_bytes(_marker_path(unit_dir, unit, params_hash)))
     except (OSError, ValueError):
         return None
 
 
-def is_committed(unit_dir: Path, unit: Unit, params_hash: str) -> bool:
-    """True when the marker says: same extraction params and same member rows."""
-    marker = read_marker(unit_dir)
-    return (
-        marker is not None
-        and marker.get("params_hash") == params_hash
-        and marker.get("members_hash") == unit.members_hash
-    )
+def is_committed(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> bool:
+    """True when a marker with the same extraction params and member rows exists (one check;
+    to scan many units use `resume_scan`)."""
+    return storage.exists(_marker_path(unit_dir, unit, params_hash))
 
 
-def commit_unit(unit_dir: Path, unit: Unit, params_hash: str, rows: list[dict]) -> None:
-    """Drop files of clips that left the unit, then write the marker (atomically, last).
+@dataclass
+class Scan:
+    """What `resume_scan` found."""
+
+    pending: list[Unit]
+    """Units without a current marker, in plan order."""
+    stale: list[str]
+    """Units the plan no longer has, deleted (their records and markers)."""
+    listings: int
+    """Folder listings made (each one request per page of 1000 names on object storage)."""
+
+
+def resume_scan(features_dir: str | PathLike, units: list[Unit], params_hash: str) -> Scan:
+    """Which units still have to run, from two listings (`commits/` and `units/`).
+
+    Markers that no longer match (other params, other members, unit left the plan) are deleted
+    first, so a reader never trusts a marker whose unit is about to be rewritten; unit folders
+    the plan no longer has are deleted too.
+    """
+    features_dir = str(features_dir)
+    markers = committed_markers(features_dir)
+    wanted = {u.unit_id: u.marker_name(params_hash) for u in units}
+    stale_markers = [name for uid, name in markers.items() if wanted.get(uid) != name]
+    storage.remove(storage.join(features_dir, COMMITS, n) for n in stale_markers)
+    stale = sorted(d for d in storage.listdir(storage.join(features_dir, UNITS)) if d not in wanted)
+    for uid in stale:
+        storage.remove_tree(unit_dir(features_dir, uid))
+    pending = [u for u in units if markers.get(u.unit_id) != wanted[u.unit_id]]
+    return Scan(pending=pending, stale=stale, listings=2)
+
+
+def commit_unit(unit_dir: str | PathLike, unit: Unit, params_hash: str, rows: list[dict]) -> None:
+    """Drop files of clips that left the unit, then write the marker (whole, last).
 
     `rows` are the `done` journal entries of the members, in member order.
     """
     if [r["clip_id"] for r in rows] != [c.clip_id for c in unit.clips]:
         raise RuntimeError(f"unit {unit.unit_id}: rows do not match its members")
-    members = {f"{c.clip_id}.npz" for c in unit.clips}
-    for path in unit_dir.iterdir():
-        if path.name not in members and path.name not in (JOURNAL, MARKER):
-            path.unlink()
+    unit_dir = str(unit_dir)
+    members = {_npz(c) for c in unit.clips}
+    storage.remove(
+        storage.join(unit_dir, n)
+        for n in storage.listdir(unit_dir)
+        if n not in members and n != JOURNAL
+    )
     marker = {
         "unit": unit.unit_id,
         "params_hash": params_hash,
@@ -145,48 +217,55 @@ def commit_unit(unit_dir: Path, unit: Unit, params_hash: str, rows: list[dict]) 
         "clips": [c.clip_id for c in unit.clips],
         "rows": rows,
     }
-    _atomic_write(unit_dir / MARKER, json.dumps(marker, sort_keys=True, indent=1).encode())
-
-
-def prune_units(features_dir: Path, units: list[Unit]) -> list[str]:
-    """Delete unit directories the plan no longer has (clips left the manifest); their names."""
-    root = features_dir / UNITS
-    if not root.is_dir():
-        return []
-    keep = {u.unit_id for u in units}
-    stale = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in keep)
-    for name in stale:
-        shutil.rmtree(root / name)
-    return stale
+    storage.write_text(
+        _marker_path(unit_dir, unit, params_hash), json.dumps(marker, sort_keys=True)
+    )
 
 
 # --- journal -----------------------------------------------------------------------------------
 
 
 class Journal:
-    """Append-only JSON lines beside a unit's records.
+    """Append-only events beside a unit's records.
 
-    Each entry is one `write` on an O_APPEND descriptor, so an entry is either wholly on disk or
-    absent when the writing process is killed (SIGKILL, OOM); the reader skips a torn last line.
+    Local disk: JSON lines, each entry one `write` on an O_APPEND descriptor, so an entry is
+    wholly on disk or absent when the writer is killed (SIGKILL, OOM); the reader skips a torn
+    line. Object storage (no append): one object per entry under `_JOURNAL/`, named by the
+    writer's clock in nanoseconds, its PID and a counter, so names sort in writing order (one
+    worker writes a unit at a time; the driver writes only after that worker died).
     """
 
-    def __init__(self, unit_dir: Path) -> None:
-        self.path = unit_dir / JOURNAL
+    _counter = itertools.count()
+
+    def __init__(self, unit_dir: str | PathLike) -> None:
+        self.path = storage.join(str(unit_dir), JOURNAL)
+        self.remote = storage.is_remote(self.path)
 
     def append(self, event: str, **fields: object) -> None:
+        entry = json.dumps({"event": event, **fields}, sort_keys=True)
+        if self.remote:
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._counter):06d}.json"
+            storage.write_text(storage.join(self.path, name), entry)
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # leading newline: an entry torn by a killed writer never swallows the next one
-        line = "\n" + json.dumps({"event": event, **fields}, sort_keys=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode())
+            os.write(fd, ("\n" + entry).encode())
         finally:
             os.close(fd)
 
     def read(self) -> list[dict]:
-        try:
-            lines = self.path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
+        if self.remote:
+            names = storage.listdir(self.path)
+            got = storage.read_many([storage.join(self.path, n) for n in names])
+            lines = [(got[storage.join(self.path, n)] or b"").decode() for n in names]
+        else:
+            try:
+                with open(self.path) as f:
+                    lines = f.read().splitlines()
+            except FileNotFoundError:
+                return []
         events = []
         for line in filter(None, lines):
             try:
@@ -196,30 +275,33 @@ class Journal:
         return events
 
 
-def open_unit(unit_dir: Path, unit: Unit, params_hash: str) -> dict[str, dict]:
+def open_unit(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> dict[str, dict]:
     """Prepare a unit for (re)processing; the members' reusable `done` rows by clip id.
 
-    A journal written under other params means every file is stale: the directory is emptied.
+    A journal written under other params means every file is stale: the unit is emptied.
     Otherwise a clip is reused when its last `done` entry has the clip's current row key and
-    its record file exists.
+    its record exists; other records (partial runs, clips that left) are deleted.
     """
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    (unit_dir / MARKER).unlink(missing_ok=True)
+    unit_dir = str(unit_dir)
+    storage.makedirs(unit_dir)
     events = Journal(unit_dir).read()
     if any(e["event"] == "open" and e.get("params_hash") != params_hash for e in events):
-        for path in unit_dir.iterdir():
-            path.unlink()
+        storage.remove_tree(unit_dir)
+        storage.makedirs(unit_dir)
         return {}
+    present = set(storage.listdir(unit_dir))
     done = {e["clip_id"]: e for e in events if e["event"] == "done"}
     reusable = {}
     for clip in unit.clips:
         row = done.get(clip.clip_id)
-        if row is not None and row["key"] == clip_key(clip) and (unit_dir / _npz(clip)).exists():
+        if row is not None and row["key"] == clip_key(clip) and _npz(clip) in present:
             reusable[clip.clip_id] = row
+    keep = {_npz(c) for c in unit.clips if c.clip_id in reusable} | {JOURNAL}
+    storage.remove(storage.join(unit_dir, n) for n in present - keep)
     return reusable
 
 
-def in_flight(unit_dir: Path) -> dict | None:
+def in_flight(unit_dir: str | PathLike) -> dict | None:
     """The `start` entry of the clip a worker was processing when it stopped, if any.
 
     Only the entries after the last `open` count: earlier attempts were settled already.
@@ -232,11 +314,10 @@ def in_flight(unit_dir: Path) -> dict | None:
     return starts[-1] if starts else None
 
 
-def save_record(unit_dir: Path, unit: Unit, clip: Clip, features: ClipFeatures) -> dict:
-    """Write one record atomically, journal it `done`; the row for the marker."""
-    tmp = unit_dir / f".{clip.clip_id}.npz.tmp{os.getpid()}"
-    features.save_npz(tmp)
-    os.replace(tmp, unit_dir / _npz(clip))
+def save_record(unit_dir: str | PathLike, unit: Unit, clip: Clip, features: ClipFeatures) -> dict:
+    """Write one record whole, journal it `done`; the row for the marker."""
+    with storage.writing(storage.join(str(unit_dir), _npz(clip))) as tmp:
+        features.save_npz(tmp)
     row = {
         "clip_id": clip.clip_id,
         "key": clip_key(clip),
@@ -257,12 +338,6 @@ def _npz(clip: Clip) -> str:
     return f"{clip.clip_id}.npz"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 # --- clips.parquet ------------------------------------------------------------------------------
 
 _CLIP_COLUMNS = [
@@ -279,51 +354,116 @@ _CLIP_COLUMNS = [
     ("unit", pa.string()),
     ("record", pa.string()),
     ("params_hash", pa.string()),
+    ("members_hash", pa.string()),
 ]
 _STAT_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+_BATCH_ROWS = 65_536
 
 
 def clips_schema() -> pa.Schema:
-    """Columns of clips.parquet: manifest fields, outcome, location, then every ClipStats field."""
+    """Columns of clips.parquet: manifest fields, outcome, location (with the unit's commit:
+    params and member hashes), then every ClipStats field."""
     defaults = ClipStats().to_dict()
     stats = [(name, _STAT_TYPES[type(value)]) for name, value in defaults.items()]
     return pa.schema(_CLIP_COLUMNS + stats)
 
 
-def write_clips_table(features_dir: Path, units: list[Unit], params_hash: str) -> Path:
-    """`clips.parquet` from the markers of all committed units, sorted by clip id (atomic)."""
-    rows = []
-    for unit in units:
-        marker = read_marker(features_dir / UNITS / unit.unit_id)
-        if marker is None or marker["params_hash"] != params_hash:
-            continue
-        by_id = {r["clip_id"]: r for r in marker["rows"]}
-        for clip in unit.clips:
-            r = by_id[clip.clip_id]
-            rows.append(
-                {
-                    "clip_id": clip.clip_id,
-                    "dataset": clip.dataset,
-                    "speaker": clip.speaker,
-                    "split": clip.split,
-                    "emotion": clip.emotion,
-                    "intensity": clip.intensity,
-                    "view": clip.view,
-                    "path": clip.path,
-                    "status": r["status"],
-                    "reason": r["reason"],
-                    "unit": unit.unit_id,
-                    "record": r["record"],
-                    "params_hash": params_hash,
-                    **r["stats"],
-                }
-            )
-    rows.sort(key=lambda r: r["clip_id"])
+def write_clips_table(
+    features_dir: str | PathLike,
+    units: list[Unit],
+    params_hash: str,
+    markers: dict[str, str] | None = None,
+) -> str:
+    """`clips.parquet` from the markers of all committed units, sorted by clip id (whole).
+
+    `markers` is `committed_markers(features_dir)` when the caller has it (else one listing).
+    Rows of units whose commit (params and members hash) is unchanged since the previous
+    clips.parquet are taken from it, so only markers of newly committed units are read.
+    Returns the table's path.
+    """
+    features_dir = str(features_dir)
+    if markers is None:
+        markers = committed_markers(features_dir)
+    committed = {
+        u.unit_id: u for u in units if markers.get(u.unit_id) == u.marker_name(params_hash)
+    }
     schema = clips_schema()
-    table = pa.Table.from_pylist(rows, schema=schema)
-    features_dir.mkdir(parents=True, exist_ok=True)
-    path = features_dir / "clips.parquet"
-    tmp = features_dir / f".clips.parquet.tmp{os.getpid()}"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    path = storage.join(features_dir, CLIPS_TABLE)
+    parts, covered = _reusable_rows(path, committed, params_hash, schema)
+    todo = [u for uid, u in committed.items() if uid not in covered]
+    marker_paths = [storage.join(features_dir, COMMITS, markers[u.unit_id]) for u in todo]
+    builder = _RowBatches(schema)
+    for start in range(0, len(todo), 1024):  # markers fetched concurrently, 1024 at a time
+        chunk = marker_paths[start : start + 1024]
+        got = storage.read_many(chunk)
+        for unit, marker_path in zip(todo[start : start + 1024], chunk, strict=True):
+            if got[marker_path] is None:
+                raise RuntimeError(f"commit marker {marker_path} vanished while being read")
+            by_id = {r["clip_id"]: r for r in json.loads(got[marker_path])["rows"]}
+            for clip in unit.clips:
+                builder.add(clip, unit, by_id[clip.clip_id], params_hash)
+    table = pa.concat_tables([*parts, *builder.tables()]) if parts or todo else schema.empty_table()
+    table = table.take(pc.sort_indices(table, [("clip_id", "ascending")]))
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    storage.write_bytes(path, buffer.getvalue().to_pybytes())
     return path
+
+
+def _reusable_rows(
+    path: str, committed: dict[str, Unit], params_hash: str, schema: pa.Schema
+) -> tuple[list[pa.Table], set[str]]:
+    """Rows of the previous clips.parquet whose unit commit is still current; (tables, unit ids)."""
+    try:
+        old = pq.read_table(pa.BufferReader(storage.read_bytes(path)))
+    except (OSError, ValueError, pa.ArrowException):
+        return [], set()
+    if old.schema != schema or old.num_rows == 0:
+        return [], set()
+    current = [f"{uid}.{params_hash}.{u.members_hash}" for uid, u in committed.items()]
+    commit = pc.binary_join_element_wise(old["unit"], old["params_hash"], old["members_hash"], ".")
+    reused = old.filter(pc.is_in(commit, value_set=pa.array(current, pa.string())))
+    return [reused], set(pc.unique(reused["unit"]).to_pylist())
+
+
+class _RowBatches:
+    """clips.parquet rows collected column-wise and turned into Arrow batches every
+    `_BATCH_ROWS` rows, so a million rows never exist as Python dicts at once."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.batches: list[pa.RecordBatch] = []
+        self.columns: dict[str, list] = {name: [] for name in schema.names}
+
+    def add(self, clip: Clip, unit: Unit, row: dict, params_hash: str) -> None:
+        values = {
+            "clip_id": clip.clip_id,
+            "dataset": clip.dataset,
+            "speaker": clip.speaker,
+            "split": clip.split,
+            "emotion": clip.emotion,
+            "intensity": clip.intensity,
+            "view": clip.view,
+            "path": clip.path,
+            "status": row["status"],
+            "reason": row["reason"],
+            "unit": unit.unit_id,
+            "record": row["record"],
+            "params_hash": params_hash,
+            "members_hash": unit.members_hash,
+            **row["stats"],
+        }
+        for name, column in self.columns.items():
+            column.append(values.get(name))
+        if len(self.columns["clip_id"]) >= _BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.columns["clip_id"]:
+            arrays = [pa.array(self.columns[f.name], f.type) for f in self.schema]
+            self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            self.columns = {name: [] for name in self.schema.names}
+
+    def tables(self) -> list[pa.Table]:
+        self._flush()
+        return [pa.Table.from_batches(self.batches, schema=self.schema)] if self.batches else []

@@ -36,6 +36,7 @@ import numpy as np
 import skimage.transform
 
 from space_data import audio as audio_features
+from space_data import storage
 from space_data.audio import AudioConfig
 from space_data.clip import DATASETS, Clip
 from space_data.config import config_hash
@@ -158,7 +159,9 @@ class ClipExtractor:
         """The record of `clip`, or an error record with the reason; never raises for bad input."""
         meta = self._meta(clip)
         try:
-            return self._extract(clip, meta)
+            # a corpus file on object storage is downloaded once here, not by every reader
+            with storage.pinned(clip.path, clip.audio_path):
+                return self._extract(clip, meta)
         except (MediaError, ClipError) as e:
             return ClipFeatures.failed(clip.clip_id, f"{e.reason}: {e.detail}", meta)
         except (SetupError, ImportError, MemoryError, NotImplementedError, FileNotFoundError):

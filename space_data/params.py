@@ -79,41 +79,43 @@ class ParamsError(click.ClickException):
 
 
 FILE = click.Path(dir_okay=False)
-FOLDER = click.Path(file_okay=False)
+DATA = click.STRING
+"""A data path: a local path or any fsspec URL (`s3://bucket/...`), opened through
+`space_data.storage`; click never checks or rewrites it."""
 
 
-def _path_option(name: str, default: str, type: click.Path, help: str) -> Callable:
+def _path_option(name: str, default: str, type: click.ParamType, help: str) -> Callable:
     return click.option(name, default=default, show_default=True, type=type, help=help)
 
 
 manifest_option = _path_option(
     "--manifest",
     "data/manifest.parquet",
-    FILE,
+    DATA,
     "Manifest (parquet, one row per media file) written by `space index`.",
 )
 clips_option = _path_option(
     "--clips",
     "data/features/clips.parquet",
-    FILE,
+    DATA,
     "Per-clip statistics (parquet) written by `space extract`.",
 )
 features_option = _path_option(
     "--features",
     "data/features",
-    FOLDER,
+    DATA,
     "Features folder (clips.parquet + per-clip records) written by `space extract`.",
 )
 keep_option = _path_option(
     "--keep",
     "data/keep.parquet",
-    FILE,
+    DATA,
     "Keep/drop decisions (parquet) written by `space filter`.",
 )
 shards_option = _path_option(
     "--shards",
     "data/shards",
-    FOLDER,
+    DATA,
     "Shard folder (tars + index.json) written by `space pack`.",
 )
 

@@ -11,20 +11,27 @@ A sample's members are `ClipFeatures.shard_members()`: `<key>.lm3d.npy`, `<key>.
 config ⇒ byte-identical tars: samples sorted by key, members sorted by name, and every tar
 header field fixed (mtime 0, uid/gid 0, empty user/group names, mode 0o644). `data_version`
 is the sha256 of the index content (shard names, sizes and checksums), so it names the data.
+
+The shard folder may be local or on object storage (any fsspec URL, `space_data.storage`):
+each tar is written to a local temporary file, checksummed, then renamed into place or
+uploaded whole, so shards on object storage are byte-identical to local ones. The readers
+take such URLs too (`webdataset_fsspec` teaches WebDataset to open them).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
-import os
 import re
 import tarfile
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from space_data import storage
 from space_data.clip import SPLITS
 from space_data.record import ClipFeatures
 
@@ -78,15 +85,17 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 class ShardWriter:
-    """Writes one split's samples into `{split}-%06d.tar` files, each under a temporary name
-    (`.tmp` suffix) that is renamed when the shard is complete."""
+    """Writes one split's samples into `{split}-%06d.tar` files, each to a local temporary
+    file that becomes the shard (renamed, or uploaded whole) when it is complete."""
 
     def __init__(self, out_dir: str | Path, split: str, config: PackConfig) -> None:
-        self.out_dir = Path(out_dir)
+        self.out_dir = str(out_dir)
         self.split = split
         self.config = config
         self.shards: list[dict] = []  # index entries of completed shards
         self._tar: tarfile.TarFile | None = None
+        self._target: AbstractContextManager[str] | None = None
+        self._tmp = ""
         self._keys: list[str] = []
         self._bytes = 0
         self._last_key: str | None = None
@@ -118,8 +127,10 @@ class ShardWriter:
     def _open_next(self) -> None:
         self._finish()
         name = f"{self.split}-{len(self.shards):06d}.tar"
-        # stays open across write() calls; _finish closes it
-        self._tar = tarfile.open(self.out_dir / f"{name}.tmp", "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        # both stay open across write() calls; _finish closes them
+        self._target = storage.writing(storage.join(self.out_dir, name))
+        self._tmp = self._target.__enter__()
+        self._tar = tarfile.open(self._tmp, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         self._keys = []
         self._bytes = 0
 
@@ -128,15 +139,15 @@ class ShardWriter:
             return
         self._tar.close()
         name = f"{self.split}-{len(self.shards):06d}.tar"
-        tmp = self.out_dir / f"{name}.tmp"
-        os.replace(tmp, self.out_dir / name)
+        entry = {"bytes": Path(self._tmp).stat().st_size, "sha256": file_sha256(self._tmp)}
+        assert self._target is not None
+        self._target.__exit__(None, None, None)  # rename into place, or upload whole
         self.shards.append(
             {
                 "name": name,
                 "split": self.split,
                 "samples": len(self._keys),
-                "bytes": (self.out_dir / name).stat().st_size,
-                "sha256": file_sha256(self.out_dir / name),
+                **entry,
                 "first_key": self._keys[0],
                 "last_key": self._keys[-1],
             }
@@ -156,9 +167,9 @@ def write_shards(
     run that this run did not write are deleted afterwards, so the directory holds exactly
     what the new index lists. Returns the index (also written to `out_dir/index.json`).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / INDEX_NAME).unlink(missing_ok=True)
+    out = str(out_dir)
+    storage.makedirs(out)
+    storage.remove([storage.join(out, INDEX_NAME)])
     shards: list[dict] = []
     writer: ShardWriter | None = None
     for split, key, members in samples:
@@ -177,9 +188,9 @@ def write_shards(
         shards += writer.close()
     _remove_stale(out, {s["name"] for s in shards})
     index = build_index(shards, config)
-    tmp = out / f"{INDEX_NAME}.tmp"
-    tmp.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, out / INDEX_NAME)
+    storage.write_text(
+        storage.join(out, INDEX_NAME), json.dumps(index, indent=1, sort_keys=True) + "\n"
+    )
     return index
 
 
@@ -214,24 +225,25 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _remove_stale(out: Path, keep: set[str]) -> None:
-    for path in out.iterdir():
-        stale_shard = SHARD_PATTERN.match(path.name) and path.name not in keep
-        if stale_shard or path.name.endswith(".tar.tmp"):
-            path.unlink()
+def _remove_stale(out: str, keep: set[str]) -> None:
+    storage.remove(
+        storage.join(out, name)
+        for name in storage.listdir(out)
+        if (SHARD_PATTERN.match(name) and name not in keep) or ".tar.tmp" in name
+    )
 
 
 def read_index(shard_dir: str | Path) -> dict:
-    path = Path(shard_dir) / INDEX_NAME
-    if not path.is_file():
+    path = storage.join(str(shard_dir), INDEX_NAME)
+    if not storage.isfile(path):
         raise FileNotFoundError(f"{path} not found: run `space pack` first")
-    return json.loads(path.read_text())
+    return json.loads(storage.read_bytes(path))
 
 
 def shard_urls(shard_dir: str | Path, split: str) -> list[str]:
-    """Paths of a split's shards, in order, from index.json."""
+    """Paths (or URLs) of a split's shards, in order, from index.json."""
     index = read_index(shard_dir)
-    return [str(Path(shard_dir) / s["name"]) for s in index["shards"] if s["split"] == split]
+    return [storage.join(str(shard_dir), s["name"]) for s in index["shards"] if s["split"] == split]
 
 
 def open_shards(urls: str | list[str]):
@@ -242,4 +254,20 @@ def open_shards(urls: str | list[str]):
     """
     import webdataset as wds
 
+    webdataset_fsspec()
     return wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode()
+
+
+def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kw) -> object:
+    """WebDataset opener for fsspec URLs: one streamed read of the shard."""
+    return storage.open_file(url, mode)
+
+
+def webdataset_fsspec() -> None:
+    """Let WebDataset (which opens only files, pipes and a few command-line tools) open `s3://`,
+    `gs://`, `az://`, ... shards through fsspec. Call before building a pipeline; DataLoader
+    workers forked afterwards inherit it. (Not done at import: webdataset loads torch.)"""
+    gopen = importlib.import_module("webdataset.gopen")  # the module (the package exports a
+    # function of the same name)
+    for scheme in ("s3", "s3a", "gcs", "gs", "az", "abfs", "memory"):
+        gopen.gopen_schemes[scheme] = _gopen_fsspec

@@ -1,20 +1,30 @@
 """One filesystem layer for local paths and URLs (`s3://bucket/...`, `gs://...`), over fsspec.
 
-Scanners list corpus files through `walk`, media decoding opens files through `local_path`
-(PyAV needs a seekable local file for MP4), so the pipeline reads a corpus on object storage
-the same way it reads one on disk. Remote protocols need their fsspec driver installed
-(`s3fs` for `s3://`); without it fsspec raises an ImportError that names the package.
-Paths returned here keep the caller's form: plain paths for local files, full URLs otherwise.
+Every data path of every command goes through this module, so a corpus, the features, the
+shards, the reports and the checkpoints can each live on local disk or on object storage.
+A URL is never turned into a local path: paths keep the caller's form (plain paths for local
+files, full URLs otherwise), and `join` joins with `/` for URLs.
+
+Writes are whole: `write_bytes` and `writing` make a local file appear under its final name
+only when complete (temporary name + rename); on object storage, where there is no rename, the
+object is uploaded in one piece when complete (an object is visible whole or not at all).
+
+Remote protocols need their fsspec driver (`s3fs` for `s3://`). Credentials and the endpoint
+come from the standard variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+`AWS_ENDPOINT_URL`, `AWS_DEFAULT_REGION`) or an fsspec config (`~/.config/fsspec/*.json`,
+`FSSPEC_S3_*`). `access_problem` turns the errors of a missing credential, an unreachable
+endpoint or a missing driver into one line naming what is missing.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import IO
 
 import fsspec
@@ -23,11 +33,11 @@ from fsspec import AbstractFileSystem
 
 def is_remote(path: str) -> bool:
     """True for a URL with a protocol other than `file://`."""
-    return "://" in path and not path.startswith("file://")
+    return "://" in str(path) and not str(path).startswith("file://")
 
 
 def _fs(path: str) -> tuple[AbstractFileSystem, str]:
-    fs, stripped = fsspec.core.url_to_fs(path)
+    fs, stripped = fsspec.core.url_to_fs(str(path))
     return fs, stripped
 
 
@@ -36,24 +46,63 @@ def _outward(fs: AbstractFileSystem, path: str, remote: bool) -> str:
     return fs.unstrip_protocol(path) if remote else path
 
 
+def join(base: str, *parts: str) -> str:
+    """`base/part/...`: `/`-joined for URLs (never a local path), `os.path.join` otherwise."""
+    base = str(base)
+    if is_remote(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return os.path.join(base, *parts)
+
+
+def name(path: str) -> str:
+    """The last component of a path or URL."""
+    return posixpath.basename(str(path).rstrip("/"))
+
+
+def parent(path: str) -> str:
+    """The folder holding `path` (same form as `path`)."""
+    path = str(path)
+    if is_remote(path):
+        return path.rstrip("/").rsplit("/", 1)[0]
+    return os.path.dirname(path) or "."
+
+
 def open_file(path: str, mode: str = "rb") -> IO:
     """Open a local file or URL (a context manager, like `open`)."""
     fs, stripped = _fs(path)
     return fs.open(stripped, mode)
 
 
-def exists(path: str) -> bool:
+def _kind(path: str) -> str | None:
+    """ "file", "directory" or None when absent. Unlike fsspec's `exists`/`isfile`, errors
+    other than "not found" (no credentials, endpoint unreachable) propagate."""
+    if path in _pinned:
+        return "file"
     fs, stripped = _fs(path)
-    return fs.exists(stripped)
+    if is_remote(path):
+        fs.invalidate_cache()
+    try:
+        return fs.info(stripped)["type"]
+    except FileNotFoundError:
+        return None
+
+
+def exists(path: str) -> bool:
+    return _kind(path) is not None
 
 
 def isdir(path: str) -> bool:
-    fs, stripped = _fs(path)
-    return fs.isdir(stripped)
+    return _kind(path) == "directory"
+
+
+def isfile(path: str) -> bool:
+    return _kind(path) == "file"
 
 
 def size(path: str) -> int:
     """File size in bytes."""
+    if path in _pinned:
+        return os.path.getsize(_pinned[path])
     fs, stripped = _fs(path)
     return int(fs.size(stripped))
 
@@ -61,7 +110,28 @@ def size(path: str) -> int:
 def walk(root: str) -> list[str]:
     """Sorted paths of every file below `root` (recursive), as full paths."""
     fs, stripped = _fs(root)
+    fs.invalidate_cache()
     return sorted(_outward(fs, p, is_remote(root)) for p in fs.find(stripped))
+
+
+def listdir(path: str) -> list[str]:
+    """Sorted names directly below the folder `path` (files and sub-folders); [] when absent.
+
+    One listing (on object storage one request per page of 1000 names), never one per entry.
+    """
+    if not is_remote(path):
+        try:
+            return sorted(os.listdir(str(path).removeprefix("file://")))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    fs, stripped = _fs(path)
+    fs.invalidate_cache()
+    try:
+        entries = fs.ls(stripped, detail=False)
+    except FileNotFoundError:
+        return []
+    prefix = stripped.rstrip("/") + "/"
+    return sorted(e.rstrip("/").removeprefix(prefix) for e in entries if e.rstrip("/") != stripped)
 
 
 def relpath(path: str, root: str) -> str:
@@ -71,15 +141,214 @@ def relpath(path: str, root: str) -> str:
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 
+def read_bytes(path: str) -> bytes:
+    """The whole file (one GET on object storage)."""
+    fs, stripped = _fs(path)
+    return fs.cat_file(stripped)
+
+
+def read_many(paths: list[str]) -> dict[str, bytes | None]:
+    """Several whole files, fetched concurrently on object storage; None for a missing one."""
+    if not paths:
+        return {}
+    fs, _ = _fs(paths[0])
+    stripped = [_fs(p)[1] for p in paths]
+    got = fs.cat(stripped, on_error="return")
+    return {
+        p: (None if isinstance(got[s], Exception) else got[s])
+        for p, s in zip(paths, stripped, strict=True)
+    }
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a whole file: locally under a temporary name then renamed (parents created); on
+    object storage as one upload."""
+    if is_remote(path):
+        fs, stripped = _fs(path)
+        fs.pipe_file(stripped, data)
+        return
+    local = path.removeprefix("file://")
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    tmp = f"{local}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, local)
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+@contextmanager
+def writing(path: str, suffix: str = "") -> Iterator[str]:
+    """A local filename to write `path` through (for writers that need a real file: tar,
+    torch.save, savefig, parquet). When the block ends without error the file becomes `path`
+    whole (renamed locally, uploaded in one piece remotely); on error nothing appears."""
+    if not is_remote(path):
+        local = path.removeprefix("file://")
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+        tmp = f"{local}.tmp{os.getpid()}{suffix}"
+        try:
+            yield tmp
+            os.replace(tmp, local)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    with tempfile.TemporaryDirectory(prefix="space-upload-") as folder:
+        tmp = os.path.join(folder, name(path) + suffix)
+        yield tmp
+        fs, stripped = _fs(path)
+        fs.put_file(tmp, stripped)
+
+
+@contextmanager
+def staged_folder(path: str) -> Iterator[str]:
+    """A local folder to write the files of the folder `path` into: `path` itself when local
+    (created), else a temporary folder whose files are uploaded (each whole, sub-folders
+    kept) when the block ends without error."""
+    if not is_remote(path):
+        local = path.removeprefix("file://")
+        os.makedirs(local, exist_ok=True)
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="space-upload-") as folder:
+        yield folder
+        fs, stripped = _fs(path)
+        for dirpath, _, files in os.walk(folder):
+            for file in files:
+                local = os.path.join(dirpath, file)
+                rel = os.path.relpath(local, folder).replace(os.sep, "/")
+                fs.put_file(local, f"{stripped.rstrip('/')}/{rel}")
+
+
+def makedirs(path: str) -> None:
+    """Create a local folder (and parents); nothing on object storage (no folders there)."""
+    if not is_remote(path):
+        os.makedirs(path.removeprefix("file://"), exist_ok=True)
+
+
+def remove(paths: Iterable[str]) -> None:
+    """Delete files (missing ones ignored); on object storage in bulk requests of 1000."""
+    paths = list(paths)
+    if not paths:
+        return
+    if not is_remote(paths[0]):
+        for p in paths:
+            with suppress(FileNotFoundError):
+                os.unlink(p.removeprefix("file://"))
+        return
+    fs, _ = _fs(paths[0])
+    fs.rm([_fs(p)[1] for p in paths])
+
+
+def remove_tree(path: str) -> None:
+    """Delete a folder and everything below it (missing: nothing)."""
+    if not is_remote(path):
+        shutil.rmtree(path.removeprefix("file://"), ignore_errors=True)
+        return
+    fs, stripped = _fs(path)
+    with suppress(FileNotFoundError):
+        fs.rm(stripped, recursive=True)
+
+
+def read_parquet(path: str, **kwargs):
+    """A parquet file as a pandas DataFrame (one whole download on object storage)."""
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(read_bytes(path)), **kwargs)
+
+
+def write_parquet(frame, path: str) -> None:
+    """A pandas DataFrame (index dropped) or a pyarrow Table to parquet, written whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
 @contextmanager
 def local_path(path: str) -> Iterator[str]:
-    """A local filename for `path`: itself when local, else a temporary download (removed after)."""
+    """A local filename for `path`: itself when local, else one temporary download (removed
+    after). Decoders that open a file several times (probe, audio, frames) then read the
+    object once."""
     if not is_remote(path):
         yield path.removeprefix("file://")
         return
+    if path in _pinned:
+        yield _pinned[path]
+        return
     suffix = os.path.splitext(path)[1]
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        with open_file(path, "rb") as src:
-            shutil.copyfileobj(src, tmp)
-        tmp.flush()
+    with tempfile.NamedTemporaryFile(prefix="space-", suffix=suffix) as tmp:
+        fs, stripped = _fs(path)
+        fs.get_file(stripped, tmp.name)
         yield tmp.name
+
+
+_pinned: dict[str, str] = {}
+"""URL → local copy, while a `pinned` block holds it."""
+
+
+@contextmanager
+def pinned(*paths: str | None) -> Iterator[None]:
+    """Download each remote file among `paths` once (one GET) and serve every `local_path`,
+    `exists`, `isfile` and `size` of it from that copy until the block ends; the copies are
+    deleted then. A file that cannot be found is not pinned (readers report it as usual)."""
+    with tempfile.TemporaryDirectory(prefix="space-media-") as folder:
+        added = []
+        try:
+            for i, path in enumerate(p for p in paths if p and is_remote(p) and p not in _pinned):
+                local = os.path.join(folder, f"{i}{os.path.splitext(path)[1]}")
+                fs, stripped = _fs(path)
+                try:
+                    fs.get_file(stripped, local)
+                except FileNotFoundError:
+                    continue
+                _pinned[path] = local
+                added.append(path)
+            yield
+        finally:
+            for path in added:
+                _pinned.pop(path, None)
+
+
+# --- one-line errors -------------------------------------------------------------------------
+
+_MISSING_CREDENTIALS = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a non-AWS "
+    "server), or an fsspec config"
+)
+
+
+def access_problem(error: BaseException) -> str | None:
+    """One line naming what is missing when `error` (or its cause) comes from object storage
+    access: no credentials, rejected credentials, an unreachable endpoint, a missing bucket, or
+    a missing fsspec driver. None for any other error."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        kind = type(e).__name__
+        text = str(e).strip().splitlines()[0] if str(e).strip() else kind
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default AWS endpoint")
+        if kind in ("NoCredentialsError", "PartialCredentialsError"):
+            return f"object storage: no credentials found: {_MISSING_CREDENTIALS}"
+        if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError"):
+            return f"object storage endpoint unreachable ({endpoint}; AWS_ENDPOINT_URL): {text}"
+        if any(k in text for k in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")):
+            return f"object storage refused the credentials ({_MISSING_CREDENTIALS}): {text}"
+        if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+            return f"object storage: {text} (create the bucket first)"
+        if isinstance(e, ImportError) and ("fsspec" in text or "Install" in text):
+            return f"object storage driver missing: {text}"
+        e = e.__cause__ or e.__context__
+    return None

@@ -29,8 +29,10 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from space_data import storage
 from space_data.clip import EMOTIONS
 from space_data.shards import shard_urls as indexed_shard_urls
+from space_data.shards import webdataset_fsspec
 from space_models.l2l import posed_landmarks
 
 INDEX = "index.json"
@@ -47,7 +49,8 @@ class DataConfig:
     """How training windows are cut from the shards."""
 
     shards: str = "data/shards"
-    """Folder with `{split}-NNNNNN.tar` and `index.json` (the pack stage's output)."""
+    """Folder with `{split}-NNNNNN.tar` and `index.json` (the pack stage's output); a path or
+    a URL (`s3://...`, read through fsspec)."""
     window: int = 64
     """Frames per training window (30 fps)."""
     shuffle_buffer: int = 1000
@@ -67,27 +70,28 @@ class DataConfig:
 def data_version(shards: str | Path) -> str:
     """The version of the shards a run read: index.json's `data_version` (sha256 of the index
     content, written by space_data.shards), or the sha256 of the file when it has none."""
-    path = Path(shards) / INDEX
-    if not path.is_file():
+    path = storage.join(str(shards), INDEX)
+    if not storage.isfile(path):
         raise DataError(f"{path} not found: build the shards first (`space pack` / `dvc repro`)")
-    raw = path.read_bytes()
+    raw = storage.read_bytes(path)
     return json.loads(raw).get("data_version") or hashlib.sha256(raw).hexdigest()
 
 
 def shard_urls(shards: str | Path, split: str) -> list[str]:
-    """A split's shard paths in index order; DataError when there are none."""
+    """A split's shard paths (or URLs) in index order; DataError when there are none."""
     data_version(shards)  # a clear error when the index is missing
     urls = indexed_shard_urls(shards, split)
     if not urls:
-        raise DataError(f"{Path(shards) / INDEX} lists no {split} shards")
+        raise DataError(f"{storage.join(str(shards), INDEX)} lists no {split} shards")
+    webdataset_fsspec()  # the pipelines built from these URLs may open s3://...
     return urls
 
 
 def has_keypoints(shards: str | Path, split: str = "train") -> bool:
-    """Whether any sample of `split` carries `kp.npy` (reads tar headers only)."""
+    """Whether any sample of `split` carries `kp.npy` (streams each shard up to the first)."""
     for url in shard_urls(shards, split):
-        with tarfile.open(url) as tar:
-            if any(name.endswith(".kp.npy") for name in tar.getnames()):
+        with storage.open_file(url) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            if any(member.name.endswith(".kp.npy") for member in tar):
                 return True
     return False
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import typing
 
 import pyarrow as pa
@@ -27,23 +26,14 @@ def manifest_schema() -> pa.Schema:
 
 
 def write_manifest(clips: list[Clip], path: str) -> None:
-    """Write the manifest; local files are written to a temporary name and renamed."""
+    """Write the manifest whole (local: temporary name + rename; object storage: one upload)."""
     table = pa.Table.from_pylist([c.to_row() for c in clips], schema=manifest_schema())
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    if storage.is_remote(path):
-        with storage.open_file(path, "wb") as f:
-            f.write(buffer.getvalue())
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
+    storage.write_bytes(path, buffer.getvalue())
 
 
 def read_manifest(path: str) -> list[Clip]:
     """The clips of a manifest written by `write_manifest`."""
-    with storage.open_file(path, "rb") as f:
-        table = pq.read_table(f)
+    table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
     return [Clip.from_row(row) for row in table.to_pylist()]

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.extract import WORKER_DIED, ExtractJobError, RayConfig, run_extract
-from pipelines.units import MARKER, UNITS, Journal, plan_units
+from pipelines.units import COMMITS, UNITS, Journal, plan_units
 from space_data.clip import Clip, make_clip_id
 from space_data.datasets import read_manifest, write_manifest
 from space_data.extract import ExtractConfig
@@ -128,7 +128,7 @@ def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
     try:
         deadline = time.monotonic() + 120
-        while not list(out.glob(f"{UNITS}/*/{MARKER}")):
+        while not list(out.glob(f"{COMMITS}/*.json")):
             assert proc.poll() is None, f"driver ended early: {log.read_text()[-2000:]}"
             assert time.monotonic() < deadline, "no unit committed within 120 s"
             time.sleep(0.05)
@@ -137,7 +137,7 @@ def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address
         proc.kill()
         proc.wait()
     n_units = len(plan_units(clips[:4], RAY.clips_per_unit))
-    committed = len(list(out.glob(f"{UNITS}/*/{MARKER}")))
+    committed = len(list(out.glob(f"{COMMITS}/*.json")))
     assert 1 <= committed < n_units, "the kill must land mid-run"
     assert not (out / "clips.parquet").exists()
 
@@ -155,7 +155,7 @@ def test_added_clips_run_alone_and_a_worker_killed_mid_clip_loses_only_that_clip
     is recorded `worker_died`, the rest of its unit completes on a fresh actor."""
     out = tmp_path / "features"
     shutil.copytree(reference, out)
-    markers = {p: p.read_bytes() for p in out.glob(f"{UNITS}/*/{MARKER}")}
+    markers = {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")}
     new = [u for u in plan_units(clips, RAY.clips_per_unit) if u.clips[0] in clips[4:]]
     assert [c for u in new for c in u.clips] == clips[4:] and len(new) == 1
     victim, survivor = (c.clip_id for c in clips[4:])
@@ -200,4 +200,4 @@ def test_a_setup_error_in_an_actor_stops_the_job_with_its_message(ray_address, c
     config = dataclasses.replace(CONFIG, keypoints=KeypointsConfig(checkpoint=str(broken)))
     with pytest.raises(ExtractJobError, match=r"^\S*vox-256.pth.tar is not a readable torch"):
         run_extract(clips[:1], tmp_path / "features", config, RAY, progress=False)
-    assert not list((tmp_path / "features").glob(f"{UNITS}/*/{MARKER}"))  # nothing committed
+    assert not list((tmp_path / "features").glob(f"{COMMITS}/*.json"))  # nothing committed

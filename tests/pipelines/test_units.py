@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+import pyarrow.parquet as pq
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pipelines.units import (
-    MARKER,
+    CLIPS_TABLE,
+    COMMITS,
+    JOURNAL,
+    UNITS,
     Journal,
     Unit,
     clip_key,
+    clips_schema,
     commit_unit,
+    committed_markers,
     in_flight,
     is_committed,
     open_unit,
     plan_units,
-    prune_units,
+    resume_scan,
     save_record,
+    unit_dir,
+    write_clips_table,
 )
+from space_data import storage
 from space_data.clip import Clip
 from space_data.record import ClipFeatures
 
@@ -82,66 +93,120 @@ def _features(clip: Clip) -> ClipFeatures:
     return ClipFeatures.failed(clip.clip_id, "no_frames: test record")
 
 
-def _run_unit(tmp_path, unit: Unit, params: str) -> None:
-    unit_dir = tmp_path / "units" / unit.unit_id
-    reusable = open_unit(unit_dir, unit, params)
-    Journal(unit_dir).append("open", params_hash=params, pid=1)
+@pytest.fixture(params=["local", "s3"])
+def features(request, tmp_path) -> str:
+    """A features folder on local disk, or a prefix in a bucket of the moto S3 server: the
+    commit protocol is the same on both (no rename on object storage)."""
+    if request.param == "local":
+        return str(tmp_path / "features")
+    return request.getfixturevalue("s3_bucket") + "/features"
+
+
+def _run_unit(features: str, unit: Unit, params: str) -> None:
+    folder = unit_dir(features, unit.unit_id)
+    reusable = open_unit(folder, unit, params)
+    Journal(folder).append("open", params_hash=params, pid=1)
     rows = [
-        reusable.get(c.clip_id) or save_record(unit_dir, unit, c, _features(c)) for c in unit.clips
+        reusable.get(c.clip_id) or save_record(folder, unit, c, _features(c)) for c in unit.clips
     ]
-    commit_unit(unit_dir, unit, params, rows)
+    commit_unit(folder, unit, params, rows)
 
 
-def test_commit_marker_decides_what_reruns(tmp_path):
+def test_commit_marker_decides_what_reruns(features):
     clips = _corpus({"M003": 6})
     [unit] = plan_units(clips, 100)
-    unit_dir = tmp_path / "units" / unit.unit_id
-    _run_unit(tmp_path, unit, "p1")
-    marker = json.loads((unit_dir / MARKER).read_text())
+    folder = unit_dir(features, unit.unit_id)
+    _run_unit(features, unit, "p1")
+    markers = committed_markers(features)
+    assert markers == {unit.unit_id: unit.marker_name("p1")}
+    marker = json.loads(storage.read_bytes(storage.join(features, COMMITS, markers[unit.unit_id])))
     assert marker["clips"] == [c.clip_id for c in clips]
-    assert is_committed(unit_dir, unit, "p1")
-    assert not is_committed(unit_dir, unit, "p2")  # other extraction params
+    assert is_committed(folder, unit, "p1")
+    assert not is_committed(folder, unit, "p2")  # other extraction params
+    assert resume_scan(features, [unit], "p1").pending == []
     moved = [*clips[:-1], _clip("M003", 5, emotion="happy")]  # one manifest row changed
     [changed] = plan_units(moved, 100)
-    assert not is_committed(unit_dir, changed, "p1")
+    assert not is_committed(folder, changed, "p1")
+    # the scan drops the stale marker before the unit is rewritten: readers never trust it
+    assert resume_scan(features, [changed], "p1").pending == [changed]
+    assert committed_markers(features) == {}
     # only the changed clip is recomputed; the others are reused from the journal
-    assert set(open_unit(unit_dir, changed, "p1")) == {c.clip_id for c in clips[:-1]}
-    assert open_unit(unit_dir, changed, "p2") == {}
-    assert sorted(p.name for p in unit_dir.iterdir()) == []  # other params: everything stale
+    assert set(open_unit(folder, changed, "p1")) == {c.clip_id for c in clips[:-1]}
+    assert open_unit(folder, changed, "p2") == {}
+    assert storage.listdir(folder) == []  # other params: everything stale
 
 
-def test_commit_removes_records_of_clips_that_left_the_unit(tmp_path):
+def test_uncommitted_objects_are_ignored_and_cleaned_on_the_rerun(features):
+    clips = _corpus({"M003": 4})
+    [unit] = plan_units(clips, 100)
+    folder = unit_dir(features, unit.unit_id)
+    open_unit(folder, unit, "p")
+    Journal(folder).append("open", params_hash="p", pid=1)
+    save_record(folder, unit, clips[0], _features(clips[0]))
+    storage.write_bytes(storage.join(folder, f"{clips[1].clip_id}.npz"), b"half")  # no `done`
+    assert resume_scan(features, [unit], "p").pending == [unit]  # no marker: not committed
+    write_clips_table(features, [unit], "p")
+    assert (
+        pq.read_table(io.BytesIO(storage.read_bytes(storage.join(features, CLIPS_TABLE)))).num_rows
+        == 0
+    )
+    assert set(open_unit(folder, unit, "p")) == {clips[0].clip_id}
+    assert storage.listdir(folder) == sorted([JOURNAL, f"{clips[0].clip_id}.npz"])
+
+
+def test_commit_removes_records_of_clips_that_left_the_unit(features):
     clips = _corpus({"M003": 5})
     [unit] = plan_units(clips, 100)
-    _run_unit(tmp_path, unit, "p")
+    _run_unit(features, unit, "p")
     smaller = Unit(unit.unit_id, unit.clips[:3])
-    _run_unit(tmp_path, smaller, "p")
-    names = sorted(p.name for p in (tmp_path / "units" / unit.unit_id).iterdir())
-    assert names == sorted([MARKER, "_JOURNAL", *(f"{c.clip_id}.npz" for c in clips[:3])])
+    resume_scan(features, [smaller], "p")
+    _run_unit(features, smaller, "p")
+    names = storage.listdir(unit_dir(features, unit.unit_id))
+    assert names == sorted([JOURNAL, *(f"{c.clip_id}.npz" for c in clips[:3])])
+    assert committed_markers(features) == {unit.unit_id: smaller.marker_name("p")}
 
 
-def test_in_flight_is_the_started_clip_without_done_after_the_last_open(tmp_path):
+def test_in_flight_is_the_started_clip_without_done_after_the_last_open(features):
     clips = _corpus({"M003": 3})
     unit = Unit("u", tuple(clips))
-    unit_dir = tmp_path / "units" / "u"
-    open_unit(unit_dir, unit, "p")
-    journal = Journal(unit_dir)
+    folder = unit_dir(features, "u")
+    open_unit(folder, unit, "p")
+    journal = Journal(folder)
     journal.append("open", params_hash="p", pid=7)
     journal.append("start", clip_id=clips[0].clip_id, key=clip_key(clips[0]), pid=7)
-    save_record(unit_dir, unit, clips[0], _features(clips[0]))
-    assert in_flight(unit_dir) is None
+    save_record(folder, unit, clips[0], _features(clips[0]))
+    assert in_flight(folder) is None
     journal.append("start", clip_id=clips[1].clip_id, key=clip_key(clips[1]), pid=7)
-    assert in_flight(unit_dir)["clip_id"] == clips[1].clip_id
-    with open(journal.path, "a") as f:
-        f.write('\n{"event": "do')  # an entry torn by a killed writer is skipped
-    assert in_flight(unit_dir)["pid"] == 7
+    assert in_flight(folder)["clip_id"] == clips[1].clip_id
+    torn = '{"event": "do'  # an entry torn by a killed writer is skipped
+    if storage.is_remote(folder):
+        storage.write_text(storage.join(journal.path, "99999999999999999999-0-0.json"), torn)
+    else:
+        with open(journal.path, "a") as f:
+            f.write("\n" + torn)
+    assert in_flight(folder)["pid"] == 7
     journal.append("open", params_hash="p", pid=8)  # a new attempt settles the old one
-    assert in_flight(unit_dir) is None
+    assert in_flight(folder) is None
 
 
-def test_prune_removes_units_no_longer_planned(tmp_path):
+def test_resume_scan_removes_units_no_longer_planned(features):
     units = plan_units(_corpus({"M003": 3, "W011": 3}), 100)
     for u in units:
-        _run_unit(tmp_path, u, "p")
-    assert prune_units(tmp_path, units[:1]) == [units[1].unit_id]
-    assert [p.name for p in (tmp_path / "units").iterdir()] == [units[0].unit_id]
+        _run_unit(features, u, "p")
+    scan = resume_scan(features, units[:1], "p")
+    assert scan.stale == [units[1].unit_id] and scan.pending == []
+    assert storage.listdir(storage.join(features, UNITS)) == [units[0].unit_id]
+    assert committed_markers(features) == {units[0].unit_id: units[0].marker_name("p")}
+
+
+def test_clips_table_reuses_rows_of_unchanged_commits_and_reads_new_markers(features):
+    units = plan_units(_corpus({"M003": 3, "W011": 3}), 100)
+    _run_unit(features, units[0], "p")
+    path = write_clips_table(features, units, "p")
+    assert pq.read_table(io.BytesIO(storage.read_bytes(path))).num_rows == 3
+    _run_unit(features, units[1], "p")
+    table = pq.read_table(io.BytesIO(storage.read_bytes(write_clips_table(features, units, "p"))))
+    assert table.num_rows == 6 and table.column("clip_id").to_pylist() == sorted(
+        c.clip_id for u in units for c in u.clips
+    )
+    assert table.schema == clips_schema()
