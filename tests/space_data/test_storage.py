@@ -1,0 +1,98 @@
+"""The filesystem layer on local disk and on a real S3 server (moto): paths keep their form,
+writes are whole, listings are one request per page, access errors are one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from space_data import storage
+
+ROOT = Path(__file__).resolve().parents[2]
+SPACE = Path(sys.executable).with_name("space")
+
+
+@pytest.fixture(params=["local", "s3"])
+def base(request, tmp_path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "base")
+    return request.getfixturevalue("s3_bucket") + "/base"
+
+
+def test_paths_keep_their_form():
+    assert storage.join("s3://b/x/", "units", "u1") == "s3://b/x/units/u1"
+    assert storage.join("data/f", "units") == os.path.join("data/f", "units")
+    assert storage.parent("s3://b/x/y.json") == "s3://b/x" and storage.name("s3://b/x/y/") == "y"
+
+
+def test_whole_writes_listing_and_removal(base):
+    storage.write_bytes(storage.join(base, "a", "x.bin"), b"123")
+    storage.write_text(storage.join(base, "a", "y.txt"), "hi")
+    with storage.writing(storage.join(base, "b.bin")) as tmp:
+        Path(tmp).write_bytes(b"whole")
+    with pytest.raises(RuntimeError), storage.writing(storage.join(base, "c.bin")) as tmp:
+        Path(tmp).write_bytes(b"partial")
+        raise RuntimeError("writer failed")
+    assert storage.listdir(base) == ["a", "b.bin"]  # nothing of the failed write, no temporaries
+    assert storage.listdir(storage.join(base, "a")) == ["x.bin", "y.txt"]
+    assert storage.listdir(storage.join(base, "absent")) == []
+    assert storage.read_bytes(storage.join(base, "b.bin")) == b"whole"
+    assert storage.isfile(storage.join(base, "a", "x.bin")) and storage.isdir(
+        storage.join(base, "a")
+    )
+    assert not storage.exists(storage.join(base, "nope"))
+    frame = pd.DataFrame({"clip_id": ["a", "b"], "keep": [True, False]})
+    storage.write_parquet(frame, storage.join(base, "t.parquet"))
+    assert storage.read_parquet(storage.join(base, "t.parquet")).equals(frame)
+    storage.remove([storage.join(base, "a", "x.bin"), storage.join(base, "a", "gone")])
+    assert storage.listdir(storage.join(base, "a")) == ["y.txt"]
+    storage.remove_tree(storage.join(base, "a"))
+    assert "a" not in storage.listdir(base)
+
+
+def test_a_listing_is_one_request_per_page(s3_server, s3_bucket):
+    folder = f"{s3_bucket}/many"
+    import s3fs
+
+    s3fs.S3FileSystem().pipe({f"{folder.removeprefix('s3://')}/{i:05d}": b"" for i in range(1500)})
+    mark = len(s3_server.lines())
+    assert len(storage.listdir(folder)) == 1500
+    bucket = "/" + s3_bucket.removeprefix("s3://")
+    assert len(s3_server.requests("GET", bucket, since=mark)) == 2  # 1000 + 500 names
+
+
+def test_pinned_file_is_downloaded_once(s3_server, s3_bucket, tmp_path):
+    url = f"{s3_bucket}/corpus/clip.mp4"
+    storage.write_bytes(url, b"x" * 1000)
+    mark = len(s3_server.lines())
+    with storage.pinned(url, None, f"{s3_bucket}/corpus/missing.m4a"):
+        for _ in range(3):
+            assert storage.isfile(url) and storage.size(url) == 1000
+            with storage.local_path(url) as local:
+                assert Path(local).read_bytes() == b"x" * 1000
+        copy = local
+    assert not Path(copy).exists()  # temporary copy cleaned
+    key = "/" + url.removeprefix("s3://")
+    assert s3_server.requests("GET", key, since=mark) == [key]
+
+
+def test_missing_credentials_and_unreachable_endpoint_are_one_line(tmp_path):
+    """The CLI names what is missing (exit 2), no traceback."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base.update(PYTHONPATH=str(ROOT), AWS_EC2_METADATA_DISABLED="true")
+    args = [SPACE, "filter", "--manifest", "s3://b/m.parquet", "--clips", "s3://b/c.parquet",
+            "--out", "s3://b/k.parquet", "--params", str(ROOT / "params.yaml")]  # fmt: skip
+    result = subprocess.run(args, env=base, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "AWS_ACCESS_KEY_ID" in result.stderr
+    unreachable = dict(base, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y",
+                       AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1")  # fmt: skip
+    result = subprocess.run(args, env=unreachable, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "http://127.0.0.1:9" in result.stderr
+    assert not (tmp_path / "s3:").exists()
