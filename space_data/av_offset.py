@@ -55,7 +55,7 @@ INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 
 def mouth_gap(lm3d: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(T,) float64 inner-lip gap / face size of (T, 68, 3) crop-pixel landmarks; NaN without a face."""
+    """(T,) float64 inner-lip gap / face size of (T, 68, 3) crop-pixel landmarks (NaN: no face)."""
     lm = np.asarray(lm3d, dtype=np.float64)[..., :2]
     upper = lm[:, [a for a, _ in INNER_LIP_PAIRS]]
     lower = lm[:, [b for _, b in INNER_LIP_PAIRS]]

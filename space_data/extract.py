@@ -13,7 +13,11 @@ Steps (paper Sec. 3.1 and Appendix B):
 4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
    frontalized `lm_norm` / `eyes_norm` are computed on the timeline from the resampled
    landmarks, so they agree with `lm3d` frame by frame;
-5. filter statistics, MFCCs (audio cut or zero-padded to T frames, the mismatch recorded),
+5. emotion: the FER classifier on the face crop of every `emotion.every`-th native frame with a
+   face, interpolated onto the timeline (`emotion_pred`, NaN where there is no face);
+6. speech probability per frame (`speech`, Silero VAD) and the A/V offset estimate
+   (`space_data.av_offset`) into the statistics;
+7. filter statistics, MFCCs (audio cut or zero-padded to T frames, the mismatch recorded),
    optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
 
 A clip that cannot be processed gives `status="error"` with `reason = "<code>: <detail>"`
@@ -38,9 +42,10 @@ import skimage.transform
 from space_data import audio as audio_features
 from space_data import storage
 from space_data.audio import AudioConfig
-from space_data.clip import DATASETS, Clip
+from space_data.av_offset import estimate_offset
+from space_data.clip import DATASETS, EMOTIONS, Clip
 from space_data.config import config_hash
-from space_data.emotion import EmotionConfig, emotion_meta
+from space_data.emotion import EmotionClassifier, EmotionConfig, emotion_meta, face_crop
 from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.hands import HandDetector
@@ -51,6 +56,7 @@ from space_data.pose import estimate_pose, frontalize
 from space_data.record import SAMPLE_RATE, ClipFeatures
 from space_data.stats import compute_stats
 from space_data.timeline import resample_flags, resample_track, timeline_length
+from space_data.vad import SpeechDetector
 
 N_EYES = 52
 
@@ -88,7 +94,7 @@ class ExtractConfig:
     keypoints: KeypointsConfig = field(default_factory=KeypointsConfig)
     """face-vid2vid keypoints (`extract.keypoints`)."""
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
-    """Emotion labels (`extract.emotion`)."""
+    """Per-frame emotion classifier (`extract.emotion`)."""
 
     def __post_init__(self) -> None:
         if self.crop_margin < 0:
@@ -133,6 +139,9 @@ class _Tracks:
     hand_times: list[float] = field(default_factory=list)
     hand_flags: list[bool] = field(default_factory=list)
     kp_crops: list[np.ndarray] = field(default_factory=list)
+    emotion_times: list[float] = field(default_factory=list)
+    emotion_faces: list[np.ndarray] = field(default_factory=list)
+    """(64, 64, 3) uint8 classifier crops of the sampled face frames."""
     frame0: bytes | None = None
 
 
@@ -148,6 +157,8 @@ class ClipExtractor:
         self._landmarker = None
         self._hands = HandDetector(model_complexity=config.hands_model_complexity)
         self._keypoints = KeypointExtractor(config.keypoints)
+        self._emotion = EmotionClassifier(config.emotion)
+        self._speech = SpeechDetector()
 
     def __getstate__(self) -> dict:
         return {"config": self.config}
@@ -197,6 +208,8 @@ class ClipExtractor:
             "split": clip.split,
             "source": clip.path,
             "params_hash": self._params_hash,
+            "emotion_classifier": {"name": self._emotion.name, "sha256": self._emotion.sha256},
+            "speech_model": self._speech.name,
             "versions": dict(_versions()),  # a copy: records must not share one dict
         }
 
@@ -228,6 +241,9 @@ class ClipExtractor:
             lm3d = resample_track(times, lm68, n)
             eyes = resample_track(times, np.stack(tracks.eyes), n)
             hands = resample_flags(np.asarray(tracks.hand_times), np.asarray(tracks.hand_flags), n)
+        face = np.isfinite(lm3d).all((1, 2))
+        with self._timed("emotion"):
+            emotion_pred = self._emotion_track(tracks, face, n)
         with self._timed("pose"):
             pose, scale, rot = estimate_pose(lm3d)
             # calibrated angles; lm_norm still undoes the rotation that fits the landmarks
@@ -236,15 +252,21 @@ class ClipExtractor:
                 "lm3d": lm3d,
                 "pose": pose,
                 "scale": scale,
-                "face": np.isfinite(lm3d).all((1, 2)).astype(np.uint8),
+                "face": face.astype(np.uint8),
                 "lm_norm": frontalize(lm3d, rot, lm3d),
                 "eyes": eyes,
                 "eyes_norm": frontalize(eyes, rot, lm3d),
                 "hands": hands,
+                "emotion_pred": emotion_pred,
             }
+        offset = (0, 0.0)
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
+            with self._timed("speech"):
+                arrays["speech"] = self._speech(audio, n)
+            with self._timed("av_offset"):
+                offset = estimate_offset(lm3d, scale, audio, arrays["speech"])
         meta["keypoints"] = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -260,6 +282,8 @@ class ClipExtractor:
             decoded_frames=reader.decoded,
             truncated=reader.truncated,
             audio_samples=None if audio is None else len(audio),
+            speech=arrays.get("speech"),
+            av_offset=offset,
         )
         height, width = tracks.frame_size
         x0, y0, side = box if box is not None else (0, 0, None)
@@ -361,6 +385,10 @@ class ClipExtractor:
                     with self._timed("face_detection"):
                         present = self._detect(crop) is not None
             found = self._landmarks(crop, present, tracking=found is not None)
+            if found is not None and i % cfg.emotion.every == 0:
+                with self._timed("emotion"):
+                    tracks.emotion_faces.append(face_crop(crop, found.lm68))
+                tracks.emotion_times.append(t)
             tracks.times.append(t)
             tracks.lm68.append(found.lm68 if found else np.full((68, 3), np.nan, np.float32))
             tracks.eyes.append(found.eyes52 if found else np.full((N_EYES, 3), np.nan, np.float32))
@@ -395,6 +423,16 @@ class ClipExtractor:
                 self._landmarker.reset()
                 found = self._landmarker(crop)
         return found
+
+    def _emotion_track(self, tracks: _Tracks, face: np.ndarray, n: int) -> np.ndarray:
+        """(T, 9) float32 `emotion_pred`: classified samples interpolated onto the timeline,
+        NaN rows where the timeline has no face (`face` (T,) bool)."""
+        if not tracks.emotion_faces:
+            return np.full((n, len(EMOTIONS)), np.nan, np.float32)
+        probs = self._emotion(np.stack(tracks.emotion_faces))
+        out = resample_track(np.asarray(tracks.emotion_times), probs, n)
+        out[~face] = np.nan
+        return out
 
     def _keypoint_tracks(self, times: np.ndarray, crops: list[np.ndarray], n: int) -> dict:
         """face-vid2vid members on the 30 fps timeline from the native-frame crops."""
@@ -449,7 +487,8 @@ def _jpeg(rgb: np.ndarray) -> bytes:
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
-# mel filters, augmentations (audiomentations draws through python-stretch), keypoint nets
+# mel filters, augmentations (audiomentations draws through python-stretch), keypoint nets, the
+# emotion classifier (fer's file read by h5py) and the speech detector (silero-vad, onnxruntime)
 RECORD_PACKAGES = (
     "space",
     "av",
@@ -460,6 +499,10 @@ RECORD_PACKAGES = (
     "audiomentations",
     "python-stretch",
     "torch",
+    "h5py",
+    "onnxruntime",
+    "fer",
+    "silero-vad",
 )
 
 

@@ -9,14 +9,14 @@ earlier in the pipeline stay visible as reasons too:
 - `error:<reason>`: extraction failed (unreadable file, no frames, no audio, ...), or the clip
   has no extraction row at all (`error:not_extracted`);
 - then the rules: `truncated`, `rotation`, `no_face`, `cut`, `zoom`, `hands`, `too_short`,
-  `av_mismatch`.
+  `av_mismatch`, `no_speech`, `av_offset`.
 
 Order matters only for the first reason (the one reports count): a cause comes before its
 symptoms. A file whose decoding ended early is `truncated` whatever else it shows (its audio
 usually outlasts the video, an `av_mismatch`). A head turned past the limit loses the face
 detector, so `rotation` precedes `no_face`; a shot change often loses the face for a frame or
 two, so a few face-less frames are tolerated (`max_no_face_frames`) and the jump across such a
-gap still reads as a `cut`.
+gap still reads as a `cut`. `av_offset` comes last: without speech there is no offset to trust.
 
 Filtering reads only the statistics table, never video, so changing a threshold is cheap.
 """
@@ -52,6 +52,12 @@ class FilterConfig:
     """Shortest kept clip in seconds."""
     max_av_mismatch: float | None = 0.5
     """Largest |audio − video duration| in seconds; None disables the check."""
+    min_speech_fraction: float = 0.2
+    """Smallest share of frames with speech (Silero VAD ≥ 0.5) a kept clip may have (README)."""
+    max_av_offset_frames: int | None = 6
+    """Largest |A/V offset| in frames, applied when its confidence is high; None disables."""
+    min_av_offset_confidence: float = 0.6
+    """Confidence from which `max_av_offset_frames` applies (README: how both were chosen)."""
 
     def __post_init__(self) -> None:
         if self.max_no_face_frames < 0:
@@ -67,6 +73,14 @@ class FilterConfig:
             raise ValueError(f"min_duration must be >= 0, not {self.min_duration}")
         if self.max_av_mismatch is not None and self.max_av_mismatch < 0.0:
             raise ValueError(f"max_av_mismatch must be >= 0 or null, not {self.max_av_mismatch}")
+        if not 0.0 <= self.min_speech_fraction <= 1.0:
+            raise ValueError(
+                f"min_speech_fraction must lie in [0, 1], not {self.min_speech_fraction}"
+            )
+        if self.max_av_offset_frames is not None and self.max_av_offset_frames < 0:
+            raise ValueError(
+                f"max_av_offset_frames must be >= 0 or null, not {self.max_av_offset_frames}"
+            )
 
 
 Rule = Callable[[ClipStats, FilterConfig], "str | None"]
@@ -124,7 +138,33 @@ def av_mismatch(s: ClipStats, c: FilterConfig) -> str | None:
     return "av_mismatch" if abs(s.av_mismatch) > c.max_av_mismatch else None
 
 
-RULES: tuple[Rule, ...] = (truncated, rotation, no_face, cut, zoom, hands, too_short, av_mismatch)
+def no_speech(s: ClipStats, c: FilterConfig) -> str | None:
+    """Silence, noise or music: nothing for speech-driven models to learn (no audio: not judged
+    here, `extract.require_audio` decides)."""
+    if not s.has_audio or math.isnan(s.speech_fraction):
+        return None
+    return "no_speech" if s.speech_fraction < c.min_speech_fraction else None
+
+
+def av_offset(s: ClipStats, c: FilterConfig) -> str | None:
+    """Audio out of sync with the lips, when the landmark estimate is confident."""
+    if c.max_av_offset_frames is None or s.av_offset_confidence < c.min_av_offset_confidence:
+        return None
+    return "av_offset" if abs(s.av_offset_frames) > c.max_av_offset_frames else None
+
+
+RULES: tuple[Rule, ...] = (
+    truncated,
+    rotation,
+    no_face,
+    cut,
+    zoom,
+    hands,
+    too_short,
+    av_mismatch,
+    no_speech,
+    av_offset,
+)
 """The rules in the order they are reported; the first reason is the one counted."""
 RULE_REASONS: tuple[str, ...] = tuple(r.__name__ for r in RULES)
 

@@ -38,8 +38,10 @@ ARRAY_MEMBERS: dict[str, str] = {
     "kp_pose": "(T, 3) float32, estimator yaw, pitch, roll in degrees",
     "kp_t": "(T, 3) float32, estimator translation",
     "kp_exp": "(T, K, 3) float32, estimator expression deltas",
+    "emotion_pred": "(T, 9) float32, classifier probabilities over EMOTIONS, NaN without a face",
+    "speech": "(T,) float32, speech probability (Silero VAD) per frame",
 }
-OPTIONAL_MEMBERS = frozenset({"mfcc", "kp", "kp_source", "kp_pose", "kp_t", "kp_exp"})
+OPTIONAL_MEMBERS = frozenset({"mfcc", "speech", "kp", "kp_source", "kp_pose", "kp_t", "kp_exp"})
 
 
 @dataclass(slots=True)
@@ -76,6 +78,12 @@ class ClipStats:
     """Seconds of audio that decoded (0 when absent)."""
     av_mismatch: float = 0.0
     """audio_duration − duration, seconds (0 when there is no audio)."""
+    speech_fraction: float = math.nan
+    """Share of frames with speech probability ≥ 0.5 (NaN when there is no audio)."""
+    av_offset_frames: int = 0
+    """Audio–video offset estimate, frames, positive = audio late (space_data.av_offset)."""
+    av_offset_confidence: float = 0.0
+    """Peak − median lag correlation of that estimate; 0 without enough speech."""
 
     def to_dict(self) -> dict:
         return asdict(self)

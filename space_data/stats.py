@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from space_data.record import SAMPLE_RATE, ClipStats
+from space_data.vad import speech_fraction
 
 
 def landmark_jumps(lm3d: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -42,12 +43,15 @@ def compute_stats(
     decoded_frames: int,
     truncated: bool,
     audio_samples: int | None,
+    speech: np.ndarray | None = None,
+    av_offset: tuple[int, float] = (0, 0.0),
 ) -> ClipStats:
     """ClipStats of one clip.
 
     face, hands (T,) uint8; pose (T, 6) degrees first; scale (T,); lm3d (T, 68, 3), all on
     the 30 fps timeline. duration: seconds of video that decoded; audio_samples: decoded 16 kHz
-    samples, None when the clip has no audio.
+    samples, None when the clip has no audio; speech (T,) speech probabilities (None without
+    audio); av_offset (frames, confidence) from `space_data.av_offset.estimate_offset`.
     """
     has_face = np.asarray(face, dtype=bool)
     angles = np.abs(np.asarray(pose, dtype=np.float64)[has_face, :3])
@@ -74,6 +78,9 @@ def compute_stats(
         has_audio=audio_samples is not None,
         audio_duration=float(audio_duration),
         av_mismatch=0.0 if audio_samples is None else float(audio_duration - duration),
+        speech_fraction=math.nan if speech is None else speech_fraction(speech),
+        av_offset_frames=int(av_offset[0]),
+        av_offset_confidence=float(av_offset[1]),
     )
 
 

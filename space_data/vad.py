@@ -32,7 +32,9 @@ def bundled_model_path() -> Path:
     """`silero_vad/data/silero_vad.onnx` of the installed wheel (found without importing it)."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
-        raise SetupError("speech activity needs the silero-vad wheel: pip install --no-deps silero-vad")
+        raise SetupError(
+            "speech activity needs the silero-vad wheel: pip install --no-deps silero-vad"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
     if not path.is_file():
         raise SetupError(f"{path} is missing from the installed silero-vad package: reinstall it")

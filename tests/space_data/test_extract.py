@@ -33,6 +33,7 @@ MEMBER_SHAPES = {
     "eyes": ((52, 3), np.float32),
     "eyes_norm": ((52, 3), np.float32),
     "hands": ((), np.uint8),
+    "emotion_pred": ((9,), np.float32),
 }
 
 
@@ -75,7 +76,7 @@ def test_record_members_shapes_and_timeline(real_records):
         assert rec.ok, (name, rec.reason)
         n = rec.stats.n_frames
         assert n == timeline_length(rec.stats.duration)
-        expected = set(MEMBER_SHAPES) | ({"mfcc"} if rec.stats.has_audio else set())
+        expected = set(MEMBER_SHAPES) | ({"mfcc", "speech"} if rec.stats.has_audio else set())
         assert set(rec.arrays) == expected
         assert set(rec.arrays) <= set(ARRAY_MEMBERS)
         for member, (trailing, dtype) in MEMBER_SHAPES.items():
@@ -84,8 +85,17 @@ def test_record_members_shapes_and_timeline(real_records):
         if rec.stats.has_audio:
             assert rec.arrays["mfcc"].shape == (3, n, 40)
             assert rec.arrays["mfcc"].dtype == np.float32
+            assert rec.arrays["speech"].shape == (n,) and rec.arrays["speech"].dtype == np.float32
+        else:
+            assert np.isnan(rec.stats.speech_fraction)
+        # per-frame emotion distributions where there is a face
+        face = rec.arrays["face"] > 0
+        np.testing.assert_allclose(rec.arrays["emotion_pred"][face].sum(1), 1.0, rtol=1e-4)
+        assert np.isnan(rec.arrays["emotion_pred"][~face]).all()
+        assert rec.meta["emotion_classifier"]["name"] == "fer-2013-mini-xception"
+        assert len(rec.meta["emotion_classifier"]["sha256"]) == 64
         # keypoints absent without a checkpoint, and meta says why
-        assert not set(rec.arrays) & (OPTIONAL_MEMBERS - {"mfcc"})
+        assert not set(rec.arrays) & (OPTIONAL_MEMBERS - {"mfcc", "speech"})
         assert "no checkpoint" in rec.meta["keypoints"]
         assert rec.frame0[:2] == b"\xff\xd8"  # JPEG
         json.dumps(rec.meta)  # meta must be plain JSON
@@ -107,6 +117,9 @@ def test_real_videos_meta_crop_and_timeline(real_records, realdata):
     assert may.meta["params_hash"] and may.meta["versions"]["mediapipe"]
     assert {"audiomentations", "python-stretch", "av"} <= set(may.meta["versions"])
     assert may.stats.has_audio and abs(may.stats.av_mismatch) < 0.05
+    # she talks throughout; her audio is in sync (README: A/V offset)
+    assert may.stats.speech_fraction > 0.7
+    assert abs(may.stats.av_offset_frames) <= 3
 
 
 @pytest.mark.realdata

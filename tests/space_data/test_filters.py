@@ -25,6 +25,7 @@ def clean_stats(**changes) -> ClipStats:
         max_abs_yaw=12.0, max_abs_pitch=8.0, max_abs_roll=4.0,
         scale_min=95.0, scale_max=105.0, scale_median=100.0, max_landmark_jump=0.03,
         hand_frames=0, has_audio=True, audio_duration=3.0, av_mismatch=0.0,
+        speech_fraction=0.8, av_offset_frames=1, av_offset_confidence=0.7,
     )  # fmt: skip
     return dataclasses.replace(base, **changes)
 
@@ -46,6 +47,8 @@ def test_clean_clip_is_kept():
         ({"duration": 0.5, "n_frames": 15}, "too_short"),
         ({"audio_duration": 2.0, "av_mismatch": -1.0}, "av_mismatch"),
         ({"truncated": True, "decoded_frames": 60}, "truncated"),
+        ({"speech_fraction": 0.1}, "no_speech"),
+        ({"av_offset_frames": -8}, "av_offset"),
     ],
 )
 def test_each_rule_names_its_reason(changes, reason):
@@ -65,12 +68,26 @@ def test_all_reasons_in_rule_order():
     stats = clean_stats(hand_frames=90, max_abs_yaw=60.0, frames_no_face=9, duration=0.2)
     assert filter_clip(stats, CONFIG) == ["rotation", "no_face", "hands", "too_short"]
     assert RULE_REASONS == (
-        "truncated", "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch"
+        "truncated", "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch",
+        "no_speech", "av_offset",
     )  # fmt: skip
     # half a file whose audio outlasts it: the damage is the reason, the mismatch its symptom
     damaged = clean_stats(truncated=True, duration=1.5, av_mismatch=1.5)
     assert filter_clip(damaged, CONFIG) == ["truncated", "av_mismatch"]
     assert filter_clip(damaged, FilterConfig(drop_truncated=False)) == ["av_mismatch"]
+
+
+def test_speech_and_offset_rules_need_audio_and_confidence():
+    # no audio: speech is not judged here (extract.require_audio decides), offset unmeasured
+    silent_video = clean_stats(has_audio=False, speech_fraction=math.nan, av_offset_confidence=0.0)
+    assert filter_clip(silent_video, CONFIG) == []
+    # a large offset read with low confidence is not trusted; disabled check keeps everything
+    assert filter_clip(clean_stats(av_offset_frames=12, av_offset_confidence=0.3), CONFIG) == []
+    off = clean_stats(av_offset_frames=12)
+    assert filter_clip(off, FilterConfig(max_av_offset_frames=None)) == []
+    assert filter_clip(clean_stats(av_offset_frames=6), CONFIG) == []  # the limit is inclusive
+    with pytest.raises(ConfigError, match="min_speech_fraction"):
+        from_mapping(FilterConfig, {"min_speech_fraction": 1.5})
 
 
 def test_tolerances_and_disabled_av_check():
