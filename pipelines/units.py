@@ -180,19 +180,25 @@ class Scan:
 def resume_scan(features_dir: str | PathLike, units: list[Unit], params_hash: str) -> Scan:
     """Which units still have to run, from two listings (`commits/` and `units/`).
 
-    Markers that no longer match (other params, other members, unit left the plan) are deleted
-    first, so a reader never trusts a marker whose unit is about to be rewritten; unit folders
-    the plan no longer has are deleted too.
+    Markers that no longer match (other params, other members, unit left the plan, unit folder
+    gone) are deleted first, so a reader never trusts a marker whose unit is about to be
+    rewritten; unit folders the plan no longer has are deleted too.
     """
     features_dir = str(features_dir)
     markers = committed_markers(features_dir)
     wanted = {u.unit_id: u.marker_name(params_hash) for u in units}
     stale_markers = [name for uid, name in markers.items() if wanted.get(uid) != name]
     storage.remove(storage.join(features_dir, COMMITS, n) for n in stale_markers)
-    stale = sorted(d for d in storage.listdir(storage.join(features_dir, UNITS)) if d not in wanted)
+    folders = set(storage.listdir(storage.join(features_dir, UNITS)))
+    stale = sorted(folders - set(wanted))
     for uid in stale:
         storage.remove_tree(unit_dir(features_dir, uid))
-    pending = [u for u in units if markers.get(u.unit_id) != wanted[u.unit_id]]
+    # a marker without its unit folder (records deleted by hand) commits nothing
+    orphans = [n for uid, n in markers.items() if uid not in folders and wanted.get(uid) == n]
+    storage.remove(storage.join(features_dir, COMMITS, n) for n in orphans)
+    pending = [
+        u for u in units if u.unit_id not in folders or markers.get(u.unit_id) != wanted[u.unit_id]
+    ]
     return Scan(pending=pending, stale=stale, listings=2)
 
 

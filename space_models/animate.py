@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from space_data import storage
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
 from space_data.extract import ExtractConfig
@@ -151,13 +152,18 @@ def animate(
     seed: int = 0,
 ) -> dict[str, str]:
     """Run the pipeline above; returns {"npz": path, "mp4": path}."""
-    ckpts = Path(load_train_config(params).checkpoints)  # params first: fail before any work
+    ckpts = load_train_config(params).checkpoints  # params first: fail before any work
     extract_config = load_section("extract", ExtractConfig, params)
-    s2l, _ = load_model(ckpts / "s2l.pt", "s2l")
-    posegen = load_model(ckpts / "posegen.pt", "posegen")[0] if pose_mode == "generate" else None
+    s2l, _ = load_model(storage.join(ckpts, "s2l.pt"), "s2l")
+    posegen = (
+        load_model(storage.join(ckpts, "posegen.pt"), "posegen")[0]
+        if pose_mode == "generate"
+        else None
+    )
     emo = torch.from_numpy(parse_emotion(emotion))[None]  # (1, E)
 
-    bgr = cv2.imread(image, cv2.IMREAD_COLOR)
+    with storage.local_path(image) as local:  # a path or a URL
+        bgr = cv2.imread(local, cv2.IMREAD_COLOR)
     if bgr is None:
         raise AnimateError(f"cannot read the image {image}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -206,11 +212,11 @@ def animate(
     s, rot, t = fit_similarity(posed[0], src["lm68"])  # normalized posed space → image pixels
     pixels = (s * posed @ rot.T + t)[..., :2]  # (T, 68, 2)
     result["image_points"] = pixels.astype(np.float32)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "animation.npz", **result)
-    write_video(str(out / "animation.mp4"), (draw(rgb, p) for p in pixels), FPS, speech)
-    return {"npz": str(out / "animation.npz"), "mp4": str(out / "animation.mp4")}
+    with storage.staged_folder(out_dir) as folder:  # a local folder, or uploaded to a URL
+        out = Path(folder)
+        np.savez(out / "animation.npz", **result)
+        write_video(str(out / "animation.mp4"), (draw(rgb, p) for p in pixels), FPS, speech)
+    return {name: storage.join(out_dir, f"animation.{name}") for name in ("npz", "mp4")}
 
 
 def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
@@ -218,7 +224,7 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
     from space_data.keypoints import KeypointExtractor  # torch modules: only when used
 
     try:
-        l2l, _ = load_model(ckpts / "l2l.pt", "l2l")
+        l2l, _ = load_model(storage.join(ckpts, "l2l.pt"), "l2l")
     except CheckpointError as e:
         return f"no keypoints: {e}"
     extractor = KeypointExtractor(extract_config.keypoints)
@@ -241,14 +247,12 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
 @click.option(
     "--image",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Face image (a portrait framed like the shards' frame0 crops).",
+    help="Face image (a portrait framed like the shards' frame0 crops); a path or a URL.",
 )
 @click.option(
     "--audio",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Speech (wav, flac, m4a, mp4, ...), resampled to 16 kHz mono.",
+    help="Speech (wav, flac, m4a, mp4, ...), resampled to 16 kHz mono; a path or a URL.",
 )
 @click.option(
     "--emotion",
@@ -270,8 +274,7 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
     "--out",
     "out_dir",
     required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder for animation.npz and animation.mp4.",
+    help="Output folder for animation.npz and animation.mp4; a path or a URL (s3://...).",
 )
 @params_option("train", "extract")
 @click.option("--seed", default=0, show_default=True, help="Seeds PoseGen's z and the blinks.")
@@ -282,6 +285,9 @@ def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
     pose (T, 6), image_points (T, 68, 2) pixels, kp (T, K, 3) when L2L ran) and
     OUT/animation.mp4 (landmarks over the image, with the speech), at 30 fps.
     """
+    for path, option in ((image, "--image"), (audio, "--audio")):
+        if not storage.isfile(path):
+            raise click.BadParameter(f"{path} does not exist", param_hint=option)
     if pose_mode not in ("still", "generate") and not Path(pose_mode).is_file():
         raise click.BadParameter(
             f"{pose_mode!r} is not still, generate or an existing .npy file", param_hint="--pose"

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from space_data import storage
 from space_data.params import DEFAULT_PARAMS, load_section, params_option
 from space_models.data import (
     DataError,
@@ -133,7 +134,7 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
     shards = train_config.data.shards
     report: dict = {"data_version": data_version(shards), "models": {}}
     for name in MODELS:
-        path = Path(train_config.checkpoints) / f"{name}.pt"
+        path = storage.join(train_config.checkpoints, f"{name}.pt")
         try:
             model, ckpt = load_model(path, name)
         except CheckpointError as e:
@@ -153,9 +154,9 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
                 entry[split] = {"skipped": str(e)}
             print(f"evaluate {name} {split}: {json.dumps(entry[split])}")
         report["models"][name] = entry
-    out = Path(train_config.reports) / "eval.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    storage.write_text(
+        storage.join(train_config.reports, "eval.json"), json.dumps(report, indent=2) + "\n"
+    )
     return report
 
 

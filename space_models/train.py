@@ -16,6 +16,7 @@ stream is a function of the seed, so the loop replays and discards the batches a
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from space_data import storage
 from space_data.config import ConfigError, from_mapping, to_mapping
 from space_data.params import params_option, read_params
 from space_models.data import DataConfig, DataError, data_version, has_keypoints, train_batches
@@ -83,9 +85,9 @@ class TrainConfig:
     l2l: dict = field(default_factory=dict)
     """L2LConfig fields to override on top of the preset."""
     checkpoints: str = "checkpoints"
-    """Folder for `<model>.pt`."""
+    """Folder for `<model>.pt`; a path or a URL (`s3://...`)."""
     reports: str = "reports/train"
-    """Folder for `<model>.json` (metrics, data version, loss history)."""
+    """Folder for `<model>.json` (metrics, data version, loss history); a path or a URL."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -151,23 +153,27 @@ class CheckpointError(RuntimeError):
     """No usable checkpoint; the message says how to make one."""
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Atomic write (temporary name, then rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def save_checkpoint(path: str, payload: dict) -> None:
+    """Whole write (local: temporary name, then rename; object storage: one upload when
+    complete) so a crash never leaves half a file."""
+    with storage.writing(str(path)) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load(path: str) -> dict:
+    """A checkpoint file or URL, safe loading (tensors, numbers, strings only)."""
+    return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=True)
 
 
 def read_checkpoint(path: str | Path, name: str) -> dict:
     """The checkpoint dict (safe loading); CheckpointError when absent or a skip marker."""
-    path = Path(path)
-    if not path.is_file():
+    path = str(path)
+    if not storage.isfile(path):
         raise CheckpointError(
             f"no trained {name} checkpoint at {path}: run `space train --model {name}` "
             f"(or `dvc repro train_{name}`) first"
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = _load(path)
     if ckpt.get("skipped"):
         raise CheckpointError(f"{path}: {name} training was skipped: {ckpt['skipped']}")
     if ckpt.get("model_name") != name:
@@ -201,8 +207,8 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
         torch.set_num_threads(config.cpu_threads)
     if config.batch_size % world:
         raise ConfigError(f"train.batch_size {config.batch_size} is not divisible by {world} ranks")
-    ckpt_path = Path(config.checkpoints) / f"{name}.pt"
-    report_path = Path(config.reports) / f"{name}.json"
+    ckpt_path = storage.join(config.checkpoints, f"{name}.pt")  # a path or a URL (s3://...)
+    report_path = storage.join(config.reports, f"{name}.json")
     version = data_version(config.data.shards)
     mcfg = model_config(name, config)
 
@@ -224,8 +230,8 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
     model = MODELS[name][0](mcfg).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_start)
     step, history = 0, []
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if resume and storage.isfile(ckpt_path):
+        ckpt = _load(ckpt_path)
         if not ckpt.get("skipped"):
             _check_resumable(ckpt, ckpt_path, mcfg, version)
             model.load_state_dict(ckpt["model"])
@@ -319,7 +325,7 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
     return metrics
 
 
-def _check_resumable(ckpt: dict, path: Path, mcfg: Any, version: str) -> None:
+def _check_resumable(ckpt: dict, path: str, mcfg: Any, version: str) -> None:
     if ckpt["config"] != to_mapping(mcfg):
         raise CheckpointError(
             f"{path} was trained with another model config; pass --no-resume to start over"
@@ -331,9 +337,8 @@ def _check_resumable(ckpt: dict, path: Path, mcfg: Any, version: str) -> None:
         )
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+def _write_json(path: str, obj: dict) -> None:
+    storage.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- CLI

@@ -210,3 +210,11 @@ def test_clips_table_reuses_rows_of_unchanged_commits_and_reads_new_markers(feat
         c.clip_id for u in units for c in u.clips
     )
     assert table.schema == clips_schema()
+
+
+def test_a_marker_whose_records_were_deleted_commits_nothing(features):
+    [unit] = plan_units(_corpus({"M003": 2}), 100)
+    _run_unit(features, unit, "p")
+    storage.remove_tree(storage.join(features, UNITS))  # "delete data/features/units"
+    assert resume_scan(features, [unit], "p").pending == [unit]
+    assert committed_markers(features) == {}
