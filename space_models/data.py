@@ -11,6 +11,11 @@ so DDP needs no even split of shards), decodes only the members it needs, shuffl
 cuts one random window per clip and, with `augment`, picks a random MFCC row (row 0 clean,
 rows 1..A augmented). All randomness is seeded from (seed, rank, worker), so a stream is
 reproducible (resume replays it, see train.py).
+
+Emotion conditioning (paper Sec. 3.5), per frame (W, E): the corpus label as one-hot × intensity
+on every frame when the clip has one (MEAD, RAVDESS); otherwise the record's `emotion_pred`, the
+classifier's per-frame distribution (VoxCeleb2), zeros on frames without a face; zeros when a
+record has neither (shards from before `emotion_pred`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from space_models.l2l import posed_landmarks
 INDEX = "index.json"
 FRAME_MEMBERS = ("lm_norm", "eyes_norm", "pose", "scale", "face", "mfcc")
 KEYPOINT_MEMBERS = ("kp", "kp_source")
+EMOTION_MEMBER = "emotion_pred"
+"""Decoded when present; unlabelled clips are conditioned on it."""
 
 
 class DataError(RuntimeError):
@@ -104,9 +111,20 @@ def emotion_vector(emotion: str | None, intensity: float | None) -> np.ndarray:
     return vec
 
 
+def window_emotion(clip: dict, frames: slice) -> np.ndarray:
+    """(W, E) float32 FiLM condition of a window: the label (one-hot × intensity) on every frame
+    when the clip is labelled, else its `emotion_pred` rows (NaN → 0), else zeros."""
+    meta = clip["meta"]
+    n = len(clip["face"][frames])
+    if meta.get("emotion") is not None or EMOTION_MEMBER not in clip:
+        vec = emotion_vector(meta.get("emotion"), meta.get("intensity"))
+        return np.repeat(vec[None], n, axis=0)
+    return np.nan_to_num(clip[EMOTION_MEMBER][frames].astype(np.float32))
+
+
 def decode(sample: dict, keypoints: bool = False) -> dict:
     """A raw WebDataset sample (member → bytes) → {"key", "meta", member name → array}."""
-    names = FRAME_MEMBERS + (KEYPOINT_MEMBERS if keypoints else ())
+    names = FRAME_MEMBERS + (EMOTION_MEMBER,) + (KEYPOINT_MEMBERS if keypoints else ())
     out = {"key": sample["__key__"], "meta": json.loads(sample["meta.json"])}
     for name in names:
         raw = sample.get(f"{name}.npy")
@@ -132,11 +150,10 @@ def cut_window(clip: dict, start: int, window: int, mfcc_row: int = 0) -> dict:
     """One training example: frames [start, start + window) of every member.
 
     mfcc (W, 40), lm (W, 68, 3), eyes (W, 52, 3), pose (W, 6), scale (W,), face (W,) uint8,
-    emotion (E,); with keypoints also kp (W, K, 3), kp_source (K, 3) and the posed landmarks
-    (W, 68, 3) relative to the window's first frame (see l2l.posed_landmarks).
+    emotion (W, E) (see `window_emotion`); with keypoints also kp (W, K, 3), kp_source (K, 3)
+    and the posed landmarks (W, 68, 3) relative to the window's first frame (l2l.posed_landmarks).
     """
     sl = slice(start, start + window)
-    meta = clip["meta"]
     ex = {
         "mfcc": clip["mfcc"][mfcc_row, sl],
         "lm": clip["lm_norm"][sl],
@@ -144,7 +161,7 @@ def cut_window(clip: dict, start: int, window: int, mfcc_row: int = 0) -> dict:
         "pose": clip["pose"][sl],
         "scale": clip["scale"][sl],
         "face": clip["face"][sl],
-        "emotion": emotion_vector(meta.get("emotion"), meta.get("intensity")),
+        "emotion": window_emotion(clip, sl),
     }
     if "kp" in clip:
         ex["kp"], ex["kp_source"] = clip["kp"][sl], clip["kp_source"]

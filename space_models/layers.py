@@ -97,8 +97,8 @@ class FiLM(nn.Module):
     """y = (1 + γ(e)) · x + β(e) with γ, β linear maps *without bias*.
 
     `e` is the emotion vector (one-hot over EMOTIONS scaled by intensity, or a per-frame
-    distribution). Without bias a zero vector gives γ = β = 0, so neutral / unlabelled clips
-    (VoxCeleb2) pass through unchanged and the same weights serve labelled and unlabelled data.
+    distribution). Without bias a zero vector gives γ = β = 0, so neutral clips and frames
+    without a face pass through unchanged, and the same weights serve labels and predictions.
     """
 
     def __init__(self, n_emotions: int, features: int) -> None:

@@ -2,7 +2,8 @@
 
 Inputs per window of T frames (30 fps): MFCC (T, 40), the first frame's normalized landmarks
 (68, 3) and eye landmarks (52, 3) (`lm_norm` / `eyes_norm`: frontalized, ear-to-ear distance 2),
-and an emotion vector (one-hot over EMOTIONS × intensity; zeros when unlabelled). Output: the
+and the emotion per frame (one-hot over EMOTIONS × intensity, or the classifier's distribution
+for unlabelled clips, see data.window_emotion). Output: the
 landmarks and eye landmarks of every frame in the same normalization.
 
 Audio features and the encoded initial landmarks are modulated by FiLM on the emotion; an

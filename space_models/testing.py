@@ -67,6 +67,8 @@ def make_talking_record(
         "scale": scale,
         "face": face,
         "mfcc": mfcc,
+        # the classifier's per-frame distributions (every record has them)
+        "emotion_pred": rng.dirichlet(np.ones(len(EMOTIONS)), n_frames).astype(np.float32),
     }
     if keypoints:
         posed = posed_landmarks(lm, pose, scale)
@@ -74,7 +76,14 @@ def make_talking_record(
         arrays["kp_source"] = arrays["kp"][0].copy()
     for k in missing:
         face[k] = 0
-        for name in ("lm_norm", "eyes_norm", "pose", "scale", *(("kp",) if keypoints else ())):
+        for name in (
+            "lm_norm",
+            "eyes_norm",
+            "pose",
+            "scale",
+            "emotion_pred",
+            *(("kp",) if keypoints else ()),
+        ):
             arrays[name][k] = np.nan
     intensity = None if emotion is None else (0.0 if emotion == "neutral" else 1.0)
     meta = {

@@ -74,6 +74,27 @@ def test_collate_masks_missing_frames():
     assert all(v.isfinite().all() for v in batch.values() if v.is_floating_point())
 
 
+def test_window_emotion_label_or_prediction():
+    """Labelled clips: one-hot × intensity on every frame; unlabelled: the classifier's rows."""
+    labelled = make_talking_record("mead-clip", 20, emotion="angry")
+    ex = cut_window({**labelled.arrays, "meta": labelled.meta}, 3, 10)
+    assert ex["emotion"].shape == (10, len(EMOTIONS))
+    np.testing.assert_array_equal(
+        ex["emotion"], np.repeat(emotion_vector("angry", 1.0)[None], 10, 0)
+    )
+    vox = make_talking_record("vox-clip", 20, emotion=None, missing=(5,))
+    clip = {**vox.arrays, "meta": vox.meta}
+    ex = cut_window(clip, 2, 10)
+    pred = vox.arrays["emotion_pred"]
+    np.testing.assert_array_equal(ex["emotion"][[0, 1, 2, 4]], pred[[2, 3, 4, 6]])
+    assert not ex["emotion"][3].any()  # frame 5 has no face: unconditioned
+    # shards written before emotion_pred: zeros, as before
+    del clip["emotion_pred"]
+    assert not cut_window(clip, 2, 10)["emotion"].any()
+    batch = collate([cut_window({**labelled.arrays, "meta": labelled.meta}, 0, 10), ex])
+    assert batch["emotion"].shape == (2, 10, len(EMOTIONS))
+
+
 def test_emotion_vector():
     vec = emotion_vector("angry", 2 / 3)
     assert vec[EMOTIONS.index("angry")] == pytest.approx(2 / 3) and vec.sum() == pytest.approx(
