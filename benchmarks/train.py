@@ -19,13 +19,14 @@ import torch
 
 from space_models.data import DataConfig, train_batches
 from space_models.layers import parameter_count
+from space_models.models import MODELS
 from space_models.testing import write_talking_shards
-from space_models.train import MODELS, train_step
+from space_models.train import train_step
 
 
 def loader_rate(shards: str, window: int, batch: int, n_batches: int, workers: int) -> float:
     config = DataConfig(shards, window=window, shuffle_buffer=64, num_workers=workers)
-    batches = iter(train_batches(config, batch, keypoints=True))
+    batches = iter(train_batches(config, batch, members=MODELS["l2l"].members))
     next(batches)  # start-up (workers, first shard) is not throughput
     t0 = time.perf_counter()
     for _ in range(n_batches):
@@ -35,10 +36,10 @@ def loader_rate(shards: str, window: int, batch: int, n_batches: int, workers: i
 
 def step_rate(name: str, shards: str, window: int, batch: int, steps: int, device: str) -> dict:
     torch.manual_seed(0)
-    model_cls, config_cls = MODELS[name]
-    model = model_cls(config_cls()).to(device).train()
+    spec = MODELS[name]
+    model = spec.model(spec.config()).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), 1e-4)
-    batches = iter(train_batches(DataConfig(shards, window=window), batch, keypoints=True))
+    batches = iter(train_batches(DataConfig(shards, window=window), batch, members=spec.members))
     data = [{k: v.to(device) for k, v in next(batches).items()} for _ in range(steps + 1)]
     train_step(model, optimizer, data[0], 1e-4, 1.0)  # warm-up (allocations, cuDNN plans)
     if device.startswith("cuda"):

@@ -34,11 +34,15 @@ def from_mapping(
     `X | None`, lists/tuples of those, nested dataclasses) and a mismatch names the dotted key:
     `filter.max_rotation_deg: expected a number, got 'forty'`. An integral float (`2.0`) is
     accepted for an int, `2.5` is not; YAML lists become the annotated list/tuple. `base`, an
-    instance of `cls`, supplies the values `mapping` leaves out instead of the class defaults.
+    instance of `cls`, supplies the values `mapping` leaves out instead of the class defaults;
+    a class whose defaults depend on a key (train.preset picks the model sizes) provides it
+    as `cls.params_base(mapping)`.
     """
     if not isinstance(mapping, Mapping | None):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {mapping!r}")
     mapping = dict(mapping or {})
+    if base is None and hasattr(cls, "params_base"):
+        base = cls.params_base(mapping)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     for name in mapping:

@@ -50,15 +50,13 @@ from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.hands import HandDetector
 from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
-from space_data.landmarks import FaceLandmarks, LandmarksConfig, make_landmarker
+from space_data.landmarks import N_EYES, N_LM, FaceLandmarks, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, VideoReader, decode_audio, probe
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import SAMPLE_RATE, ClipFeatures
 from space_data.stats import compute_stats
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
-
-N_EYES = 52
 
 
 @dataclass
@@ -390,7 +388,7 @@ class ClipExtractor:
                     tracks.emotion_faces.append(face_crop(crop, found.lm68))
                 tracks.emotion_times.append(t)
             tracks.times.append(t)
-            tracks.lm68.append(found.lm68 if found else np.full((68, 3), np.nan, np.float32))
+            tracks.lm68.append(found.lm68 if found else np.full((N_LM, 3), np.nan, np.float32))
             tracks.eyes.append(found.eyes52 if found else np.full((N_EYES, 3), np.nan, np.float32))
             if i % cfg.hands_every == 0:
                 with self._timed("hands"):

@@ -74,10 +74,15 @@ IBUG68_MIRROR: tuple[int, ...] = (
     64, 63, 62, 61, 60, 67, 66, 65,
 )  # fmt: skip
 
+N_LM = 68
+"""Landmarks per frame (iBUG-68 order)."""
 EYES52_LID = slice(0, 16)  # within a 26-point block
 EYES52_IRIS = slice(16, 21)
 EYES52_BROW = slice(21, 26)
+EYES52_LID_CORNERS = (0, 8)  # outer and inner corner within a block's lid contour
 EYE_BLOCK = 26
+N_EYES = 2 * EYE_BLOCK
+"""Eye landmarks per frame: one 26-point block per eye (subject's right, then left)."""
 
 MESH_TO_EYES52: tuple[int, ...] = (
     # subject's right eye: lid (outer corner, lower lid, inner corner, upper lid), iris, brow

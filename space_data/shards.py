@@ -207,11 +207,11 @@ def build_index(shards: list[dict], config: PackConfig) -> dict:
     }
     totals["all"] = {k: sum(t[k] for t in totals.values()) for k in ("shards", "samples", "bytes")}
     index = {"format": 1, "config": asdict(config), "shards": shards, "totals": totals}
-    index["data_version"] = data_version(index)
+    index["data_version"] = index_hash(index)
     return index
 
 
-def data_version(index: dict) -> str:
+def index_hash(index: dict) -> str:
     """sha256 (hex) of the index without its `data_version` field."""
     body = {k: v for k, v in index.items() if k != "data_version"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -238,6 +238,11 @@ def read_index(shard_dir: str | Path) -> dict:
     if not storage.isfile(path):
         raise FileNotFoundError(f"{path} not found: run `space pack` first")
     return json.loads(storage.read_bytes(path))
+
+
+def data_version(shard_dir: str | Path) -> str:
+    """The version of the shards in `shard_dir` (`index_hash`, stored in index.json)."""
+    return read_index(shard_dir)["data_version"]
 
 
 def shard_urls(shard_dir: str | Path, split: str) -> list[str]:

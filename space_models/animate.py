@@ -31,6 +31,7 @@ from space_data import storage
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
 from space_data.extract import ExtractConfig
+from space_data.landmarks import EYE_BLOCK, EYES52_IRIS, EYES52_LID, EYES52_LID_CORNERS
 from space_data.media import MediaError, decode_audio, write_video
 from space_data.params import DEFAULT_PARAMS, load_section, params_option
 from space_data.pose import estimate_pose, fit_similarity, frontalize
@@ -39,8 +40,6 @@ from space_models.data import emotion_vector
 from space_models.l2l import posed_landmarks
 from space_models.train import CheckpointError, load_model, load_train_config
 
-EYE_BLOCK, LID, IRIS = 26, slice(0, 16), slice(16, 21)  # space_data.landmarks EYES52 layout
-LID_CORNERS = (0, 8)  # outer and inner corner within a block's lid contour
 LM68_EYES = ((36, 39, range(36, 42)), (42, 45, range(42, 48)))  # (corner, corner, points)
 
 
@@ -83,9 +82,9 @@ def insert_blinks(lm: np.ndarray, eyes: np.ndarray, closure: np.ndarray) -> None
     c = closure[:, None]
     for block in range(2):
         base = block * EYE_BLOCK
-        a, b = (base + LID_CORNERS[0], base + LID_CORNERS[1])
+        a, b = (base + EYES52_LID_CORNERS[0], base + EYES52_LID_CORNERS[1])
         mid = (eyes[:, a, 1] + eyes[:, b, 1])[:, None] / 2  # (T, 1)
-        for part in (LID, IRIS):
+        for part in (EYES52_LID, EYES52_IRIS):
             rows = slice(base + part.start, base + part.stop)
             eyes[:, rows, 1] += c * (mid - eyes[:, rows, 1])
     for a, b, points in LM68_EYES:

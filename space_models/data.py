@@ -21,7 +21,6 @@ record has neither (shards from before `emotion_pred`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import random
@@ -36,13 +35,13 @@ import webdataset as wds
 
 from space_data import storage
 from space_data.clip import EMOTIONS
-from space_data.shards import shard_urls as indexed_shard_urls
-from space_data.shards import webdataset_fsspec
+from space_data.shards import INDEX_NAME, shard_urls, webdataset_fsspec
 from space_models.l2l import posed_landmarks
 
-INDEX = "index.json"
 FRAME_MEMBERS = ("lm_norm", "eyes_norm", "pose", "scale", "face", "mfcc")
-KEYPOINT_MEMBERS = ("kp", "kp_source")
+"""Members every window is cut from (cut_window); a model's spec may ask for more (kp)."""
+CLIP_MEMBERS = ("kp_source",)
+"""Members with one value per clip; every other member has one row per 30 fps frame."""
 EMOTION_MEMBER = "emotion_pred"
 """Decoded when present; unlabelled clips are conditioned on it."""
 
@@ -74,33 +73,32 @@ class DataConfig:
             raise ValueError("data.shuffle_buffer must be >= 1 and data.num_workers >= 0")
 
 
-def data_version(shards: str | Path) -> str:
-    """The version of the shards a run read: index.json's `data_version` (sha256 of the index
-    content, written by space_data.shards), or the sha256 of the file when it has none."""
-    path = storage.join(str(shards), INDEX)
-    if not storage.isfile(path):
-        raise DataError(f"{path} not found: build the shards first (`space pack` / `dvc repro`)")
-    raw = storage.read_bytes(path)
-    return json.loads(raw).get("data_version") or hashlib.sha256(raw).hexdigest()
-
-
-def shard_urls(shards: str | Path, split: str) -> list[str]:
-    """A split's shard paths (or URLs) in index order; DataError when there are none."""
-    data_version(shards)  # a clear error when the index is missing
-    urls = indexed_shard_urls(shards, split)
+def _urls(shards: str | Path, split: str) -> list[str]:
+    """A split's shard paths (or URLs) in index order; DataError when there is no index or no
+    shard."""
+    try:
+        urls = shard_urls(shards, split)
+    except FileNotFoundError as e:
+        raise DataError(str(e)) from None
     if not urls:
-        raise DataError(f"{storage.join(str(shards), INDEX)} lists no {split} shards")
+        raise DataError(f"{storage.join(str(shards), INDEX_NAME)} lists no {split} shards")
     webdataset_fsspec()  # the pipelines built from these URLs may open s3://...
     return urls
 
 
-def has_keypoints(shards: str | Path, split: str = "train") -> bool:
-    """Whether any sample of `split` carries `kp.npy` (streams each shard up to the first)."""
-    for url in shard_urls(shards, split):
+def missing_members(shards: str | Path, members: tuple[str, ...], split: str = "train") -> list:
+    """The `members` that no sample of `split` carries as `<member>.npy` (streams shard by
+    shard, each up to the point where every member was seen)."""
+    missing = list(members)
+    for url in _urls(shards, split):
+        if not missing:
+            break
         with storage.open_file(url) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            if any(member.name.endswith(".kp.npy") for member in tar):
-                return True
-    return False
+            for entry in tar:
+                missing = [m for m in missing if not entry.name.endswith(f".{m}.npy")]
+                if not missing:
+                    break
+    return missing
 
 
 def emotion_vector(emotion: str | None, intensity: float | None) -> np.ndarray:
@@ -122,9 +120,14 @@ def window_emotion(clip: dict, frames: slice) -> np.ndarray:
     return np.nan_to_num(clip[EMOTION_MEMBER][frames].astype(np.float32))
 
 
-def decode(sample: dict, keypoints: bool = False) -> dict:
-    """A raw WebDataset sample (member → bytes) → {"key", "meta", member name → array}."""
-    names = FRAME_MEMBERS + (EMOTION_MEMBER,) + (KEYPOINT_MEMBERS if keypoints else ())
+def _needed(members: tuple[str, ...]) -> tuple[str, ...]:
+    return FRAME_MEMBERS + tuple(m for m in members if m not in FRAME_MEMBERS)
+
+
+def decode(sample: dict, members: tuple[str, ...] = ()) -> dict:
+    """A raw WebDataset sample (member → bytes) → {"key", "meta", member name → array} with
+    FRAME_MEMBERS, EMOTION_MEMBER and `members` (those the sample carries)."""
+    names = _needed(members) + (EMOTION_MEMBER,)
     out = {"key": sample["__key__"], "meta": json.loads(sample["meta.json"])}
     for name in names:
         raw = sample.get(f"{name}.npy")
@@ -133,16 +136,18 @@ def decode(sample: dict, keypoints: bool = False) -> dict:
     return out
 
 
-def window_starts(clip: dict, window: int, keypoints: bool = False) -> np.ndarray:
-    """Frames where a window of `window` frames can start: a face there, the clip long enough."""
-    if any(name not in clip for name in FRAME_MEMBERS + (KEYPOINT_MEMBERS if keypoints else ())):
+def window_starts(clip: dict, window: int, members: tuple[str, ...] = ()) -> np.ndarray:
+    """Frames where a window of `window` frames can start: a face there, the clip long enough,
+    and every per-frame member of `members` (besides FRAME_MEMBERS) finite there."""
+    if any(name not in clip for name in _needed(members)):
         return np.zeros(0, np.int64)
     n = min(len(clip["face"]), clip["mfcc"].shape[1]) - window + 1  # candidate starts
     if n <= 0:
         return np.zeros(0, np.int64)
     ok = (clip["face"][:n] > 0) & np.isfinite(clip["lm_norm"][:n]).all((1, 2))
-    if keypoints:
-        ok &= np.isfinite(clip["kp"][:n]).all((1, 2))
+    for name in members:
+        if name not in FRAME_MEMBERS + CLIP_MEMBERS:
+            ok &= np.isfinite(clip[name][:n].reshape(n, -1)).all(1)
     return np.flatnonzero(ok)
 
 
@@ -187,19 +192,19 @@ MAX_CONSECUTIVE_SKIPS = 1000
 
 
 def _random_windows(
-    src: Iterator[dict], window: int, seed: int, augment: bool, keypoints: bool
+    src: Iterator[dict], window: int, seed: int, augment: bool, members: tuple[str, ...]
 ) -> Iterator[dict]:
     _, _, worker, _ = wds.utils.pytorch_worker_info()
     rng = random.Random(seed * 1000 + worker)
     skipped = 0
     for clip in src:
-        starts = window_starts(clip, window, keypoints)
+        starts = window_starts(clip, window, members)
         if len(starts) == 0:  # too short, no face, or missing members: nothing to learn from
             skipped += 1
             if skipped >= MAX_CONSECUTIVE_SKIPS:
                 raise DataError(
                     f"{skipped} clips in a row have no window of {window} frames starting on a "
-                    f"face{' with keypoints' if keypoints else ''}: clips too short for "
+                    f"face with {', '.join(_needed(members))}: clips too short for "
                     "train.data.window, or members missing from the shards"
                 )
             continue
@@ -213,20 +218,21 @@ def train_batches(
     batch_size: int,
     seed: int = 0,
     rank: int = 0,
-    keypoints: bool = False,
+    members: tuple[str, ...] = (),
 ) -> torch.utils.data.DataLoader:
     """Endless batches (dicts of tensors, see `collate`) of random train windows.
 
     The stream depends only on (seed, rank, num_workers): the same arguments give the same
-    batches. `keypoints` keeps only clips with keypoints (kp / kp_source / posed in the batch).
+    batches. `members` (a model spec's) keeps only clips that carry them all (with kp:
+    kp / kp_source / posed in the batch).
     """
     seed = seed + 7919 * rank
     pipeline = wds.DataPipeline(
-        wds.ResampledShards(shard_urls(config.shards, "train"), seed=seed, deterministic=True),
+        wds.ResampledShards(_urls(config.shards, "train"), seed=seed, deterministic=True),
         wds.tarfile_to_samples(),
         wds.shuffle(config.shuffle_buffer, initial=min(100, config.shuffle_buffer), seed=seed),
-        wds.map(functools.partial(decode, keypoints=keypoints)),
-        wds.pipelinefilter(_random_windows)(config.window, seed, config.augment, keypoints),
+        wds.map(functools.partial(decode, members=members)),
+        wds.pipelinefilter(_random_windows)(config.window, seed, config.augment, members),
         wds.batched(batch_size, collation_fn=collate, partial=False),
     )
     # its own generator: creating the iterator must not draw from the global torch RNG, which
@@ -240,11 +246,11 @@ def train_batches(
     )
 
 
-def eval_clips(shards: str | Path, split: str, keypoints: bool = False) -> Iterator[dict]:
-    """Every decoded clip of `split`, in shard order (no shuffling, no resampling)."""
+def eval_clips(shards: str | Path, split: str, members: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Every decoded clip of `split` (FRAME_MEMBERS and `members`), in shard order."""
     pipeline = wds.DataPipeline(
-        wds.SimpleShardList(shard_urls(shards, split)),
+        wds.SimpleShardList(_urls(shards, split)),
         wds.tarfile_to_samples(),
-        wds.map(functools.partial(decode, keypoints=keypoints)),
+        wds.map(functools.partial(decode, members=members)),
     )
     yield from pipeline

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from space_data.clip import EMOTIONS
+from space_data.landmarks import N_LM
 from space_data.pose import euler_to_matrix
 from space_models.layers import (
     MLP,
@@ -28,8 +29,7 @@ from space_models.layers import (
     FiLM,
     masked_l1,
 )
-
-N_LM = 68
+from space_models.spec import Errors, ModelSpec
 
 
 @dataclass
@@ -62,8 +62,6 @@ class L2LConfig:
     """Probability, per frame and sample, of feeding back the target keypoints in training."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.audio, dict):
-            self.audio = AudioEncoderConfig(**self.audio)
         for name in (
             "n_keypoints",
             "landmark_width",
@@ -172,3 +170,21 @@ class Landmarks2Latents(nn.Module):
         keypoints of the source frame, emotion (B, E) or (B, T, E) → kp (B, T, K, 3)."""
         b, t = posed.shape[:2]
         return self._run(mfcc, posed, kp_source, kp0, emotion).view(b, t, -1, 3)
+
+
+def evaluate(model: Landmarks2Latents, b: dict[str, torch.Tensor], _: torch.Generator) -> Errors:
+    """Mean |keypoint| error of one clip run from its first frame without teacher forcing."""
+    kp = model.predict(b["mfcc"], b["posed"], b["kp_source"], b["kp"][:, 0], b["emotion"])
+    err = (kp[0] - b["kp"][0]).abs().mean((1, 2)).numpy()  # (T,)
+    ok = b["mask"][0].numpy()
+    return {"keypoint_mae": (float(err[ok].sum()), int(ok.sum()))}
+
+
+SPEC = ModelSpec(
+    name="l2l",
+    model=Landmarks2Latents,
+    config=L2LConfig,
+    members=("mfcc", "lm_norm", "pose", "scale", "face", "kp", "kp_source"),
+    evaluate=evaluate,
+    missing_hint=": extraction ran without extract.keypoints.checkpoint",
+)

@@ -10,6 +10,9 @@ PoseGen: MAE of yaw/pitch/roll (degrees) of one sampled motion per clip (z ~ N(0
 fixed seed; a sample is one plausible motion, so this measures scale rather than match).
 L2L: MAE of keypoints. Each clip is run once without teacher forcing from its first frame with
 a face, for at most `max_frames` frames; errors are averaged over valid frames of all clips.
+
+Each model declares its own metrics (`evaluate` in its ModelSpec, space_models/spec.py; the
+functions above live in s2l.py, posegen.py and l2l.py); this module loops over the registry.
 """
 
 from __future__ import annotations
@@ -19,24 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from space_data import storage
 from space_data.params import DEFAULT_PARAMS, load_section, params_option
-from space_models.data import (
-    DataError,
-    collate,
-    cut_window,
-    data_version,
-    eval_clips,
-    window_starts,
-)
-from space_models.train import MODELS, CheckpointError, load_model, load_train_config
-
-MOUTH = slice(48, 68)
-CORNERS = (0, 6)  # 48 and 54 within the mouth slice
+from space_data.shards import data_version
+from space_models.data import DataError, collate, cut_window, eval_clips, window_starts
+from space_models.models import MODELS
+from space_models.spec import ModelSpec
+from space_models.train import CheckpointError, load_model, load_train_config
 
 
 @dataclass
@@ -58,31 +53,9 @@ class EvalConfig:
             raise ValueError("evaluate.max_frames must be >= 2")
 
 
-def normalize_mouth(lm: np.ndarray) -> np.ndarray:
-    """(..., 68, ≥2) landmarks → (..., 20, 2) mouth points with the corners at (∓1, 0)."""
-    mouth = lm[..., MOUTH, :2].astype(np.float64)
-    left, right = mouth[..., CORNERS[0], :], mouth[..., CORNERS[1], :]
-    centre, d = (left + right) / 2, right - left  # (..., 2)
-    length = np.linalg.norm(d, axis=-1)[..., None]
-    c, s = d[..., :1] / length, d[..., 1:] / length  # rotation that takes d to +x
-    x, y = mouth[..., 0] - centre[..., :1], mouth[..., 1] - centre[..., 1:]
-    return np.stack([c * x + s * y, -s * x + c * y], -1) / length[..., None] * 2
-
-
-def landmark_errors(pred: np.ndarray, true: np.ndarray, ok: np.ndarray) -> dict[str, tuple]:
-    """pred, true (T, 68, 3), ok (T,) → {metric: (sum of errors, count)} for M-P/M-V/F-P/F-V."""
-    out = {}
-    for name, p, t in (("M", normalize_mouth(pred), normalize_mouth(true)), ("F", pred, true)):
-        err = np.abs(p - t).mean((1, 2))  # (T,)
-        vel = np.abs(np.diff(p, axis=0) - np.diff(t, axis=0)).mean((1, 2))  # (T-1,)
-        both = ok[1:] & ok[:-1]
-        out[f"{name}-P"] = (float(err[ok].sum()), int(ok.sum()))
-        out[f"{name}-V"] = (float(vel[both].sum()), int(both.sum()))
-    return out
-
-
-def _example(clip: dict, max_frames: int) -> dict[str, torch.Tensor] | None:
-    starts = window_starts(clip, 2, keypoints="kp" in clip)
+def _example(clip: dict, max_frames: int, spec: ModelSpec) -> dict[str, torch.Tensor] | None:
+    """One clip as a batch of 1: from its first usable frame, at most `max_frames` frames."""
+    starts = window_starts(clip, 2, spec.members)
     if len(starts) == 0:
         return None
     start = int(starts[0])
@@ -90,34 +63,18 @@ def _example(clip: dict, max_frames: int) -> dict[str, torch.Tensor] | None:
     return collate([cut_window(clip, start, length)])
 
 
-def evaluate_model(name: str, model, shards: str, split: str, config: EvalConfig) -> dict:
-    """Mean errors of one model over one split (see the module docstring)."""
+def evaluate_model(spec: ModelSpec, model, shards: str, split: str, config: EvalConfig) -> dict:
+    """Mean errors of one model over one split (`spec.evaluate` per clip, summed per frame)."""
     sums: dict[str, list] = {}
     generator = torch.Generator().manual_seed(config.seed)
     clips = 0
-    progress = tqdm(eval_clips(shards, split, keypoints=name == "l2l"), desc=f"{name} {split}")
+    progress = tqdm(eval_clips(shards, split, spec.members), desc=f"{spec.name} {split}")
     for clip in progress:
-        if name == "l2l" and "kp" not in clip:
-            continue
-        b = _example(clip, config.max_frames)
-        if b is None:
+        b = _example(clip, config.max_frames, spec)
+        if b is None:  # lacks a member the model reads, or no usable frame
             continue
         clips += 1
-        ok = b["mask"][0].numpy()
-        if name == "s2l":
-            lm, _ = model.predict(b["mfcc"], b["lm"][:, 0], b["eyes"][:, 0], b["emotion"])
-            errors = landmark_errors(lm[0].numpy(), b["lm"][0].numpy(), ok)
-        elif name == "posegen":
-            pose = model.predict(
-                b["mfcc"], b["pose"][:, 0], b["scale"][:, 0], b["emotion"], generator
-            )
-            err = (pose[0, :, :3] - b["pose"][0, :, :3]).abs().mean(-1).numpy()
-            errors = {"angle_mae_deg": (float(err[ok].sum()), int(ok.sum()))}
-        else:
-            kp = model.predict(b["mfcc"], b["posed"], b["kp_source"], b["kp"][:, 0], b["emotion"])
-            err = (kp[0] - b["kp"][0]).abs().mean((1, 2)).numpy()
-            errors = {"keypoint_mae": (float(err[ok].sum()), int(ok.sum()))}
-        for k, (total, count) in errors.items():
+        for k, (total, count) in spec.evaluate(model, b, generator).items():
             acc = sums.setdefault(k, [0.0, 0])
             acc[0] += total
             acc[1] += count
@@ -133,7 +90,7 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
         torch.set_num_threads(train_config.cpu_threads)
     shards = train_config.data.shards
     report: dict = {"data_version": data_version(shards), "models": {}}
-    for name in MODELS:
+    for name, spec in MODELS.items():
         path = storage.join(train_config.checkpoints, f"{name}.pt")
         try:
             model, ckpt = load_model(path, name)
@@ -149,7 +106,7 @@ def evaluate(params: str | Path = DEFAULT_PARAMS) -> dict:
             )
         for split in config.splits:
             try:
-                entry[split] = evaluate_model(name, model, shards, split, config)
+                entry[split] = evaluate_model(spec, model, shards, split, config)
             except DataError as e:
                 entry[split] = {"skipped": str(e)}
             print(f"evaluate {name} {split}: {json.dumps(entry[split])}")
@@ -171,5 +128,5 @@ def cli(params: str) -> None:
     """
     try:
         evaluate(params)
-    except DataError as e:
+    except (DataError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e

@@ -27,6 +27,7 @@ from space_models.layers import (
     FiLM,
     masked_l1,
 )
+from space_models.spec import Errors, ModelSpec
 
 POSE_DIM = 6
 
@@ -53,8 +54,6 @@ class PoseGenConfig:
     """Divisors of the motion (yaw°, pitch°, roll°, then tx, ty, tz in face units): O(1) inputs."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.audio, dict):
-            self.audio = AudioEncoderConfig(**self.audio)
         self.pose_scale = tuple(float(s) for s in self.pose_scale)
         for name in ("hidden", "lstm_layers", "latent", "init_layers"):
             if getattr(self, name) < 1:
@@ -139,3 +138,20 @@ class PoseGen(nn.Module):
         unit = torch.ones_like(pose0)
         unit[:, 3:] = scale0[:, None]
         return pose0[:, None] + motion * (unit[:, None] * self.pose_scale)
+
+
+def evaluate(model: PoseGen, b: dict[str, torch.Tensor], generator: torch.Generator) -> Errors:
+    """Mean |yaw, pitch, roll| error (degrees) of one sampled motion (z from `generator`)."""
+    pose = model.predict(b["mfcc"], b["pose"][:, 0], b["scale"][:, 0], b["emotion"], generator)
+    err = (pose[0, :, :3] - b["pose"][0, :, :3]).abs().mean(-1).numpy()  # (T,)
+    ok = b["mask"][0].numpy()
+    return {"angle_mae_deg": (float(err[ok].sum()), int(ok.sum()))}
+
+
+SPEC = ModelSpec(
+    name="posegen",
+    model=PoseGen,
+    config=PoseGenConfig,
+    members=("mfcc", "pose", "scale", "face"),
+    evaluate=evaluate,
+)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from space_data.clip import EMOTIONS
+from space_data.landmarks import N_EYES, N_LM
 from space_models.layers import (
     MLP,
     AudioEncoder,
@@ -30,8 +32,8 @@ from space_models.layers import (
     masked_l1,
     velocity_l1,
 )
+from space_models.spec import Errors, ModelSpec
 
-N_LM, N_EYES = 68, 52
 OUT_DIM = 3 * (N_LM + N_EYES)
 
 
@@ -63,8 +65,6 @@ class S2LConfig:
     """Weight of the velocity (first difference) L1 term."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.audio, dict):
-            self.audio = AudioEncoderConfig(**self.audio)
         for name in (
             "landmark_width",
             "landmark_layers",
@@ -160,3 +160,47 @@ class Speech2Landmarks(nn.Module):
         first = torch.cat([lm0.reshape(b, -1), eyes0.reshape(b, -1)], -1)
         pred = self._run(mfcc, first, emotion).view(b, t, N_LM + N_EYES, 3)
         return pred[:, :, :N_LM], pred[:, :, N_LM:]
+
+
+# ---------------------------------------------------------------- evaluation (SPACE's metrics)
+
+MOUTH = slice(48, 68)
+CORNERS = (0, 6)  # 48 and 54 within the mouth slice
+
+
+def normalize_mouth(lm: np.ndarray) -> np.ndarray:
+    """(..., 68, ≥2) landmarks → (..., 20, 2) mouth points with the corners at (∓1, 0)."""
+    mouth = lm[..., MOUTH, :2].astype(np.float64)
+    left, right = mouth[..., CORNERS[0], :], mouth[..., CORNERS[1], :]
+    centre, d = (left + right) / 2, right - left  # (..., 2)
+    length = np.linalg.norm(d, axis=-1)[..., None]
+    c, s = d[..., :1] / length, d[..., 1:] / length  # rotation that takes d to +x
+    x, y = mouth[..., 0] - centre[..., :1], mouth[..., 1] - centre[..., 1:]
+    return np.stack([c * x + s * y, -s * x + c * y], -1) / length[..., None] * 2
+
+
+def landmark_errors(pred: np.ndarray, true: np.ndarray, ok: np.ndarray) -> Errors:
+    """pred, true (T, 68, 3), ok (T,) → {metric: (sum of errors, count)} for M-P/M-V/F-P/F-V."""
+    out = {}
+    for name, p, t in (("M", normalize_mouth(pred), normalize_mouth(true)), ("F", pred, true)):
+        err = np.abs(p - t).mean((1, 2))  # (T,)
+        vel = np.abs(np.diff(p, axis=0) - np.diff(t, axis=0)).mean((1, 2))  # (T-1,)
+        both = ok[1:] & ok[:-1]
+        out[f"{name}-P"] = (float(err[ok].sum()), int(ok.sum()))
+        out[f"{name}-V"] = (float(vel[both].sum()), int(both.sum()))
+    return out
+
+
+def evaluate(model: Speech2Landmarks, b: dict[str, torch.Tensor], _: torch.Generator) -> Errors:
+    """M-P, M-V, F-P, F-V of one clip run from its first frame without teacher forcing."""
+    lm, _ = model.predict(b["mfcc"], b["lm"][:, 0], b["eyes"][:, 0], b["emotion"])
+    return landmark_errors(lm[0].numpy(), b["lm"][0].numpy(), b["mask"][0].numpy())
+
+
+SPEC = ModelSpec(
+    name="s2l",
+    model=Speech2Landmarks,
+    config=S2LConfig,
+    members=("mfcc", "lm_norm", "eyes_norm", "face"),
+    evaluate=evaluate,
+)

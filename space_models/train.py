@@ -34,19 +34,14 @@ from tqdm import tqdm
 from space_data import storage
 from space_data.config import ConfigError, from_mapping, to_mapping
 from space_data.params import params_option, read_params
-from space_models.data import DataConfig, DataError, data_version, has_keypoints, train_batches
-from space_models.l2l import L2LConfig, Landmarks2Latents
+from space_data.shards import data_version
+from space_models.data import DataConfig, DataError, missing_members, train_batches
+from space_models.l2l import L2LConfig
 from space_models.layers import parameter_count
-from space_models.posegen import PoseGen, PoseGenConfig
-from space_models.s2l import S2LConfig, Speech2Landmarks
-
-# name → (model class, config class)
-MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "s2l": (Speech2Landmarks, S2LConfig),
-    "posegen": (PoseGen, PoseGenConfig),
-    "l2l": (Landmarks2Latents, L2LConfig),
-}
-PRESETS = ("paper", "tiny")
+from space_models.models import MODELS
+from space_models.posegen import PoseGenConfig
+from space_models.s2l import S2LConfig
+from space_models.spec import PRESETS
 
 
 @dataclass
@@ -78,22 +73,24 @@ class TrainConfig:
     run faster with 1: idle worker threads spin and compete for the cores."""
     data: DataConfig = field(default_factory=DataConfig)
     """Shards folder and window cutting."""
-    s2l: dict = field(default_factory=dict)
-    """S2LConfig fields to override on top of the preset (e.g. {teacher_forcing: 0.3})."""
-    posegen: dict = field(default_factory=dict)
-    """PoseGenConfig fields to override on top of the preset."""
-    l2l: dict = field(default_factory=dict)
-    """L2LConfig fields to override on top of the preset."""
+    s2l: S2LConfig | None = None
+    """S2L sizes and loss weights (None: the preset's); params set fields on top of the
+    preset (`params_base`), e.g. `s2l: {teacher_forcing: 0.3}`."""
+    posegen: PoseGenConfig | None = None
+    """PoseGen sizes, pose normalization and loss weights (None: the preset's)."""
+    l2l: L2LConfig | None = None
+    """L2L sizes (None: the preset's)."""
     checkpoints: str = "checkpoints"
     """Folder for `<model>.pt`; a path or a URL (`s3://...`)."""
     reports: str = "reports/train"
     """Folder for `<model>.json` (metrics, data version, loss history); a path or a URL."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.data, dict):
-            self.data = from_mapping(DataConfig, self.data, "train.data")
         if self.preset not in PRESETS:
             raise ValueError(f"train.preset must be one of {PRESETS}, not {self.preset!r}")
+        for name, spec in MODELS.items():  # every registered model has its field here
+            if getattr(self, name) is None:
+                setattr(self, name, spec.preset(self.preset))
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
             raise ValueError("train.steps, train.batch_size and train.log_every must be >= 1")
         if not 0 <= self.warmup_steps <= self.steps:
@@ -104,15 +101,15 @@ class TrainConfig:
             raise ValueError("train.cpu_threads must be >= 1 or null")
         if self.checkpoint_every < 1 or self.grad_clip < 0:
             raise ValueError("train.checkpoint_every must be >= 1 and train.grad_clip >= 0")
-        for name in MODELS:
-            model_config(name, self)  # fail now on a bad override, naming the key
 
-
-def model_config(name: str, config: TrainConfig) -> Any:
-    """The model's config dataclass: the preset with `config.<name>` overrides applied."""
-    cls = MODELS[name][1]
-    base = to_mapping(cls.tiny() if config.preset == "tiny" else cls())
-    return from_mapping(cls, _merge(base, getattr(config, name)), f"train.{name}")
+    @classmethod
+    def params_base(cls, mapping: dict) -> TrainConfig:
+        """The config that `train:` params override (space_data.config.from_mapping asks for
+        it): the defaults with the model sizes of the preset the mapping picks."""
+        preset = mapping.get("preset", cls.preset)
+        if preset not in PRESETS:
+            raise ConfigError(f"train.preset: expected one of {list(PRESETS)}, got {preset!r}")
+        return cls(preset=preset, **{name: spec.preset(preset) for name, spec in MODELS.items()})
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -171,7 +168,7 @@ def read_checkpoint(path: str | Path, name: str) -> dict:
     if not storage.isfile(path):
         raise CheckpointError(
             f"no trained {name} checkpoint at {path}: run `space train --model {name}` "
-            f"(or `dvc repro train_{name}`) first"
+            f"(or `dvc repro train@{name}`) first"
         )
     ckpt = _load(path)
     if ckpt.get("skipped"):
@@ -184,8 +181,8 @@ def read_checkpoint(path: str | Path, name: str) -> dict:
 def load_model(path: str | Path, name: str) -> tuple[nn.Module, dict]:
     """A trained model in eval mode and its checkpoint dict."""
     ckpt = read_checkpoint(path, name)
-    model_cls, config_cls = MODELS[name]
-    model = model_cls(from_mapping(config_cls, ckpt["config"], name))
+    spec = MODELS[name]
+    model = spec.model(from_mapping(spec.config, ckpt["config"], name))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
 
@@ -210,14 +207,14 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
     ckpt_path = storage.join(config.checkpoints, f"{name}.pt")  # a path or a URL (s3://...)
     report_path = storage.join(config.reports, f"{name}.json")
     version = data_version(config.data.shards)
-    mcfg = model_config(name, config)
+    spec = MODELS[name]
+    mcfg = getattr(config, name)
 
-    if name == "l2l" and not has_keypoints(config.data.shards):
-        reason = (
-            "the shards carry no face-vid2vid keypoints (kp.npy): extraction ran without "
-            "extract.keypoints.checkpoint"
-        )
-        print(f"train l2l: skipped: {reason}")
+    missing = missing_members(config.data.shards, spec.members)
+    if missing:
+        files = ", ".join(f"{m}.npy" for m in missing)
+        reason = f"the train shards carry no {files}{spec.missing_hint}"
+        print(f"train {name}: skipped: {reason}")
         metrics = {"model": name, "skipped": reason, "data_version": version}
         if rank == 0:  # outputs still exist, so DVC records the skip
             save_checkpoint(ckpt_path, {"model_name": name, **metrics})
@@ -227,7 +224,7 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
     if world > 1:
         torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     torch.manual_seed(config.seed + rank)
-    model = MODELS[name][0](mcfg).to(dev)
+    model = spec.model(mcfg).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_start)
     step, history = 0, []
     if resume and storage.isfile(ckpt_path):
@@ -250,7 +247,7 @@ def train(name: str, config: TrainConfig, resume: bool = True, device: str = "au
 
     batches = iter(
         train_batches(
-            config.data, config.batch_size // world, config.seed, rank, keypoints=name == "l2l"
+            config.data, config.batch_size // world, config.seed, rank, members=spec.members
         )
     )
     for _ in tqdm(range(step), desc="replaying loader", disable=rank != 0 or step == 0):
@@ -397,7 +394,7 @@ def cli(name: str, overrides: tuple[str, ...], params: str, resume: bool, device
     try:
         config = load_train_config(params, overrides)
         train(name, config, resume=resume, device=device)
-    except (CheckpointError, DataError) as e:
+    except (CheckpointError, DataError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
 
 

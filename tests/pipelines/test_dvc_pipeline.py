@@ -13,6 +13,7 @@ import yaml
 
 from pipelines.cli import COMMANDS
 from space_data.params import SECTIONS, read_params
+from space_models.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -72,3 +73,21 @@ def test_extract_units_persist_and_a_filter_threshold_reruns_only_later_stages()
             reached.add(name)
     assert reached == {"filter", "pack", "report"}
     assert [n for n in DATA_STAGES if "filter" in STAGES[n].get("params", [])] == ["filter"]
+
+
+def test_one_train_stage_per_registered_model():
+    """dvc.yaml's `train` stage is a `foreach` over the model registry; evaluate reads each."""
+    train = STAGES["train"]
+    assert train["foreach"] == list(MODELS)
+    evaluate_deps = set(_paths(STAGES["evaluate"]["deps"]))
+    for name in MODELS:
+        stage = yaml.safe_load(yaml.safe_dump(train["do"]).replace("${item}", name))
+        argv = shlex.split(stage["cmd"])
+        assert argv[:4] == ["space", "train", "--model", name]
+        assert (
+            f"space_models/{name}.py" in stage["deps"]
+            and (ROOT / f"space_models/{name}.py").is_file()
+        )
+        assert (
+            f"checkpoints/{name}.pt" in _outs(stage) and f"checkpoints/{name}.pt" in evaluate_deps
+        )

@@ -28,7 +28,8 @@ from pipelines.units import COMMITS, committed_markers, plan_units
 from space_data import storage
 from space_data.datasets import read_manifest
 from space_data.media import decode_audio, decode_video, write_video
-from space_models.data import data_version, eval_clips, has_keypoints
+from space_data.shards import data_version
+from space_models.data import eval_clips, missing_members
 
 ray = pytest.importorskip("ray")
 
@@ -185,6 +186,6 @@ def test_chain_on_object_storage(s3_server, s3_bucket, ray_address, local_corpus
     split = next(s["split"] for s in index["shards"])
     keys = [sample["key"] for sample in eval_clips(shards, split)]
     assert keys == [sample["key"] for sample in eval_clips(local, split)] and keys
-    assert not has_keypoints(shards, split)
+    assert missing_members(shards, ("mfcc", "kp"), split) == ["kp"]
     assert not (tmp_path / "s3:").exists()
     assert set(pd.unique(kept["split"])) >= {split}

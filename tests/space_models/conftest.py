@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from space_models.data import DataConfig
 from space_models.testing import write_talking_shards
 from space_models.train import TrainConfig
 
@@ -41,7 +42,7 @@ def two_step_config(kp_shards, tmp_path) -> TrainConfig:
         steps=2,
         warmup_steps=1,
         batch_size=2,
-        data={"shards": str(kp_shards), "window": 6},
+        data=DataConfig(str(kp_shards), window=6),
         checkpoints=str(tmp_path / "ckpt"),
         reports=str(tmp_path / "rep"),
     )

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -9,14 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from space_data.clip import EMOTIONS
+from space_data.shards import data_version
 from space_models.data import (
     DataConfig,
     DataError,
     collate,
     cut_window,
-    data_version,
     emotion_vector,
-    has_keypoints,
+    missing_members,
     train_batches,
     window_starts,
 )
@@ -103,14 +102,13 @@ def test_emotion_vector():
     assert not emotion_vector(None, None).any()  # VoxCeleb2: unconditioned
 
 
-def test_data_version_and_keypoint_detection(kp_shards, plain_shards, tmp_path):
+def test_data_version_and_member_detection(kp_shards, plain_shards, tmp_path):
     index = json.loads((kp_shards / "index.json").read_text())
     assert data_version(kp_shards) == index["data_version"]
-    (tmp_path / "index.json").write_text("{}")
-    assert data_version(tmp_path) == hashlib.sha256(b"{}").hexdigest()
-    assert has_keypoints(kp_shards) and not has_keypoints(plain_shards)
+    assert missing_members(kp_shards, ("mfcc", "kp", "kp_source")) == []
+    assert missing_members(plain_shards, ("mfcc", "kp", "kp_source")) == ["kp", "kp_source"]
     with pytest.raises(DataError, match="not found"):
-        data_version(tmp_path / "nowhere")
+        missing_members(tmp_path / "nowhere", ("kp",))
 
 
 def test_loader_stops_with_a_reason_when_no_clip_fits(plain_shards):

@@ -8,7 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from space_data.pose import euler_to_matrix
-from space_models.metrics import cli, landmark_errors, normalize_mouth
+from space_models.metrics import cli
+from space_models.s2l import landmark_errors, normalize_mouth
 from space_models.testing import FACE
 from space_models.train import train
 

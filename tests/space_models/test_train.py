@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,7 +10,11 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from space_models.data import data_version
+from space_data.shards import data_version
+from space_models.data import DataConfig
+from space_models.l2l import L2LConfig
+from space_models.models import MODELS
+from space_models.s2l import S2LConfig
 from space_models.train import (
     TrainConfig,
     cli,
@@ -29,7 +34,7 @@ def _config(shards, out, steps: int) -> TrainConfig:
         batch_size=2,
         log_every=1,
         checkpoint_every=2,
-        data={"shards": str(shards), "window": 6, "shuffle_buffer": 4},
+        data=DataConfig(str(shards), window=6, shuffle_buffer=4),
         checkpoints=str(out / "checkpoints"),
         reports=str(out / "reports"),
     )
@@ -101,7 +106,20 @@ def test_overrides_and_bad_keys(tmp_path):
     c = load_train_config(params, ("steps=20", "data.window=32", "s2l.teacher_forcing=0.25"))
     assert (c.steps, c.data.window, c.preset) == (20, 32, "tiny")
     result = CliRunner().invoke(cli, ["--model", "s2l", "--params", str(params), "s2l.hiden=3"])
-    assert result.exit_code != 0 and "hiden" in result.output
+    assert result.exit_code == 2 and "train.s2l.hiden: unknown key" in result.stderr
+
+
+def test_model_settings_are_typed_and_sit_on_the_preset(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  preset: tiny\n  s2l:\n    teacher_forcing: 0.25\n")
+    tiny = load_train_config(params)
+    assert tiny.s2l == dataclasses.replace(S2LConfig.tiny(), teacher_forcing=0.25)
+    assert tiny.l2l == L2LConfig.tiny()
+    paper = load_train_config(params, ("preset=paper",))
+    assert paper.s2l == dataclasses.replace(S2LConfig(), teacher_forcing=0.25)
+    for name, spec in MODELS.items():  # every registered model has its typed field
+        assert isinstance(getattr(TrainConfig(preset="tiny"), name), spec.config)
+        assert getattr(TrainConfig(preset="tiny"), name) == spec.config.tiny()
 
 
 @pytest.mark.slow
