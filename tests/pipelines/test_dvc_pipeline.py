@@ -63,8 +63,11 @@ def test_data_dependencies_are_earlier_outputs():
 
 
 def test_extract_units_persist_and_a_filter_threshold_reruns_only_later_stages():
-    [units] = [o for o in STAGES["extract"]["outs"] if isinstance(o, dict)]
-    assert units == {"data/features/units": {"persist": True, "cache": False}}
+    persisted = {
+        k: v for o in STAGES["extract"]["outs"] if isinstance(o, dict) for k, v in o.items()
+    }
+    kept = {"persist": True, "cache": False}  # records and their commit markers
+    assert persisted == {"data/features/units": kept, "data/features/commits": kept}
     # stages reached from a change of `filter`: its own stage plus everything downstream
     reached = {"filter"}
     for name in DATA_STAGES:
