@@ -1,5 +1,6 @@
 """`space report`: a static HTML report of the data (counts, drop reasons, head pose,
-durations, sample frames with landmarks): `reports/report.html` + `reports/figures/*.png`,
+durations, predicted emotions, speech fraction and A/V offset, sample frames with landmarks):
+`reports/report.html` + `reports/figures/*.png`,
 and `reports/metrics.json` (flat numbers) for `dvc metrics show`.
 
 Counts and reasons come from the parquet tables; the pose histograms and the sample frames
@@ -27,6 +28,7 @@ from pipelines.report_data import (
 from pipelines.units import CLIPS_TABLE
 from space_data import storage
 from space_data.clip import DATASETS, SPLITS
+from space_data.filters import RULE_REASONS, FilterConfig
 from space_data.params import (
     features_option,
     keep_option,
@@ -67,6 +69,8 @@ def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict[str, float]
     }
     for split in SPLITS:
         metrics[f"kept_{split}"] = int((kept["split"] == split).sum())
+    for reason in RULE_REASONS:  # every rule's count, 0 included, so `dvc metrics diff` shows it
+        metrics[f"dropped_{reason}"] = 0
     for reason, n in table.loc[~table["keep"], "reason"].value_counts().sort_index().items():
         metrics[f"dropped_{reason.replace(':', '_')}"] = int(n)
     test = kept[kept["split"] == "test"]
@@ -100,7 +104,7 @@ def load_kept_records(table: pd.DataFrame, features: str, n: int) -> list[ClipFe
     show_default=True,
     help="Report folder (report.html, PNGs, metrics.json); a path or a URL (s3://...).",
 )
-@params_option("report")
+@params_option("report", "filter")
 def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: str) -> None:
     """Write the dataset report: report.html + figures/*.png, and metrics.json.
 
@@ -110,6 +114,7 @@ def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: 
     from pipelines import report_plots  # matplotlib only when the command runs
 
     config = load_section("report", ReportConfig, params)
+    filters = load_section("filter", FilterConfig, params)  # thresholds drawn on histograms
     clips_path = storage.join(features, CLIPS_TABLE)
     for path, stage in (
         (manifest, "space index"),
@@ -128,7 +133,7 @@ def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: 
     with storage.staged_folder(out) as folder:
         out_dir = Path(folder)
         (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
-        figures = report_plots.draw_all(table, records, config, out_dir / FIGURES)
+        figures = report_plots.draw_all(table, records, config, filters, out_dir / FIGURES)
         metrics_text = json.dumps(metrics, indent=1, sort_keys=True) + "\n"
         _write_atomic(out_dir / "metrics.json", metrics_text)
         _write_atomic(out_dir / "report.html", render_html(table, metrics, figures, index))

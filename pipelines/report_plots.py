@@ -20,14 +20,20 @@ from pipelines.report_data import (  # noqa: E402
     evenly_spaced,
     rotation_shares,
 )
+from pipelines.report_signals import emotion_figures, speech_offset_figure  # noqa: E402
 from space_data.clip import DATASETS, EMOTIONS, SPLITS  # noqa: E402
+from space_data.filters import FilterConfig  # noqa: E402
 from space_data.record import ClipFeatures  # noqa: E402
 
 Figure = tuple[str, str]  # (PNG file name, caption)
 
 
 def draw_all(
-    table: pd.DataFrame, records: list[ClipFeatures], config: ReportConfig, out: Path
+    table: pd.DataFrame,
+    records: list[ClipFeatures],
+    config: ReportConfig,
+    filters: FilterConfig,
+    out: Path,
 ) -> list[Figure]:
     figures = [
         counts_figure(table, out),
@@ -35,6 +41,8 @@ def draw_all(
         pose_figure(records, config, out),
         rotation_figure(table, out),
         durations_figure(table, out),
+        *emotion_figures(records, out, _save),
+        speech_offset_figure(table, filters, out, _save),
     ]
     if config.n_examples:
         figures.append(examples_figure(records, config.n_examples, out))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import soundfile
 
-from space_data.clip import Clip
+from space_data.clip import EMOTIONS, Clip
 from space_data.datasets.manifest import write_manifest
 from space_data.record import FPS, SAMPLE_RATE, ClipFeatures, ClipStats
 
@@ -51,7 +51,11 @@ def make_record(
         "lm_norm": np.repeat(base[None] / (0.3 * crop), n_frames, 0).astype(np.float32),
         "hands": np.zeros(n_frames, np.uint8),
         "mfcc": rng.normal(0, 1, (3, n_frames, 40)).astype(np.float32),
+        # made (not classifier) distributions leaning to the label: the report has data to draw
+        "emotion_pred": _made_emotions(rng, emotion, n_frames),
     }
+    if with_audio:
+        arrays["speech"] = np.full(n_frames, 0.9, np.float32)
     image = np.full((crop, crop, 3), 90, np.uint8)
     centre = (crop // 2, crop // 2)
     cv2.ellipse(image, centre, (int(0.3 * crop), int(0.4 * crop)), 0, 0, 360, (200, 170, 150), -1)
@@ -79,6 +83,7 @@ def make_record(
         max_landmark_jump=0.02,
         has_audio=with_audio,
         audio_duration=duration if with_audio else 0.0,
+        speech_fraction=1.0 if with_audio else float("nan"),
     )
     meta = {
         "clip_id": clip_id,
@@ -91,6 +96,14 @@ def make_record(
         "native_fps": 30.0,
     }
     return ClipFeatures(clip_id, meta=meta, stats=stats, arrays=arrays, frame0=frame0, audio=audio)
+
+
+def _made_emotions(rng: np.random.Generator, emotion: str | None, n_frames: int) -> np.ndarray:
+    """(T, 9) float32 rows summing to 1, half the mass on `emotion` (random rows when None)."""
+    rows = rng.dirichlet(np.ones(len(EMOTIONS)), n_frames)
+    if emotion is not None:
+        rows = 0.5 * rows + 0.5 * np.eye(len(EMOTIONS))[EMOTIONS.index(emotion)]
+    return rows.astype(np.float32)
 
 
 def clip_of(record: ClipFeatures) -> Clip:

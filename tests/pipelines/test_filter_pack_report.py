@@ -101,6 +101,7 @@ def test_filter_pack_report(made_data):
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["clips_total"] == 8 and metrics["clips_kept"] == 5
     assert metrics["dropped_rotation"] == 1 and metrics["dropped_index_song"] == 1
+    assert metrics["dropped_no_speech"] == 0 and metrics["dropped_av_offset"] == 0
     assert metrics["kept_test"] == 2 and metrics["shards"] == 3
     # test clips: max rotation 10° and 35° → one in <15°, one in 30–45°
     assert metrics["test_rotation_0_15_pct"] == 50.0 and metrics["test_rotation_30_45_pct"] == 50.0
@@ -112,6 +113,9 @@ def test_filter_pack_report(made_data):
         "rotation.png",
         "durations.png",
         "examples.png",
+        "emotion_predicted.png",
+        "emotion_confusion.png",
+        "speech_offset.png",
     ):
         assert (reports / "figures" / png).stat().st_size > 1000 and f'src="figures/{png}"' in page
     assert index["data_version"] in page
