@@ -4,7 +4,8 @@ No canonical 3D face ships with any MediaPipe wheel, so head pose is measured ag
 built once from frontal photos of real faces:
 
 1. MediaPipe FaceMesh (static image mode, refined) on each photo → 478 points in pixels
-   (z: relative depth on the scale of x) → 68 iBUG points through `MESH_TO_IBUG68`.
+   (z: relative depth on the scale of x) → 68 iBUG points by
+   `space_data.landmarks.mesh_to_ibug68`.
 2. Each face is made left-right symmetric: its mirror image (x → −x, iBUG labels swapped by
    `IBUG68_MIRROR`) is aligned to it by a similarity and the two are averaged.
 3. Generalized Procrustes: faces are centred, scaled (landmarks 0 and 16 two apart), aligned
@@ -35,7 +36,7 @@ import cv2
 import numpy as np
 import skimage.data
 
-from space_data.landmarks import MESH_TO_IBUG68
+from space_data.landmarks import mesh_to_ibug68
 from space_data.pose import (
     CANONICAL_PATH,
     IBUG68_MIRROR,
@@ -138,7 +139,7 @@ def main(realdata: Path, out: Path) -> None:
             pts = face_mesh(rgb, model)
             names.append(name)
             meshes.append(pts[:N_FACE])
-            faces.append(pts[list(MESH_TO_IBUG68)])
+            faces.append(mesh_to_ibug68(pts))
     sym = [symmetrize(f) for f in faces]
     mean = procrustes_mean(sym)
     canonical = normalize(mean @ frontal_frame(mean, meshes, sym))

@@ -82,9 +82,6 @@ class ExtractConfig:
     larger than this is decoded twice instead, so memory stays bounded."""
     require_audio: bool = True
     """A clip without audio is an error (`no_audio`); False extracts its geometry alone."""
-    pose_gain: tuple[float, float, float] = (1.229, 1.064, 0.963)
-    """Yaw, pitch, roll multipliers undoing the landmarker's under-rotation (MediaPipe, measured
-    by scripts/calibrate_pose_gain.py; use [1, 1, 1] for another backend until measured)."""
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
     """Landmark backend (`extract.landmarks`)."""
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -107,9 +104,6 @@ class ExtractConfig:
                 f"hands_model_complexity must be 0 or 1, not {self.hands_model_complexity}"
             )
         self.whole_frame_datasets = tuple(self.whole_frame_datasets)  # YAML gives a list
-        self.pose_gain = tuple(float(g) for g in self.pose_gain)
-        if len(self.pose_gain) != 3 or not all(0.5 <= g <= 2.0 for g in self.pose_gain):
-            raise ValueError(f"pose_gain must be 3 factors in [0.5, 2], not {self.pose_gain}")
         unknown = set(self.whole_frame_datasets) - set(DATASETS)
         if unknown:
             raise ValueError(f"whole_frame_datasets: unknown {sorted(unknown)}; known {DATASETS}")
@@ -243,9 +237,8 @@ class ClipExtractor:
         with self._timed("emotion"):
             emotion_pred = self._emotion_track(tracks, face, n)
         with self._timed("pose"):
-            pose, scale, rot = estimate_pose(lm3d)
-            # calibrated angles; lm_norm still undoes the rotation that fits the landmarks
-            pose[:, :3] *= np.asarray(cfg.pose_gain, dtype=np.float32)
+            # FaceMesh's pose response is modelled; lm_norm undoes the plain fit's rotation
+            pose, scale, rot = estimate_pose(lm3d, response=cfg.landmarks.backend == "mediapipe")
             arrays = {
                 "lm3d": lm3d,
                 "pose": pose,

@@ -10,11 +10,13 @@ R = Rz(roll) · Ry(yaw) · Rx(pitch), angles in degrees:
 Consequences (tested): mirroring the image (x → −x) negates yaw and roll and keeps pitch;
 rotating the image in-plane by θ clockwise adds θ to roll.
 
-Estimation (below): a least-squares similarity (Umeyama) maps the project's canonical 3D face
-`CANONICAL_FACE68` (built by scripts/build_canonical_face.py from FaceMesh on frontal photos:
-symmetric about x = 0, centroid at 0, landmarks 0 and 16 two apart, "frontal" = its symmetry
-plane and principal plane face the camera) onto a frame's 68 landmarks; its rotation gives the
-angles above. `frontalize` undoes that rotation for `lm_norm` / `eyes_norm`.
+Estimation (below): the project's canonical 3D face `CANONICAL_FACE68` (built by
+scripts/build_canonical_face.py from FaceMesh on frontal photos: symmetric about x = 0,
+centroid at 0, landmarks 0 and 16 two apart, "frontal" = its symmetry plane and principal
+plane face the camera), deformed the way the landmarker deforms a face at each pose
+(`model_face`, learnt by scripts/build_pose_response.py), is fitted to a frame's 68 landmarks
+by similarity transforms (Umeyama); the rotation gives the angles above (`estimate_pose`).
+`frontalize` undoes the rotation of the plain similarity fit for `lm_norm` / `eyes_norm`.
 """
 
 from __future__ import annotations
@@ -108,8 +110,10 @@ def fit_similarity(
 def _umeyama(
     src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Batched Umeyama: src (N, 3), dst (T, N, 3), weights (T, N) or None → s (T,), R, t."""
+    """Batched Umeyama: src (N, 3) or (T, N, 3), dst (T, N, 3), weights (T, N) or None →
+    s (T,), R (T, 3, 3), t (T, 3)."""
     dst = np.asarray(dst, dtype=np.float64)
+    src = np.broadcast_to(src, dst.shape)
     valid = np.isfinite(dst).all(-1) & np.isfinite(src).all(-1)  # (T, N)
     w = valid.astype(np.float64) if weights is None else np.where(valid, weights, 0.0)
     src0 = np.where(np.isfinite(src), src, 0.0)
@@ -117,9 +121,9 @@ def _umeyama(
     total = w.sum(-1)  # (T,)
     ok = (valid.sum(-1) >= 3) & (total > 0)
     wn = w / np.where(ok, total, 1.0)[:, None]
-    mu_s = wn @ src0  # (T, 3)
+    mu_s = np.einsum("tn,tnc->tc", wn, src0)
     mu_d = np.einsum("tn,tnc->tc", wn, dst0)
-    xs = src0[None] - mu_s[:, None]  # (T, N, 3)
+    xs = src0 - mu_s[:, None]  # (T, N, 3)
     xd = dst0 - mu_d[:, None]
     cov = np.einsum("tn,tni,tnj->tij", wn, xd, xs)  # (T, 3, 3)
     u, sv, vt = np.linalg.svd(cov)
@@ -135,28 +139,84 @@ def _umeyama(
     return s, rot, t
 
 
-def estimate_pose(
-    lm68: np.ndarray, weights: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Head pose per frame from 68 3D landmarks by a similarity fit of CANONICAL_FACE68.
+RESPONSE_PATH = ASSETS / "pose_response.npy"
+RESPONSE_ITERATIONS = 8
+"""Fixed-point steps of the pose fit (the change per step shrinks ~5×; 8 reach < 0.01°)."""
 
-    lm68: (T, 68, 3) crop pixels (z: relative depth in the same units); NaN frames stay NaN.
-    weights: optional (68,) per-landmark weights of the fit.
+
+RESPONSE_RANGE = (70.0, 45.0)
+"""|yaw|, |pitch| (degrees) beyond which the response is held constant: it was learnt up to
+65° and 35° and is not extrapolated further."""
+
+
+def response_features(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """(..., 5) features of the landmarker's pose response: sin y, sin p, sin² y, sin² p,
+    sin y · sin p (y, p: yaw and pitch in degrees, (...) arrays, clipped to RESPONSE_RANGE)."""
+    yaw = np.clip(yaw, -RESPONSE_RANGE[0], RESPONSE_RANGE[0])
+    pitch = np.clip(pitch, -RESPONSE_RANGE[1], RESPONSE_RANGE[1])
+    sy, sp = np.sin(np.deg2rad(yaw)), np.sin(np.deg2rad(pitch))
+    return np.stack([sy, sp, sy * sy, sp * sp, sy * sp], -1)
+
+
+def model_face(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """(..., 68, 3) the canonical face as the landmarker sees it at this yaw and pitch (degrees,
+    (...) arrays), unrotated: CANONICAL_FACE68 + Σ_j f_j · D_j."""
+    feats = response_features(yaw, pitch)
+    return _canonical_face() + np.einsum("...j,jnc->...nc", feats, _response())
+
+
+@functools.cache
+def _response() -> np.ndarray:
+    if not RESPONSE_PATH.is_file():
+        raise FileNotFoundError(
+            f"{RESPONSE_PATH} is missing: run `python -m scripts.build_pose_response`"
+        )
+    basis = np.load(RESPONSE_PATH).astype(np.float64)
+    basis.setflags(write=False)
+    return basis
+
+
+def estimate_pose(
+    lm68: np.ndarray, response: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head pose per frame from 68 3D landmarks, with the landmarker's pose response modelled.
+
+    lm68: (T, 68, 3) crop pixels (z: the landmarker's relative depth, same units); NaN frames
+    stay NaN. response: model FaceMesh's pose response (below); False fits the canonical face
+    rigidly (for other landmarkers: the response was measured for FaceMesh only).
+
+    FaceMesh does not turn its landmarks rigidly with the head: it regresses towards a frontal
+    face, in depth and in the image alike (on renders at known poses a similarity fit of the
+    canonical face reads ~0.81 of the yaw and pitch, a fit to the image positions alone ~0.87
+    and ~0.8). The model: the landmarks are a similarity transform of the canonical face
+    deformed by the landmarker's response to the pose,
+        lm68 ≈ s · R(yaw, pitch, roll) · (CANONICAL_FACE68 + Σ_j f_j(yaw, pitch) · D_j) + t,
+    (`model_face`), f = `response_features`, D (5, 68, 3) = `space_data/assets/pose_response.npy`
+    learnt by scripts/build_pose_response.py from renders of the canonical-face photos at known
+    poses (mirror-symmetric, roll-free: an in-plane turn of the image is a plain rotation).
+    Fitting alternates a Umeyama similarity fit to the deformed face with updating the
+    deformation from the fitted angles (`RESPONSE_ITERATIONS` steps, from the undeformed face).
+
     Returns
       pose (T, 6) float32: yaw, pitch, roll in degrees (this module's convention), then
-        tx, ty, tz = t of lm68 ≈ s·R·canonical + t: tx, ty are the crop-pixel position of the
-        canonical face's centre (its landmark centroid); tz is that centre's depth in the
-        landmarker's relative z (≈ 0 for MediaPipe, whose z is centred on the face; the fit is
-        orthographic, so distance to the camera shows up in `scale`, not in tz);
+        tx, ty, tz = t: tx, ty are the crop-pixel position of the canonical face's centre (its
+        landmark centroid); tz is that centre's depth in the landmarker's relative z (≈ 0 for
+        MediaPipe, whose z is centred on the face; the fit is orthographic, so distance to the
+        camera shows up in `scale`, not in tz);
       scale (T,) float32: s, crop pixels per canonical unit (half the ear-to-ear distance,
         since canonical landmarks 0 and 16 are 2 apart);
-      R (T, 3, 3) float64: head rotation (camera ← canonical).
+      R (T, 3, 3) float64: the rotation of the plain similarity fit of the canonical face
+        (camera ← canonical), the one that best aligns the landmark cloud with it: what
+        `frontalize` undoes for `lm_norm`.
     """
     lm68 = np.asarray(lm68, dtype=np.float64)
-    w = None if weights is None else np.broadcast_to(weights, lm68.shape[:2])
-    s, rot, t = _umeyama(_canonical_face(), lm68, w)
-    pose = np.concatenate([matrix_to_euler(rot), t], -1)
-    return pose.astype(np.float32), s.astype(np.float32), rot
+    s, rot, t = _umeyama(_canonical_face(), lm68, None)
+    s_k, rot_k, t_k = s, rot, t
+    for _ in range(RESPONSE_ITERATIONS if response else 0):
+        angles = np.nan_to_num(matrix_to_euler(rot_k))
+        s_k, rot_k, t_k = _umeyama(model_face(angles[:, 0], angles[:, 1]), lm68, None)
+    pose = np.concatenate([matrix_to_euler(rot_k), t_k], -1)
+    return pose.astype(np.float32), s_k.astype(np.float32), rot
 
 
 def frontalize(points: np.ndarray, rot: np.ndarray, lm68: np.ndarray) -> np.ndarray:

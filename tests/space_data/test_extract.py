@@ -147,6 +147,16 @@ def test_strong_yaw_clip_exceeds_45_degrees(real_records):
 
 
 @pytest.mark.realdata
+@pytest.mark.xfail(
+    strict=True,
+    reason="52° target not met: the clip (about 57° by its source) peaks near 49°; FaceMesh's "
+    "pose response differs from face to face (see README, Head pose)",
+)
+def test_strong_yaw_clip_reaches_52_degrees(real_records):
+    assert real_records["yaw"].stats.max_abs_yaw >= 52.0
+
+
+@pytest.mark.realdata
 def test_mirrored_video_gives_mirrored_pose(real_records, mirrored_turned):
     pose, mirrored = real_records["turned"].arrays["pose"], mirrored_turned.arrays["pose"]
     assert pose.shape == mirrored.shape

@@ -16,14 +16,16 @@ from space_data.landmarks import (
     EYES52_BROW,
     EYES52_IRIS,
     EYES52_LID,
+    IBUG68_FROM_MESH,
     IBUG68_MIRROR,
     MESH_TO_EYES52,
-    MESH_TO_IBUG68,
     LandmarksConfig,
     MissingWeightsError,
     fan_eyes52,
     fan_weight_files,
+    ibug68_weights,
     make_landmarker,
+    mesh_to_ibug68,
 )
 from space_data.testing.faces import PORTRAITS, TALKING_VIDEOS, read_rgb, video_frames
 
@@ -67,9 +69,12 @@ def portraits(realdata):
 
 
 def test_index_maps_are_consistent():
-    assert len(MESH_TO_IBUG68) == len(set(MESH_TO_IBUG68)) == 68
+    assert len(IBUG68_FROM_MESH) == 68
+    weights = ibug68_weights()
+    assert weights.shape == (68, 478) and (weights >= 0).all() and (weights[:, 468:] == 0).all()
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-9)
     assert len(MESH_TO_EYES52) == len(set(MESH_TO_EYES52)) == 2 * EYE_BLOCK == 52
-    assert all(0 <= i < 478 for i in MESH_TO_IBUG68 + MESH_TO_EYES52)
+    assert all(0 <= i < 478 for i in MESH_TO_EYES52)
     mirror = np.array(IBUG68_MIRROR)
     assert sorted(IBUG68_MIRROR) == list(range(68)) and np.array_equal(
         mirror[mirror], np.arange(68)
@@ -79,10 +84,7 @@ def test_index_maps_are_consistent():
         lid = MESH_TO_EYES52[block * EYE_BLOCK :][EYES52_LID]
         edges = {frozenset(e) for e in loop}
         assert {frozenset((lid[k], lid[(k + 1) % 16])) for k in range(16)} == edges
-    ibug = np.array(MESH_TO_IBUG68)
     right, left = MESH_TO_EYES52[:EYE_BLOCK], MESH_TO_EYES52[EYE_BLOCK:]
-    assert (right[0], right[8], left[0], left[8]) == tuple(ibug[[36, 39, 45, 42]])
-    assert right[EYES52_BROW] == tuple(ibug[17:22]) and left[EYES52_BROW] == tuple(ibug[26:21:-1])
     assert set(right[EYES52_IRIS]) == set(range(468, 473))
     assert set(left[EYES52_IRIS]) == set(range(473, 478))
 
@@ -127,6 +129,15 @@ def test_portrait_landmarks_are_in_ibug_order(landmarker, detector, portraits, n
     assert abs(y[0] - y[36]) < 0.25 * (x[16] - x[0])
     # the nose tip is nearer the camera (smaller z) than the jaw ends
     assert lm.lm68[30, 2] < min(lm.lm68[0, 2], lm.lm68[16, 2])
+    # the eye points' lid corners and brows agree with the 68 points
+    iod = np.linalg.norm(lm.lm68[36] - lm.lm68[45])
+    for block, corners, brow in (
+        (0, [36, 39], slice(17, 22)),
+        (EYE_BLOCK, [45, 42], slice(26, 21, -1)),
+    ):
+        eye = lm.eyes52[block : block + EYE_BLOCK]
+        assert np.linalg.norm(eye[[0, 8], :2] - lm.lm68[corners, :2], axis=-1).max() < 0.08 * iod
+        assert np.linalg.norm(eye[EYES52_BROW, :2] - lm.lm68[brow, :2], axis=-1).max() < 0.15 * iod
     # iris centres inside their lid contours
     for block in (0, EYE_BLOCK):
         lid, centre = lm.eyes52[block : block + 16], lm.eyes52[block + 16]
@@ -254,3 +265,23 @@ def test_fan_with_broken_weight_files_names_them(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="could not be built") as info:
         landmarker(skimage.data.astronaut())
     assert str(checkpoints) in str(info.value) and "s3fd-619a316812.pth" in str(info.value)
+
+
+@pytest.mark.realdata
+def test_points_follow_the_ibug_convention(realdata):
+    """Against dlib's iBUG-300W-trained predictor on two clips the map was not fitted on (the
+    README's numbers come from scripts/measure_geometry.py on all held-out frames). The old
+    one-vertex-per-point map measures 4.9 / 4.0 % overall, jaw ends 0.14 IOD too high."""
+    pytest.importorskip("dlib")
+    from scripts.ibug_reference import collect, nme
+
+    clips = ("interview_talking_25fps.mp4", "outdoor_singing_25fps.mp4")
+    pairs = collect({name: video_frames(realdata / "video" / name, 10) for name in clips})
+    assert len(pairs.mesh) >= 16
+    lm68 = mesh_to_ibug68(pairs.mesh)
+    err = nme(lm68, pairs.ref)
+    assert np.median(err.mean(1)) < 0.035
+    assert np.median(err[:, :17].mean(1)) < 0.055
+    iod = np.linalg.norm(pairs.ref[:, 36] - pairs.ref[:, 45], axis=-1)
+    drop = np.median((lm68[:, [0, 16], 1] - pairs.ref[:, [0, 16], 1]) / iod[:, None], axis=0)
+    assert np.abs(drop).max() < 0.05

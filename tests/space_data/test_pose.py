@@ -16,16 +16,28 @@ from space_data.pose import (
     frontalize,
     matrix_to_euler,
     mirror_landmarks,
+    model_face,
 )
 
 angle = st.floats(-80.0, 80.0)
+yaw_angle = st.floats(-75.0, 75.0)  # away from the Euler singularity at ±90° the fit starts in
+pitch_angle = st.floats(-60.0, 60.0)
 roll_angle = st.floats(-179.0, 179.0)
 
 
 def posed(yaw, pitch, roll, scale=120.0, t=(256.0, 240.0, 3.0)) -> np.ndarray:
-    """(T, 68, 3) landmarks of the canonical face at the given angles (arrays of length T)."""
+    """(T, 68, 3) landmarks of the canonical face at the given angles (arrays of length T),
+    turned rigidly."""
     rot = euler_to_matrix(np.atleast_1d(yaw), np.atleast_1d(pitch), np.atleast_1d(roll))
     return scale * np.einsum("tij,nj->tni", rot, CANONICAL_FACE68) + np.asarray(t)
+
+
+def observed(yaw, pitch, roll, scale=120.0, t=(256.0, 240.0, 3.0)) -> np.ndarray:
+    """(T, 68, 3) landmarks as the pose model says the landmarker reports a canonical head at
+    these angles: the face deformed by the landmarker's pose response, then turned."""
+    yaw, pitch, roll = np.atleast_1d(yaw), np.atleast_1d(pitch), np.atleast_1d(roll)
+    rot = euler_to_matrix(yaw, pitch, roll)
+    return scale * np.einsum("tij,tnj->tni", rot, model_face(yaw, pitch)) + np.asarray(t)
 
 
 def test_canonical_face_is_symmetric_centred_unit_and_frontal():
@@ -49,29 +61,41 @@ def test_mirror_permutation_is_an_involution():
 
 
 @pytest.mark.parametrize(
-    "angles", [(0, 0, 0), (30, -20, 10), (-60, 40, -170), (89, 0, 0), (10, 85, 45)]
+    "angles", [(0, 0, 0), (30, -20, 10), (-60, 40, -170), (80, 0, 0), (10, 60, 45)]
 )
 def test_synthetic_rotations_are_recovered_exactly(angles):
-    pose, scale, rot = estimate_pose(posed(*angles))
-    np.testing.assert_allclose(pose[0, :3], angles, atol=1e-6)
-    np.testing.assert_allclose(pose[0, 3:], (256.0, 240.0, 3.0), atol=1e-6)
-    assert scale[0] == pytest.approx(120.0, rel=1e-6)
+    pose, scale, _ = estimate_pose(observed(*angles))
+    np.testing.assert_allclose(pose[0, :3], angles, atol=1e-3)
+    np.testing.assert_allclose(pose[0, 3:], (256.0, 240.0, 3.0), atol=1e-3)
+    assert scale[0] == pytest.approx(120.0, rel=1e-5)
+    # the rotation returned for frontalize is the plain similarity fit's: exact on a rigid face
+    _, _, rot = estimate_pose(posed(*angles))
     np.testing.assert_allclose(rot[0], euler_to_matrix(*angles), atol=1e-9)
 
 
+def test_the_landmarkers_pose_response_is_undone():
+    """Without the response model a turned head reads too little (FaceMesh regresses to a
+    frontal face); with it the angle comes back."""
+    lm = observed(40.0, 20.0, 5.0)
+    s, rot, _ = fit_similarity(CANONICAL_FACE68, lm[0])
+    plain = matrix_to_euler(rot)
+    assert plain[0] < 36.0 and plain[1] < 18.0
+    np.testing.assert_allclose(estimate_pose(lm)[0][0, :3], (40.0, 20.0, 5.0), atol=1e-3)
+
+
 @settings(max_examples=60, deadline=None)
-@given(angle, angle, roll_angle, st.floats(20.0, 400.0))
+@given(yaw_angle, pitch_angle, roll_angle, st.floats(20.0, 400.0))
 def test_pose_recovery_property(yaw, pitch, roll, scale):
-    pose, s, _ = estimate_pose(posed(yaw, pitch, roll, scale))
+    pose, s, _ = estimate_pose(observed(yaw, pitch, roll, scale))
     rot_back = euler_to_matrix(*pose[0, :3].astype(np.float64))
-    np.testing.assert_allclose(rot_back, euler_to_matrix(yaw, pitch, roll), atol=1e-5)
-    assert s[0] == pytest.approx(scale, rel=1e-5)
+    np.testing.assert_allclose(rot_back, euler_to_matrix(yaw, pitch, roll), atol=1e-4)
+    assert s[0] == pytest.approx(scale, rel=1e-4)
 
 
 @settings(max_examples=60, deadline=None)
-@given(angle, angle, roll_angle)
+@given(yaw_angle, pitch_angle, roll_angle)
 def test_mirrored_frames_negate_yaw_and_roll_keep_pitch(yaw, pitch, roll):
-    lm = posed(yaw, pitch, roll)
+    lm = observed(yaw, pitch, roll)
     pose, _, _ = estimate_pose(lm)
     mirrored, _, _ = estimate_pose(mirror_landmarks(lm, width=512.0))
     np.testing.assert_allclose(mirrored[0, 0], -pose[0, 0], atol=1e-3)
@@ -83,7 +107,7 @@ def test_mirrored_frames_negate_yaw_and_roll_keep_pitch(yaw, pitch, roll):
 @settings(max_examples=60, deadline=None)
 @given(st.floats(-60, 60), st.floats(-40, 40), st.floats(-60, 60), st.floats(-170, 170))
 def test_in_plane_image_rotation_adds_to_roll(yaw, pitch, roll, theta):
-    lm = posed(yaw, pitch, roll)
+    lm = observed(yaw, pitch, roll)
     centre = np.array([300.0, 200.0])
     c, s = np.cos(np.deg2rad(theta)), np.sin(np.deg2rad(theta))
     turned = lm.copy()
@@ -96,7 +120,7 @@ def test_in_plane_image_rotation_adds_to_roll(yaw, pitch, roll, theta):
 
 
 def test_nan_frames_stay_nan_and_bad_points_are_ignored():
-    lm = posed([10.0, 20.0, 30.0], [0.0, 5.0, -5.0], [0.0, 0.0, 3.0])
+    lm = observed([10.0, 20.0, 30.0], [0.0, 5.0, -5.0], [0.0, 0.0, 3.0])
     lm[1] = np.nan
     lm[2, [3, 40, 60]] = np.nan  # a few missing points: the fit uses the rest
     pose, scale, rot = estimate_pose(lm)
@@ -172,3 +196,22 @@ def test_mirrored_real_portrait_gives_mirrored_pose(realdata):
 
 def _angle_diff(a: float, b: float) -> float:
     return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def test_pose_of_renders_of_a_held_out_face():
+    """FaceMesh on renders of Grace Hopper (a face used to build or calibrate nothing) at known
+    poses: every angle within 6° (the plain similarity fit reads ±45° yaw as about ±36°)."""
+    from matplotlib import cbook
+
+    from scripts.pose_renders import render_meshes
+    from space_data.landmarks import mesh_to_ibug68
+    from space_data.synth.photos import read_photo
+
+    photo = read_photo(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    poses = [(0, 0, 0), (45, 0, 0), (-45, 0, 0), (0, 25, 0), (0, -25, 0), (30, 15, -10)]
+    _, truth, mesh = render_meshes({"hopper": photo}, poses)
+    assert len(truth) == len(poses)
+    pose, _, _ = estimate_pose(mesh_to_ibug68(mesh))
+    err = np.abs(pose[:, :3] - truth)
+    print(f"held-out renders: |error| (yaw, pitch, roll) per pose {err.round(1).tolist()}")
+    assert err.max() < 6.0

@@ -8,7 +8,7 @@ every error < 2° + 0.4 × the frame's largest |angle|. Measured (with realdata 
 the built-in photos only): ≤ 20°: median 1.0–1.4° yaw, 1.1° pitch, 0.4–0.6° roll, max 3.9–5.3°
 yaw, 5.7–7.4° pitch; 20–45°: median 3.2–7.3° yaw, max 13.6–15.4° (near 45°). The larger error
 at large angles is FaceMesh's: it under-rotates turned heads (~15–20 % at 40°, see
-scripts/calibrate_pose_gain.py), while the renderer's geometry is exact
+space_data.pose.estimate_pose), while the renderer's geometry is exact
 (test_projection_follows_the_pose_convention).
 """
 
