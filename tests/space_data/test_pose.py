@@ -200,7 +200,8 @@ def _angle_diff(a: float, b: float) -> float:
 
 def test_pose_of_renders_of_a_held_out_face():
     """FaceMesh on renders of Grace Hopper (a face used to build or calibrate nothing) at known
-    poses: every angle within 6° (the plain similarity fit reads ±45° yaw as about ±36°)."""
+    poses: yaw within 5° (a rigid fit reads ±45° as about ±36°), pitch and roll within 8° (her
+    own frontal pitch differs from the canonical face's by ~3.5°)."""
     from matplotlib import cbook
 
     from scripts.pose_renders import render_meshes
@@ -214,4 +215,4 @@ def test_pose_of_renders_of_a_held_out_face():
     pose, _, _ = estimate_pose(mesh_to_ibug68(mesh))
     err = np.abs(pose[:, :3] - truth)
     print(f"held-out renders: |error| (yaw, pitch, roll) per pose {err.round(1).tolist()}")
-    assert err.max() < 6.0
+    assert err[:, 0].max() < 5.0 and err[:, 1:].max() < 8.0
