@@ -302,13 +302,9 @@ CHECKPOINT_ENTRIES = ("kp_detector", "he_estimator")
 """Entries of the public checkpoint dict that hold our modules' state dicts."""
 
 
-def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
-    """KPDetector and HEEstimator in eval mode from a face-vid2vid checkpoint (local path or URL).
-
-    The file is a `torch.save` dict whose `kp_detector` and `he_estimator` entries are state
-    dicts (e.g. the public Vox-256 `00000189-checkpoint.pth.tar`); other entries (generator,
-    optimizers, epoch) are ignored. Loaded with `weights_only=True` and `strict=True`.
-    """
+def read_checkpoint(path: str, entries: tuple[str, ...]) -> dict:
+    """A face-vid2vid checkpoint dict (local path or URL, `weights_only=True`) that holds the
+    state-dict `entries`; FileNotFoundError / CheckpointError naming the file otherwise."""
     if not storage.exists(path):
         raise FileNotFoundError(
             f"face-vid2vid checkpoint {path} not found: set extract.keypoints.checkpoint in "
@@ -320,21 +316,38 @@ def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable torch checkpoint: {e}") from e
     found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-    missing = [k for k in CHECKPOINT_ENTRIES if not isinstance(ckpt, dict) or k not in ckpt]
+    missing = [k for k in entries if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(
-            f"{path} is not a face-vid2vid checkpoint: expected entries {list(CHECKPOINT_ENTRIES)} "
+            f"{path} is not a face-vid2vid checkpoint: expected entries {list(entries)} "
             f"(state dicts), missing {missing}; found {found}"
         )
+    return ckpt
+
+
+def load_entry(module: nn.Module, ckpt: dict, name: str, path: str) -> None:
+    """Load `ckpt[name]` into `module` strictly (assigning tensors, so a module built on the
+    meta device gets real ones); CheckpointError naming the missing, extra or mis-shaped keys."""
+    try:
+        module.load_state_dict(ckpt[name], strict=True, assign=True)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"{path}: entry {name!r} does not fit {type(module).__name__}: {e}"
+        ) from e
+
+
+def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
+    """KPDetector and HEEstimator in eval mode from a face-vid2vid checkpoint (local path or URL).
+
+    The file is a `torch.save` dict whose `kp_detector` and `he_estimator` entries are state
+    dicts (e.g. the public Vox-256 `00000189-checkpoint.pth.tar`); other entries (generator,
+    optimizers, epoch) are ignored. Loaded with `weights_only=True` and `strict=True`.
+    """
+    ckpt = read_checkpoint(path, CHECKPOINT_ENTRIES)
     with torch.device("meta"):  # no random init of 72 M weights that are overwritten anyway
         detector, estimator = KPDetector(), HEEstimator()
     for name, module in zip(CHECKPOINT_ENTRIES, (detector, estimator)):
-        try:
-            module.load_state_dict(ckpt[name], strict=True, assign=True)
-        except RuntimeError as e:
-            raise CheckpointError(
-                f"{path}: entry {name!r} does not fit {type(module).__name__}: {e}"
-            ) from e
+        load_entry(module, ckpt, name, path)
     return detector.eval(), estimator.eval()
 
 
@@ -360,16 +373,23 @@ class KeypointsConfig:
             )
 
 
-def prepare_images(crops: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB crops → (N, 3, 256, 256) float32 in [0, 1].
+def torch_device(name: str) -> torch.device:
+    """ "auto" → cuda when available, else cpu; any other name as torch spells it."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def prepare_images(crops: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB crops → (N, 3, size, size) float32 in [0, 1].
 
     skimage.transform.resize as the reference demo.py (bilinear with Gaussian anti-aliasing
     when shrinking), so inputs match what the networks were run on.
     """
-    if crops.shape[1:3] == (IMAGE_SIZE, IMAGE_SIZE):  # already the input size: no resampling
+    if crops.shape[1:3] == (size, size):  # already the input size: no resampling
         images = crops.astype(np.float32) / 255.0
     else:
-        resized = [skimage.transform.resize(c, (IMAGE_SIZE, IMAGE_SIZE)) for c in crops]
+        resized = [skimage.transform.resize(c, (size, size)) for c in crops]
         images = np.stack(resized).astype(np.float32)
     return torch.from_numpy(images).permute(0, 3, 1, 2)
 
@@ -418,9 +438,7 @@ class KeypointExtractor:
         if self._models is None:
             if self.config.checkpoint is None:
                 raise RuntimeError(self.missing_reason)
-            device = self.config.device
-            if device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = torch_device(self.config.device)
             detector, estimator = load_keypoint_models(self.config.checkpoint)
-            self._models = (detector.to(device), estimator.to(device), torch.device(device))
+            self._models = (detector.to(device), estimator.to(device), device)
         return self._models

@@ -9,10 +9,13 @@
    at seeded intervals by editing the eye landmarks.
 4. Pose: `still` holds the source pose, `generate` samples PoseGen, `FILE.npy` reads (N, 6).
    Posed landmarks: l2l.posed_landmarks (units of the source face size).
-5. L2L keypoints when an L2L checkpoint and the face-vid2vid checkpoint
-   (`extract.keypoints.checkpoint`) both exist; otherwise the reason is printed.
-6. `DIR/animation.npz` and `DIR/animation.mp4`: the posed landmarks drawn over the source image
-   (a similarity fitted at frame 0 maps them to image pixels), the input speech muxed in.
+5. L2L keypoints when an L2L checkpoint and the face-vid2vid checkpoint (`--checkpoint`, by
+   default `extract.keypoints.checkpoint`) both exist; otherwise the reason is printed.
+6. Frames: with L2L keypoints, the checkpoint's face-vid2vid generator warps the source image
+   (space_models.generator, 256×256, batched, on the GPU when there is one) and
+   `DIR/animation.mp4` is that video; otherwise it is the preview of the posed landmarks
+   drawn over the source image (a similarity fitted at frame 0 maps them to image pixels).
+   The input speech is muxed in either way; `DIR/animation.npz` holds the arrays.
 
 Only trained checkpoints are used: without `checkpoints/s2l.pt` (or `posegen.pt` for
 `--pose generate`) the command stops and says how to train one.
@@ -20,6 +23,8 @@ Only trained checkpoints are used: without `checkpoints/s2l.pt` (or `posegen.pt`
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -31,12 +36,15 @@ from space_data import storage
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
 from space_data.extract import ExtractConfig
+from space_data.keypoints import CheckpointError as KeypointCheckpointError
+from space_data.keypoints import KeypointExtractor, torch_device
 from space_data.landmarks import EYE_BLOCK, EYES52_IRIS, EYES52_LID, EYES52_LID_CORNERS
 from space_data.media import MediaError, decode_audio, write_video
 from space_data.params import DEFAULT_PARAMS, load_section, params_option
 from space_data.pose import estimate_pose, fit_similarity, frontalize
 from space_data.record import FPS, SAMPLE_RATE
 from space_models.data import emotion_vector
+from space_models.generator import load_generator, render_frames
 from space_models.l2l import posed_landmarks
 from space_models.train import CheckpointError, load_model, load_train_config
 
@@ -140,6 +148,23 @@ def draw(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     return frame
 
 
+@dataclass(frozen=True)
+class RenderOptions:
+    """How frames are rendered from L2L's keypoints (the face-vid2vid generator)."""
+
+    checkpoint: str | None = None
+    """face-vid2vid checkpoint; None = `extract.keypoints.checkpoint` of the params."""
+    relative: bool = False
+    """Move the source keypoints by each frame's change from the first frame (reference
+    demo's --relative) instead of using L2L's keypoints as they are."""
+    adapt_scale: bool = False
+    """With `relative`: scale the change by the keypoint hulls' size ratio."""
+    batch_size: int = 4
+    """Frames per generator forward pass."""
+    device: str = "auto"
+    """torch device: "auto" (cuda when available), "cpu", "cuda", "cuda:N"."""
+
+
 def animate(
     image: str,
     audio: str,
@@ -149,8 +174,11 @@ def animate(
     blink: bool = False,
     params: str = str(DEFAULT_PARAMS),
     seed: int = 0,
+    render: RenderOptions | None = None,
 ) -> dict[str, str]:
-    """Run the pipeline above; returns {"npz": path, "mp4": path}."""
+    """Run the pipeline above; returns {"npz": path, "mp4": path, "video": "rendered" or
+    "landmarks", "note": why no frames were rendered (empty when they were)}."""
+    render = render or RenderOptions()
     ckpts = load_train_config(params).checkpoints  # params first: fail before any work
     extract_config = load_section("extract", ExtractConfig, params)
     s2l, _ = load_model(storage.join(ckpts, "s2l.pt"), "s2l")
@@ -160,6 +188,9 @@ def animate(
         else None
     )
     emo = torch.from_numpy(parse_emotion(emotion))[None]  # (1, E)
+    kp_config = extract_config.keypoints
+    if render.checkpoint is not None:
+        kp_config = dataclasses.replace(kp_config, checkpoint=render.checkpoint)
 
     with storage.local_path(image) as local:  # a path or a URL
         bgr = cv2.imread(local, cv2.IMREAD_COLOR)
@@ -205,8 +236,8 @@ def animate(
         "emotion": emo[0].numpy(),
         "fps": np.float32(FPS),
     }
-    kp_note = _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result)
-    print(f"animate: {kp_note}")
+    note = _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result)
+    print(f"animate: {note or 'keypoints from L2L written'}")
 
     s, rot, t = fit_similarity(posed[0], src["lm68"])  # normalized posed space → image pixels
     pixels = (s * posed @ rot.T + t)[..., :2]  # (T, 68, 2)
@@ -214,19 +245,33 @@ def animate(
     with storage.staged_folder(out_dir) as folder:  # a local folder, or uploaded to a URL
         out = Path(folder)
         np.savez(out / "animation.npz", **result)
-        write_video(str(out / "animation.mp4"), (draw(rgb, p) for p in pixels), FPS, speech)
-    return {name: storage.join(out_dir, f"animation.{name}") for name in ("npz", "mp4")}
+        mp4 = str(out / "animation.mp4")
+        if note:  # no keypoints: the landmark preview
+            write_video(mp4, (draw(rgb, p) for p in pixels), FPS, speech)
+            print(f"animate: landmark preview only ({note})")
+        else:
+            generator = load_generator(kp_config.checkpoint).to(torch_device(render.device))
+            frames = render_frames(
+                generator,
+                rgb,
+                result["kp_source_driving"],
+                result["kp"],
+                render.batch_size,
+                render.relative,
+                render.adapt_scale,
+            )
+            write_video(mp4, frames, FPS, speech)
+    paths = {name: storage.join(out_dir, f"animation.{name}") for name in ("npz", "mp4")}
+    return {**paths, "video": "landmarks" if note else "rendered", "note": note}
 
 
-def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
-    """Add L2L keypoints to `result` when possible; returns what happened."""
-    from space_data.keypoints import KeypointExtractor  # torch modules: only when used
-
+def _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result) -> str:
+    """Add L2L keypoints to `result` when possible; returns why not ("" when added)."""
     try:
         l2l, _ = load_model(storage.join(ckpts, "l2l.pt"), "l2l")
     except CheckpointError as e:
         return f"no keypoints: {e}"
-    extractor = KeypointExtractor(extract_config.keypoints)
+    extractor = KeypointExtractor(kp_config)
     if extractor.missing_reason:
         return f"no keypoints: {extractor.missing_reason}"
     source = extractor(rgb[None])
@@ -239,7 +284,8 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
     )
     result["kp"] = kp[0].numpy()
     result["kp_source"] = source["kp_source"]
-    return "keypoints from L2L written"
+    result["kp_source_driving"] = source["kp"][0]
+    return ""
 
 
 @click.command("animate")
@@ -275,14 +321,53 @@ def _keypoints(ckpts, extract_config, rgb, mfcc, posed, emo, result) -> str:
     required=True,
     help="Output folder for animation.npz and animation.mp4; a path or a URL (s3://...).",
 )
+@click.option(
+    "--checkpoint",
+    default=None,
+    metavar="FACE_VID2VID.pth.tar",
+    help="face-vid2vid checkpoint (Vox-256 00000189-checkpoint.pth.tar) for L2L's keypoints "
+    "and the generator; default: extract.keypoints.checkpoint of the params.",
+)
+@click.option(
+    "--relative/--absolute",
+    default=False,
+    show_default=True,
+    help="Drive with each frame's keypoint change from the first frame (reference demo's "
+    "--relative) or with L2L's keypoints as they are.",
+)
+@click.option("--adapt-scale", is_flag=True, help="With --relative: scale the keypoint motion.")
+@click.option(
+    "--batch-size",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Frames per generator pass.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @params_option("train", "extract")
 @click.option("--seed", default=0, show_default=True, help="Seeds PoseGen's z and the blinks.")
-def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
-    """Animate a face image with speech using the trained S2L (+ PoseGen, + L2L).
+def cli(
+    image,
+    audio,
+    emotion,
+    pose_mode,
+    blink,
+    out_dir,
+    checkpoint,
+    relative,
+    adapt_scale,
+    batch_size,
+    device,
+    params,
+    seed,
+) -> None:
+    """Animate a face image with speech using the trained S2L (+ PoseGen, + L2L, + the
+    face-vid2vid generator).
 
     Writes OUT/animation.npz (lm_norm (T, 68, 3), eyes_norm (T, 52, 3), posed (T, 68, 3),
     pose (T, 6), image_points (T, 68, 2) pixels, kp (T, K, 3) when L2L ran) and
-    OUT/animation.mp4 (landmarks over the image, with the speech), at 30 fps.
+    OUT/animation.mp4 at 30 fps with the speech: 256×256 frames rendered by the generator when
+    L2L and the face-vid2vid checkpoint are there, else the landmarks over the image.
     """
     for path, option in ((image, "--image"), (audio, "--audio")):
         if not storage.isfile(path):
@@ -291,8 +376,9 @@ def cli(image, audio, emotion, pose_mode, blink, out_dir, params, seed) -> None:
         raise click.BadParameter(
             f"{pose_mode!r} is not still, generate or an existing .npy file", param_hint="--pose"
         )
+    render = RenderOptions(checkpoint, relative, adapt_scale, batch_size, device)
     try:
-        paths = animate(image, audio, out_dir, emotion, pose_mode, blink, params, seed)
-    except (AnimateError, CheckpointError) as e:
+        paths = animate(image, audio, out_dir, emotion, pose_mode, blink, params, seed, render)
+    except (AnimateError, CheckpointError, KeypointCheckpointError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"wrote {paths['npz']} and {paths['mp4']}")
+    click.echo(f"wrote {paths['npz']} and {paths['mp4']} ({paths['video']})")
