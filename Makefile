@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/generator.py
 
 clean:
 	rm -rf data reports checkpoints sample

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import soundfile
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -106,3 +107,48 @@ def test_animate_a_real_portrait(realdata, two_step_config, tmp_path):
         assert np.isfinite(points).all() and (points > 0).all() and (points < 624).all()
     info = probe(str(out / "animation.mp4"))
     assert info.has_audio and abs(info.n_frames - t) <= 1 and info.fps == pytest.approx(30)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_animate_renders_frames_with_a_random_weight_checkpoint(
+    realdata, two_step_config, tmp_path
+):
+    """The whole chain image + speech → S2L → L2L → generator → mp4 on a face-vid2vid
+    checkpoint saved from our own randomly initialised modules: shapes and plumbing only, the
+    pixels mean nothing (the public weights are not on these machines)."""
+    from space_data.keypoints import HEEstimator, KPDetector
+    from space_models.generator import OcclusionAwareSPADEGenerator
+
+    for name in ("s2l", "l2l"):
+        train(name, two_step_config, device="cpu")
+    torch.manual_seed(0)
+    ckpt = tmp_path / "random-weights-00000189-checkpoint.pth.tar"
+    torch.save(
+        {
+            "kp_detector": KPDetector().state_dict(),
+            "he_estimator": HEEstimator().state_dict(),
+            "generator": OcclusionAwareSPADEGenerator().state_dict(),
+            "epoch": 0,
+        },
+        ckpt,
+    )
+    audio = tmp_path / "speech.wav"
+    speech, rate = soundfile.read(realdata / "audio" / "librispeech_read_16k.wav")
+    soundfile.write(audio, speech[:1100], rate)  # 2 frames at 30 fps
+    out = tmp_path / "out"
+    args = ["--image", str(realdata / "images" / "portrait_frontal_woman.jpg")]
+    args += ["--audio", str(audio), "--out", str(out), "--checkpoint", str(ckpt)]
+    params = _params(tmp_path / "params.yaml", tmp_path / "ckpt")
+    result = CliRunner().invoke(cli, [*args, "--relative", "--batch-size", "2", "--params", params])
+    assert result.exit_code == 0, result.output
+    assert "(rendered)" in result.output
+    with np.load(out / "animation.npz") as z:
+        assert z["kp"].shape == (2, 15, 3) and z["kp_source_driving"].shape == (15, 3)
+    info = probe(str(out / "animation.mp4"))
+    assert (info.width, info.height) == (256, 256) and info.n_frames == 2 and info.has_audio
+
+    missing = CliRunner().invoke(
+        cli, [*args[:-1], str(tmp_path / "absent.pth.tar"), "--params", params]
+    )
+    assert missing.exit_code == 1 and "absent.pth.tar not found" in missing.output
