@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,21 @@ def test_one_train_stage_per_registered_model():
         assert (
             f"checkpoints/{name}.pt" in _outs(stage) and f"checkpoints/{name}.pt" in evaluate_deps
         )
+
+
+def test_the_pipeline_runs_without_the_synth_stage(tmp_path):
+    """README: without the sample corpus, delete the `synth` stage and index's `sample` dep;
+    real DVC then plans `index` (a dry run checks that every dependency exists)."""
+    stages = {name: dict(stage) for name, stage in STAGES.items() if name != "synth"}
+    stages["index"]["deps"] = [d for d in stages["index"]["deps"] if d != "sample"]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for folder in ("pipelines", "space_data", "space_models"):
+        (tmp_path / folder).symlink_to(ROOT / folder)
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    run = subprocess.run(
+        [*dvc, "repro", "--dry", "index"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Running stage 'index'" in run.stdout and "synth" not in run.stdout

@@ -275,14 +275,30 @@ def test_refuses_to_write_into_a_folder_that_is_not_a_sample_corpus(tmp_path: Pa
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
-def test_cli_writes_the_planned_clips(tmp_path: Path):
+def test_cli_writes_the_planned_clips_of_the_corpora_that_use_them(tmp_path: Path):
+    """Only corpora whose `corpora:` root lies in the output folder are rendered."""
     from pipelines.synth import cli
 
-    clip_id = plan(SynthConfig(photos_dir=None, hand_photo=None))[0].clip_id
+    specs = plan(SynthConfig(photos_dir=None, hand_photo=None))
+    vox = next(s.clip_id for s in specs if s.dataset == "voxceleb2")
+    mead = next(s.clip_id for s in specs if s.dataset == "mead")
+    out = tmp_path / "out"
     params = tmp_path / "params.yaml"
-    params.write_text(f"synth:\n  photos_dir: null\n  hand_photo: null\n  only: [{clip_id}]\n")
-    result = CliRunner().invoke(cli, ["--out", str(tmp_path / "out"), "--params", str(params)])
+    synth = f"synth:\n  photos_dir: null\n  hand_photo: null\n  only: [{vox}, {mead}]\n"
+    params.write_text(synth + f"corpora:\n  voxceleb2: {out}/voxceleb2\n  mead: /data/MEAD\n")
+    result = CliRunner().invoke(cli, ["--out", str(out), "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert "wrote 1 clips" in result.output and "voxceleb2: keep 1" in result.output
-    assert (tmp_path / "out" / "truth" / f"{clip_id}.npy").is_file()
+    assert sorted(p.stem for p in (out / "truth").iterdir()) == [vox]
     assert CliRunner().invoke(cli, ["--help"]).exit_code == 0
+
+
+def test_cli_renders_nothing_when_no_corpus_uses_the_sample(tmp_path: Path):
+    from pipelines.synth import cli
+
+    params = tmp_path / "params.yaml"
+    params.write_text("corpora:\n  voxceleb2: /data/vox\n  mead: null\n  ravdess: null\n")
+    result = CliRunner().invoke(cli, ["--out", str(tmp_path / "out"), "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "nothing to render" in result.output and "wrote 0 clips" in result.output
+    assert json.loads((tmp_path / "out" / "truth.json").read_text()) == {}
