@@ -77,7 +77,8 @@ def test_extract_units_persist_and_a_filter_threshold_reruns_only_later_stages()
         if any(deps & set(_outs(STAGES[r])) for r in reached):
             reached.add(name)
     assert reached == {"filter", "pack", "report"}
-    assert [n for n in DATA_STAGES if "filter" in STAGES[n].get("params", [])] == ["filter"]
+    readers = {n for n in DATA_STAGES if "filter" in STAGES[n].get("params", [])}
+    assert "filter" in readers and readers <= reached  # report draws the thresholds
 
 
 def test_one_train_stage_per_registered_model():
