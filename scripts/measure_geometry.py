@@ -5,7 +5,9 @@
    (scripts/ibug_reference.py) on every second frame of the realdata clips the map was NOT
    fitted on (scripts/fit_ibug_map.py HELD_OUT_VIDEOS), median over frames of the per-frame
    mean, overall and per region; the vertical offset of the jaw ends 0/16. The previous
-   one-vertex-per-point map (`LEGACY_MAP`) is measured on the same frames for comparison.
+   one-vertex-per-point map (`LEGACY_MAP`) is measured on the same frames for comparison. The
+   same on sample-corpus-style renders of the held-out faces of 2. at near-frontal poses
+   (`FRONTAL_GRID`; FaceMesh and dlib in static image mode).
 2. Head pose on renders of held-out identities (scripts/pose_renders.py held_out_photos: never
    used to build the canonical face, the pose response or the map) at yaw −60…60 step 10,
    pitch −30…30 step 15, roll −10/0/10: median and 95th-percentile absolute error, least-squares
@@ -27,7 +29,7 @@ import numpy as np
 
 from scripts.fit_ibug_map import HELD_OUT_VIDEOS, mirrored_sources, summary
 from scripts.ibug_reference import REALDATA, Pairs, collect, nme, video_sources
-from scripts.pose_renders import held_out_photos, pose_grid, render_meshes
+from scripts.pose_renders import held_out_photos, pose_grid, render_frames, render_meshes
 from space_data.landmarks import LandmarksConfig, make_landmarker, mesh_to_ibug68
 from space_data.pose import estimate_pose
 from space_data.testing.faces import PORTRAITS, read_rgb, video_frames
@@ -40,6 +42,7 @@ LEGACY_MAP = (
 )  # fmt: skip
 """The FaceMesh → iBUG vertex list in wide use before (e.g. LatentSync's LM68_FROM_MP478)."""
 GRID = pose_grid(range(-60, 61, 10), range(-30, 31, 15), (-10, 0, 10))
+FRONTAL_GRID = pose_grid(range(-20, 21, 10), range(-15, 16, 15), (0,))
 STRONG_YAW = "strong_yaw_noaudio_30fps.mp4"
 
 
@@ -160,6 +163,16 @@ def main(realdata: Path, cache: Path | None) -> None:
 
     z = _cached(cache / "held_out_pairs.npz" if cache else None, pairs)
     landmark_report(Pairs(z["mesh"], z["ref"], z["source"]))
+
+    def frontal_renders() -> dict[str, np.ndarray]:
+        frames = [f for _, _, f in render_frames(held_out_photos(realdata), FRONTAL_GRID)]
+        p = collect({"renders": frames}, static=True)
+        return {"mesh": p.mesh, "ref": p.ref, "source": p.source}
+
+    z = _cached(cache / "held_out_frontal_renders.npz" if cache else None, frontal_renders)
+    err = nme(mesh_to_ibug68(z["mesh"]), z["ref"])
+    click.echo(summary("renders of held-out faces", err))
+    click.echo(summary("  legacy map", nme(z["mesh"][:, list(LEGACY_MAP)], z["ref"])))
     z = _cached(cache / "held_out_renders.npz" if cache else None, renders)
     pose_report(z["truth"], z["mesh"])
     real_report(realdata)

@@ -79,6 +79,21 @@ def pose_grid(yaw: range, pitch: range, roll: tuple[int, ...]) -> list[tuple[int
     return list(itertools.product(yaw, pitch, roll))
 
 
+def render_frames(photos: dict[str, np.ndarray], poses: list[tuple[int, int, int]]):
+    """Yield (identity index, angles, (512, 512, 3) uint8 RGB render) for every photo × pose."""
+    import mediapipe as mp
+
+    background = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    with mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True, refine_landmarks=True, max_num_faces=1
+    ) as model:
+        heads = [build_head_mesh(rgb, model) for rgb in photos.values()]
+    for i, head in enumerate(heads):
+        for angles in poses:
+            pose = np.array([*angles, SIZE / 2, SIZE / 2, SCALE])
+            yield i, angles, render(head, pose, background)
+
+
 def render_meshes(
     photos: dict[str, np.ndarray], poses: list[tuple[int, int, int]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,18 +103,14 @@ def render_meshes(
 
     from scripts.ibug_reference import mesh_points
 
-    background = np.full((SIZE, SIZE, 3), 128, np.uint8)
     ident, truth, meshes = [], [], []
     with mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, refine_landmarks=True, max_num_faces=1
     ) as model:
-        for i, rgb in enumerate(photos.values()):
-            head = build_head_mesh(rgb, model)
-            for angles in poses:
-                frame = render(head, np.array([*angles, SIZE / 2, SIZE / 2, SCALE]), background)
-                points = mesh_points(model, frame)
-                if points is not None:
-                    ident.append(i)
-                    truth.append(angles)
-                    meshes.append(points)
+        for i, angles, frame in render_frames(photos, poses):
+            points = mesh_points(model, frame)
+            if points is not None:
+                ident.append(i)
+                truth.append(angles)
+                meshes.append(points)
     return np.array(ident), np.array(truth, dtype=np.float64), np.array(meshes)
