@@ -54,7 +54,7 @@ from space_data.landmarks import N_EYES, N_LM, FaceLandmarks, LandmarksConfig, m
 from space_data.media import MediaError, VideoReader, decode_audio, probe
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import SAMPLE_RATE, ClipFeatures
-from space_data.stats import compute_stats
+from space_data.stats import colour_histogram, compute_stats
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
 
@@ -121,7 +121,8 @@ class ClipError(Exception):
 @dataclass
 class _Tracks:
     """Second-pass results per native frame: times s, landmarks (68, 3) and eyes (52, 3) in crop
-    pixels (NaN without a face), hand samples, 256² keypoint inputs, the first crop as JPEG."""
+    pixels (NaN without a face), hand samples, colour histograms of the crops (the cut cue),
+    256² keypoint inputs, the first crop as JPEG."""
 
     frame_size: tuple[int, int] = (0, 0)
     """(height, width) of the decoded full-resolution frames."""
@@ -130,6 +131,7 @@ class _Tracks:
     eyes: list[np.ndarray] = field(default_factory=list)
     hand_times: list[float] = field(default_factory=list)
     hand_flags: list[bool] = field(default_factory=list)
+    histograms: list[np.ndarray] = field(default_factory=list)
     kp_crops: list[np.ndarray] = field(default_factory=list)
     emotion_times: list[float] = field(default_factory=list)
     emotion_faces: list[np.ndarray] = field(default_factory=list)
@@ -239,6 +241,8 @@ class ClipExtractor:
         with self._timed("pose"):
             # FaceMesh's pose response is modelled; lm_norm undoes the plain fit's rotation
             pose, scale, rot = estimate_pose(lm3d, response=cfg.landmarks.backend == "mediapipe")
+            # face sizes of the native-frame cut cue (the plain fit: a size, not angles)
+            native_scale = estimate_pose(lm68, response=False)[1]
             arrays = {
                 "lm3d": lm3d,
                 "pose": pose,
@@ -266,8 +270,10 @@ class ClipExtractor:
             face=arrays["face"],
             pose=pose,
             scale=scale,
-            lm3d=lm3d,
             hands=hands,
+            native_lm68=lm68,
+            native_scale=native_scale,
+            histograms=np.stack(tracks.histograms),
             duration=duration,
             native_fps=info.fps,
             decoded_frames=reader.decoded,
@@ -365,6 +371,7 @@ class ClipExtractor:
         for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
                 crop = rgb if box is None else crop_and_resize(rgb, box, size)
+                tracks.histograms.append(colour_histogram(crop))
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
                 tracks.frame0 = _jpeg(crop)

@@ -40,8 +40,10 @@ class FilterConfig:
     """Drop a file whose decoding ended before the container's promised end (`truncated`)."""
     max_no_face_frames: int = 3
     """Frames (30 fps timeline) without a detected face a kept clip may have (SPACE: 0)."""
-    max_jump: float = 0.2
-    """Largest landmark jump between neighbouring face frames, in face sizes; above: `cut`."""
+    max_jump: float = 0.4
+    """Largest landmark jump between consecutive native face frames, in face sizes; above: `cut`."""
+    max_histogram_jump: float = 0.2
+    """Largest colour-histogram change between consecutive native frames (0–1); above: `cut`."""
     max_rotation_deg: float = 45.0
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
     max_zoom: float = 0.4
@@ -66,7 +68,7 @@ class FilterConfig:
             raise ValueError(f"max_hand_fraction must lie in [0, 1], not {self.max_hand_fraction}")
         if not 0.0 < self.max_rotation_deg <= 180.0:
             raise ValueError(f"max_rotation_deg must lie in (0, 180], not {self.max_rotation_deg}")
-        for name in ("max_jump", "max_zoom"):
+        for name in ("max_jump", "max_histogram_jump", "max_zoom"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"{name} must be > 0, not {getattr(self, name)}")
         if self.min_duration < 0.0:
@@ -97,8 +99,12 @@ def no_face(s: ClipStats, c: FilterConfig) -> str | None:
 
 
 def cut(s: ClipStats, c: FilterConfig) -> str | None:
-    """A landmark jump no head moves in 1/30 s: a shot change or a tracker switching faces."""
-    return "cut" if _above(s.max_landmark_jump, c.max_jump) else None
+    """A shot change, seen by either cue between two native frames: a landmark jump no head
+    makes in one frame (a jump cut, or a tracker switching faces), or a colour change no
+    head motion makes (a cut to another person or scene, even one framed like the first)."""
+    geometry = _above(s.max_landmark_jump, c.max_jump)
+    appearance = _above(s.max_histogram_jump, c.max_histogram_jump)
+    return "cut" if geometry or appearance else None
 
 
 def rotation(s: ClipStats, c: FilterConfig) -> str | None:

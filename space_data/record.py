@@ -70,7 +70,9 @@ class ClipStats:
     scale_max: float = math.nan
     scale_median: float = math.nan
     max_landmark_jump: float = math.nan
-    """Largest mean landmark displacement between neighbouring frames / face size."""
+    """Largest mean landmark displacement between consecutive native face frames / face size."""
+    max_histogram_jump: float = math.nan
+    """Largest colour-histogram change between consecutive native frames (0–1, `stats.py`)."""
     hand_frames: int = 0
     """Frames on the 30 fps timeline flagged with a hand."""
     has_audio: bool = False

@@ -81,6 +81,7 @@ def make_record(
         scale_max=float(scale.max()),
         scale_median=float(np.median(scale)),
         max_landmark_jump=0.02,
+        max_histogram_jump=0.03,
         has_audio=with_audio,
         audio_duration=duration if with_audio else 0.0,
         speech_fraction=1.0 if with_audio else float("nan"),

@@ -24,6 +24,7 @@ def clean_stats(**changes) -> ClipStats:
         n_frames=90, duration=3.0, native_fps=30.0, decoded_frames=90, frames_no_face=0,
         max_abs_yaw=12.0, max_abs_pitch=8.0, max_abs_roll=4.0,
         scale_min=95.0, scale_max=105.0, scale_median=100.0, max_landmark_jump=0.03,
+        max_histogram_jump=0.04,
         hand_frames=0, has_audio=True, audio_duration=3.0, av_mismatch=0.0,
         speech_fraction=0.8, av_offset_frames=1, av_offset_confidence=0.7,
     )  # fmt: skip
@@ -39,6 +40,7 @@ def test_clean_clip_is_kept():
     [
         ({"frames_no_face": CONFIG.max_no_face_frames + 1}, "no_face"),
         ({"max_landmark_jump": CONFIG.max_jump * 1.5}, "cut"),
+        ({"max_histogram_jump": CONFIG.max_histogram_jump * 1.5}, "cut"),
         ({"max_abs_yaw": 46.0}, "rotation"),
         ({"max_abs_pitch": 50.0}, "rotation"),
         ({"max_abs_roll": 45.5}, "rotation"),
@@ -117,6 +119,7 @@ finite = st.floats(0.0, 200.0, allow_nan=False)
         scale_max=st.floats(100.0, 300.0),
         scale_median=st.floats(50.0, 150.0),
         max_landmark_jump=st.floats(0.0, 2.0) | st.just(math.nan),
+        max_histogram_jump=st.floats(0.0, 1.0) | st.just(math.nan),
         n_frames=st.integers(0, 200),
         hand_frames=st.integers(0, 200),
         has_audio=st.booleans(),
@@ -130,6 +133,7 @@ def test_loosening_thresholds_never_drops_more(stats, slack, extra):
     loose = FilterConfig(
         max_no_face_frames=strict.max_no_face_frames + extra,
         max_jump=strict.max_jump + slack,
+        max_histogram_jump=strict.max_histogram_jump + slack,
         max_rotation_deg=min(180.0, strict.max_rotation_deg + 10 * slack),
         max_zoom=strict.max_zoom + slack,
         max_hand_fraction=min(1.0, strict.max_hand_fraction + slack / 10),
@@ -141,8 +145,9 @@ def test_loosening_thresholds_never_drops_more(stats, slack, extra):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"max_rotation_deg": 0}, {"max_jump": -1.0}, {"max_zoom": 0.0}, {"max_hand_fraction": 1.5},
-     {"min_duration": -0.1}, {"max_av_mismatch": -1.0}, {"max_rotaton_deg": 30}],
+    [{"max_rotation_deg": 0}, {"max_jump": -1.0}, {"max_histogram_jump": 0.0}, {"max_zoom": 0.0},
+     {"max_hand_fraction": 1.5}, {"min_duration": -0.1}, {"max_av_mismatch": -1.0},
+     {"max_rotaton_deg": 30}],
 )  # fmt: skip
 def test_bad_config_is_refused(bad):
     with pytest.raises(ConfigError):

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+import skimage.data
 
-from space_data.stats import compute_stats, landmark_jumps
+from space_data.stats import colour_histogram, compute_stats, histogram_jumps, landmark_jumps
 
 
 def tracks(n: int = 10):
@@ -39,8 +40,13 @@ def test_compute_stats():
     scale[9] = np.nan
     hands = np.zeros(10, np.uint8)
     hands[2:4] = 1
-    stats = compute_stats(face=face, pose=pose, scale=scale, lm3d=lm, hands=hands,
-                          duration=1 / 3, native_fps=25.0, decoded_frames=8, truncated=True,
+    native = lm[:8].copy()
+    native[5:, :, 1] += 10.0  # a 0.2-face-size jump between native frames 4 and 5
+    grey = np.full((8, 64), 1 / 64, np.float32)
+    grey[6:] = np.eye(64)[0]  # the picture turns one colour at native frame 6
+    stats = compute_stats(face=face, pose=pose, scale=scale, hands=hands, native_lm68=native,
+                          native_scale=np.full(8, 50.0), histograms=grey, duration=1 / 3,
+                          native_fps=25.0, decoded_frames=8, truncated=True,
                           audio_samples=6400)  # fmt: skip
     assert stats.n_frames == 10 and stats.frames_no_face == 1 and stats.hand_frames == 2
     assert (stats.max_abs_yaw, stats.max_abs_pitch, stats.max_abs_roll) == (50.0, 10.0, 5.0)
@@ -48,8 +54,25 @@ def test_compute_stats():
     assert stats.has_audio and stats.audio_duration == pytest.approx(0.4)
     assert stats.av_mismatch == pytest.approx(0.4 - 1 / 3)
     assert stats.truncated and stats.decoded_frames == 8
+    # the cut cues come from the native frames, not from the 30 fps tracks
+    assert stats.max_landmark_jump == pytest.approx(0.2)
+    assert stats.max_histogram_jump == pytest.approx(63 / 64)
     silent = compute_stats(face=face * 0, pose=pose * np.nan, scale=scale * np.nan,
-                           lm3d=lm * np.nan, hands=hands, duration=1.0, native_fps=30.0,
-                           decoded_frames=30, truncated=False, audio_samples=None)  # fmt: skip
+                           hands=hands, native_lm68=native * np.nan, native_scale=np.full(8, 50.0),
+                           histograms=grey[:1], duration=1.0, native_fps=30.0, decoded_frames=30,
+                           truncated=False, audio_samples=None)  # fmt: skip
     assert math.isnan(silent.max_abs_yaw) and math.isnan(silent.max_landmark_jump)
+    assert math.isnan(silent.max_histogram_jump)  # one frame: nothing to compare
     assert not silent.has_audio and silent.av_mismatch == 0.0
+
+
+def test_colour_histogram_sees_colours_not_positions():
+    picture = skimage.data.astronaut()
+    h = colour_histogram(picture)
+    assert h.shape == (128,) and h.sum() == pytest.approx(1.0)
+    # the same picture moved (a head moving) vs other colours (another shot)
+    moved = np.roll(picture, (13, 29), axis=(0, 1))
+    other = np.zeros_like(picture)
+    other[..., 2] = 200  # all blue
+    jumps = histogram_jumps(np.stack([h, colour_histogram(moved), colour_histogram(other)]))
+    assert jumps[0] < 0.1 and jumps[1] > 0.9
