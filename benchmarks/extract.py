@@ -25,7 +25,7 @@ import click
 import numpy as np
 import torch
 
-from space_data.datasets import SCANNERS
+from space_data.datasets import CORPORA, whole_frames
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.face import crop_and_resize
 from space_data.keypoints import HEEstimator, KeypointsConfig, KPDetector
@@ -48,9 +48,9 @@ STAGES = (
 
 def corpus_clips(root: Path) -> list:
     clips = []
-    for dataset, scan in SCANNERS.items():
+    for dataset, corpus in CORPORA.items():
         if (root / dataset).is_dir():
-            clips += [c for c in scan(str(root / dataset)) if c.reason is None]
+            clips += [c for c in corpus.scan(str(root / dataset)) if c.reason is None]
     if not clips:
         raise click.ClickException(f"no usable clips under {root} (run `space synth` first)")
     return clips
@@ -104,7 +104,7 @@ def crop_maker(config: ExtractConfig):
 
     def crops_of(clip) -> list[np.ndarray]:
         frames, _, _ = decode_video(clip.path)
-        if clip.dataset in config.whole_frame_datasets:
+        if whole_frames(clip.dataset):
             return list(frames)
         box = helper.crop_box(clip.path)
         return [crop_and_resize(f, box, config.crop_size) for f in frames]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from space_data.clip import DATASETS, Clip, make_clip_id
+from space_data.clip import Clip, make_clip_id
+from space_data.datasets import CORPORA, DATASETS
 from space_data.extract import ExtractConfig, extract_clip
 from space_data.params import DEFAULT_PARAMS, load_section, reports_params_errors
 
@@ -17,8 +18,10 @@ from space_data.params import DEFAULT_PARAMS, load_section, reports_params_error
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS),
-    help="Corpus the file comes from: voxceleb2 frames are used whole, others are cropped "
-    "around the face and resized. Default: an unknown corpus, cropped.",
+    help="Corpus the file comes from: frames of "
+    + ", ".join(c.name for c in CORPORA.values() if c.whole_frames)
+    + " are used whole, others are cropped around the face and resized. "
+    "Default: an unknown corpus, cropped.",
 )
 @click.option(
     "--params",

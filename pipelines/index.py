@@ -12,7 +12,8 @@ from space_data import storage
 from space_data.clip import Clip
 from space_data.config import ConfigError
 from space_data.datasets import (
-    SCANNERS,
+    CORPORA,
+    DATASETS,
     CorporaConfig,
     IndexConfig,
     assign_splits,
@@ -37,9 +38,9 @@ def _corpora_from_options(values: tuple[str, ...]) -> CorporaConfig:
         name, sep, root = value.partition("=")
         if not sep or not root:
             raise click.BadParameter(f"{value!r} is not NAME=ROOT", param_hint="--corpus")
-        if name not in SCANNERS:
+        if name not in CORPORA:
             raise click.BadParameter(
-                f"unknown corpus {name!r}; known: {', '.join(SCANNERS)}", param_hint="--corpus"
+                f"unknown corpus {name!r}; known: {', '.join(DATASETS)}", param_hint="--corpus"
             )
         problem = _root_problem(root)
         if problem:
@@ -68,7 +69,7 @@ def _configs(corpus: tuple[str, ...], params: str) -> tuple[CorporaConfig, Index
 
 def _summary(clips: list[Clip]) -> str:
     lines = []
-    for dataset in SCANNERS:
+    for dataset in DATASETS:
         rows = [c for c in clips if c.dataset == dataset]
         if not rows:
             continue
@@ -92,7 +93,8 @@ def _summary(clips: list[Clip]) -> str:
     "--corpus",
     multiple=True,
     metavar="NAME=ROOT",
-    help=f"Corpus root (local path or URL); NAME is one of {', '.join(SCANNERS)}. Repeatable.",
+    help="Corpus root (local path or URL), repeatable; NAME=ROOT is one of: "
+    + "; ".join(f"{c.name}={c.root}" for c in CORPORA.values()),
 )
 @click.option(
     "--out",

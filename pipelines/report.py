@@ -22,12 +22,14 @@ from tqdm import tqdm
 from pipelines.report_data import (
     ROTATION_BUCKETS,
     ReportConfig,
+    corpora_in,
     evenly_spaced,
     rotation_shares,
 )
 from pipelines.units import CLIPS_TABLE
 from space_data import storage
-from space_data.clip import DATASETS, SPLITS
+from space_data.clip import SPLITS
+from space_data.datasets import DATASETS
 from space_data.filters import RULE_REASONS, FilterConfig
 from space_data.params import (
     features_option,
@@ -71,6 +73,10 @@ def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict[str, float]
         metrics[f"kept_{split}"] = int((kept["split"] == split).sum())
     for reason in RULE_REASONS:  # every rule's count, 0 included, so `dvc metrics diff` shows it
         metrics[f"dropped_{reason}"] = 0
+    corpora_in(table)  # every row's corpus is registered
+    for dataset in DATASETS:  # every registered corpus, 0 when it has no rows
+        metrics[f"clips_total_{dataset}"] = int((table["dataset"] == dataset).sum())
+        metrics[f"clips_kept_{dataset}"] = int((kept["dataset"] == dataset).sum())
     for reason, n in table.loc[~table["keep"], "reason"].value_counts().sort_index().items():
         metrics[f"dropped_{reason.replace(':', '_')}"] = int(n)
     test = kept[kept["split"] == "test"]
@@ -147,9 +153,7 @@ def render_html(
     table: pd.DataFrame, metrics: dict, figures: list[tuple[str, str]], index: dict | None
 ) -> str:
     """The report page: a summary table, the reasons table, and the figures with captions."""
-    reasons = pd.crosstab(table["reason"], table["dataset"]).reindex(
-        columns=[d for d in DATASETS if d in set(table["dataset"])]
-    )
+    reasons = pd.crosstab(table["reason"], table["dataset"]).reindex(columns=corpora_in(table))
     version = index["data_version"] if index else "no shards yet (run `space pack`)"
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in metrics.items())
     figs = "".join(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from space_data.datasets import DATASETS
+
 # SPACE paper, test set: share of clips whose largest head rotation lies in each bucket (%).
 ROTATION_BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<15°", 0.0, 15.0),
@@ -42,6 +44,16 @@ def rotation_shares(clips: pd.DataFrame) -> list[float]:
     return [
         float(100.0 * np.mean((largest >= lo) & (largest < hi))) for _, lo, hi in ROTATION_BUCKETS
     ]
+
+
+def corpora_in(table: pd.DataFrame) -> list[str]:
+    """The registered corpora that have rows in `table`, in `CORPORA` order; a row of an
+    unregistered corpus is an error rather than a silent gap in the tables."""
+    present = set(table["dataset"])
+    unknown = sorted(present - set(DATASETS))
+    if unknown:
+        raise ValueError(f"rows of unregistered corpora {unknown}; registered: {DATASETS}")
+    return [d for d in DATASETS if d in present]
 
 
 def evenly_spaced(items: list, n: int) -> list:

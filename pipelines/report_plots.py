@@ -17,11 +17,12 @@ from pipelines.report_data import (  # noqa: E402
     PAPER_ROTATION_SHARES,
     ROTATION_BUCKETS,
     ReportConfig,
+    corpora_in,
     evenly_spaced,
     rotation_shares,
 )
 from pipelines.report_signals import emotion_figures, speech_offset_figure  # noqa: E402
-from space_data.clip import DATASETS, EMOTIONS, SPLITS  # noqa: E402
+from space_data.clip import EMOTIONS, SPLITS  # noqa: E402
 from space_data.filters import FilterConfig  # noqa: E402
 from space_data.record import ClipFeatures  # noqa: E402
 
@@ -38,7 +39,7 @@ def draw_all(
     figures = [
         counts_figure(table, out),
         reasons_figure(table, out),
-        pose_figure(records, config, out),
+        pose_figure(records, table, config, out),
         rotation_figure(table, out),
         durations_figure(table, out),
         *emotion_figures(records, out, _save),
@@ -56,12 +57,8 @@ def _save(fig: plt.Figure, out: Path, name: str) -> None:
     plt.close(fig)
 
 
-def _datasets(table: pd.DataFrame) -> list[str]:
-    return [d for d in DATASETS if d in set(table["dataset"])]
-
-
 def counts_figure(table: pd.DataFrame, out: Path) -> Figure:
-    datasets = _datasets(table)
+    datasets = corpora_in(table)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     kept = table[table["keep"]]
     status = (
@@ -109,7 +106,7 @@ def reasons_figure(table: pd.DataFrame, out: Path) -> Figure:
         ax.set_axis_off()
     else:
         counts = pd.crosstab(dropped["reason"], dropped["dataset"]).reindex(
-            columns=[d for d in DATASETS if d in set(dropped["dataset"])]
+            columns=corpora_in(dropped)
         )
         counts.plot.barh(stacked=True, ax=ax)
         ax.set_xlabel("clips")
@@ -122,19 +119,30 @@ def reasons_figure(table: pd.DataFrame, out: Path) -> Figure:
     )
 
 
-def pose_figure(records: list[ClipFeatures], config: ReportConfig, out: Path) -> Figure:
-    poses = [r.arrays["pose"][:, :3] for r in records if "pose" in r.arrays]
-    angles = np.concatenate(poses) if poses else np.zeros((0, 3), np.float32)
-    angles = angles[np.isfinite(angles).all(1)]
+def pose_figure(
+    records: list[ClipFeatures], table: pd.DataFrame, config: ReportConfig, out: Path
+) -> Figure:
+    """Yaw / pitch / roll histograms of every frame of `records`, one outline per corpus."""
+    dataset_of = dict(zip(table["clip_id"], table["dataset"], strict=True))
+    angles: dict[str, list[np.ndarray]] = {}
+    for r in records:
+        if "pose" in r.arrays:
+            pose = r.arrays["pose"][:, :3]
+            angles.setdefault(dataset_of[r.clip_id], []).append(pose[np.isfinite(pose).all(1)])
     bins = np.linspace(-90, 90, config.pose_bins + 1)
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5), sharey=True)
     for ax, column, name in zip(axes, range(3), ("yaw", "pitch", "roll"), strict=True):
-        ax.hist(angles[:, column], bins=bins, color="tab:blue")
+        for dataset in [d for d in corpora_in(table) if d in angles]:
+            frames = np.concatenate(angles[dataset])
+            ax.hist(frames[:, column], bins=bins, histtype="step", lw=1.5, label=dataset)
         ax.set_xlabel(f"{name} (degrees)")
     axes[0].set_ylabel("frames")
+    if angles:
+        axes[0].legend(fontsize=8)
     _save(fig, out, "pose.png")
+    n = sum(len(v) for v in angles.values())
     return "pose.png", (
-        f"Head yaw / pitch / roll of every frame of {len(poses)} kept clips (30 fps timeline)."
+        f"Head yaw / pitch / roll of every frame of {n} kept clips per corpus (30 fps timeline)."
     )
 
 

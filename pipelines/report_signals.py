@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from space_data.clip import DATASETS, EMOTIONS
+from pipelines.report_data import corpora_in
+from space_data.clip import EMOTIONS
 from space_data.filters import FilterConfig
 from space_data.record import ClipFeatures
 
@@ -43,7 +44,7 @@ def emotion_figures(records: list[ClipFeatures], out: Path, save) -> list[Figure
     if not table.empty:
         counts = pd.crosstab(table["predicted"], table["dataset"]).reindex(
             index=[e for e in EMOTIONS if e in set(table["predicted"])],
-            columns=[d for d in DATASETS if d in set(table["dataset"])],
+            columns=corpora_in(table),
         )
         counts.plot.bar(ax=ax, rot=45)
     ax.set_title("clip-level predicted emotion per corpus")
@@ -58,7 +59,7 @@ def emotion_figures(records: list[ClipFeatures], out: Path, save) -> list[Figure
         )
     )
     labelled = table[table["label"].notna()]
-    corpora = [d for d in DATASETS if d in set(labelled["dataset"])]
+    corpora = corpora_in(labelled)
     if corpora:
         fig, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 5), squeeze=False)
         notes = []

@@ -9,23 +9,22 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from space_data.datasets import CorporaConfig
+from space_data.datasets import DATASETS, CorporaConfig
 from space_data.params import load_section, params_option, read_params
 from space_data.synth import SynthConfig, build_sample_corpus, plan
-from space_data.synth.corpus import CORPORA
 
 
 def sample_corpora(out: str, params: str) -> tuple[str, ...]:
     """The corpora to render: those whose `corpora:` root lies inside `out` (the roots that
     use the sample corpus), or every corpus when the params file has no `corpora:` section."""
     if not Path(params).is_file() or "corpora" not in read_params(params):
-        return CORPORA
+        return DATASETS
     roots = load_section("corpora", CorporaConfig, params).roots()
     inside = Path(out).resolve()
     return tuple(
         name
         for name, root in roots.items()
-        if name in CORPORA and "://" not in root and Path(root).resolve().is_relative_to(inside)
+        if "://" not in root and Path(root).resolve().is_relative_to(inside)
     )
 
 
@@ -39,7 +38,7 @@ def sample_corpora(out: str, params: str) -> tuple[str, ...]:
 )
 @params_option("synth", "corpora")
 def cli(out: str, params: str) -> None:
-    """Render a small VoxCeleb2 / MEAD / RAVDESS sample corpus from real face photos.
+    """Render a small sample corpus of every registered corpus from real face photos.
 
     Heads move along known pose tracks and speak synthetic speech; some clips are designed to
     be dropped (rotation, zoom, cut, no face, hands, excluded view, song, video only). Writes
@@ -53,7 +52,7 @@ def cli(out: str, params: str) -> None:
     config = load_section("synth", SynthConfig, params) if Path(params).is_file() else SynthConfig()
     wanted = sample_corpora(out, params)
     try:
-        if wanted != CORPORA:
+        if wanted != DATASETS:
             ids = [s.clip_id for s in plan(config) if s.dataset in wanted]
             config = dataclasses.replace(config, only=ids)
         specs = plan(config)

@@ -11,7 +11,9 @@ neutral is 0 in both (a zero emotion vector leaves the models unconditioned).
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -26,7 +28,6 @@ EMOTIONS: tuple[str, ...] = (
     "surprised",
     "contempt",
 )
-DATASETS: tuple[str, ...] = ("voxceleb2", "mead", "ravdess")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 _KEY_OK = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -37,17 +38,30 @@ def make_clip_id(dataset: str, relpath: str) -> str:
     """Stable WebDataset-safe key from the dataset and the dataset-relative path.
 
     `mead`, `M003/video/front/angry/level_1/001.mp4` → `mead-M003-video-front-angry-level_1-001`.
-    Path separators become `-`, the extension is dropped, any other character outside
-    `[A-Za-z0-9_-]` becomes `_` (keys must not contain dots: WebDataset splits there).
+    Path separators become `-`, the extension is dropped, accents are dropped (`é` → `e`) and
+    any other character outside `[A-Za-z0-9_-]` becomes `_` (keys must not contain dots:
+    WebDataset splits there). When a character had to change, two paths could meet in one key
+    (`Ünï cødé` and `Ñnï cødé` both start `_n`...), so the key then ends with `-` and 8 hex
+    digits of sha256 of the NFC-normalised `relpath`: distinct paths keep distinct ids, and a
+    path the slug renders exactly keeps its plain id.
     """
-    stem = relpath.replace("\\", "/")
+    original = unicodedata.normalize("NFC", relpath.replace("\\", "/"))
+    stem = original
     if "." in stem.rsplit("/", 1)[-1]:
         stem = stem[: stem.rfind(".")]
-    parts = [_KEY_BAD_CHARS.sub("_", p) for p in stem.split("/") if p]
-    key = "-".join([dataset, *parts])
+    parts = [p for p in stem.split("/") if p]
+    slugs = [_KEY_BAD_CHARS.sub("_", _strip_accents(p)) for p in parts]
+    key = "-".join([dataset, *slugs])
+    if slugs != parts:
+        key += "-" + hashlib.sha256(original.encode()).hexdigest()[:8]
     if not _KEY_OK.match(key):
         raise ValueError(f"cannot build a clip id from {dataset!r}, {relpath!r}")
     return key
+
+
+def _strip_accents(text: str) -> str:
+    """`Ünï` → `Uni`: compatibility decomposition without the combining marks."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 @dataclass(slots=True)
@@ -57,7 +71,7 @@ class Clip:
     clip_id: str
     """Stable key, `[A-Za-z0-9_-]+`, from `make_clip_id`."""
     dataset: str
-    """One of DATASETS."""
+    """Corpus name (`space_data.datasets.DATASETS`)."""
     speaker: str
     """Corpus speaker id (VoxCeleb2 `idNNNNN`, MEAD `M003`, RAVDESS `Actor_01`)."""
     path: str
@@ -78,6 +92,8 @@ class Clip:
     """Video duration in seconds from the container header; None when not probed."""
     reason: str | None = None
     """Why this file is not used (e.g. `excluded_view`, `song`, `bad_name`); None when usable."""
+    detail: str | None = None
+    """What exactly is wrong, for people (the field or file at fault); None when usable."""
 
     def __post_init__(self) -> None:
         if not _KEY_OK.match(self.clip_id):

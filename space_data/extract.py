@@ -7,7 +7,8 @@ Steps (paper Sec. 3.1 and Appendix B):
    is ONE square crop for the clip, then cropped frames are resized to `crop_size`. The first
    pass keeps the decoded frames while they fit in `buffer_mb`; a longer or larger clip is
    decoded a second time instead, so memory stays bounded whatever the clip's length.
-   VoxCeleb2 frames are face tracks already and are used whole (one streaming pass);
+   corpora whose frames are face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used
+   whole (one streaming pass);
 3. per native frame: 68 + 52 eye landmarks (NaN where no face), hands on every
    `hands_every`-th frame (held in between);
 4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
@@ -43,8 +44,9 @@ from space_data import audio as audio_features
 from space_data import storage
 from space_data.audio import AudioConfig
 from space_data.av_offset import estimate_offset
-from space_data.clip import DATASETS, EMOTIONS, Clip
+from space_data.clip import EMOTIONS, Clip
 from space_data.config import config_hash
+from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, emotion_meta, face_crop
 from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
@@ -66,9 +68,7 @@ class ExtractConfig:
     crop_margin: float = 0.3
     """Fraction of the face-box union's larger side added on each side of the square crop."""
     crop_size: int = 512
-    """Side in pixels the crop is resized to (MEAD, RAVDESS)."""
-    whole_frame_datasets: tuple[str, ...] = ("voxceleb2",)
-    """Datasets whose frames are face tracks already: used whole, no crop, no resize."""
+    """Side in pixels the crop is resized to (every corpus but those used whole)."""
     hands_every: int = 10
     """Run hand detection on every k-th native frame; the flag is held in between."""
     hands_model_complexity: int = 1
@@ -103,10 +103,6 @@ class ExtractConfig:
             raise ValueError(
                 f"hands_model_complexity must be 0 or 1, not {self.hands_model_complexity}"
             )
-        self.whole_frame_datasets = tuple(self.whole_frame_datasets)  # YAML gives a list
-        unknown = set(self.whole_frame_datasets) - set(DATASETS)
-        if unknown:
-            raise ValueError(f"whole_frame_datasets: unknown {sorted(unknown)}; known {DATASETS}")
 
 
 class ClipError(Exception):
@@ -212,7 +208,7 @@ class ClipExtractor:
         with self._timed("decode"):
             info = probe(clip.path)
             audio = self._audio(clip, info.has_audio)
-        whole = clip.dataset in cfg.whole_frame_datasets
+        whole = whole_frames(clip.dataset)
         if whole:
             box, reader, known = None, VideoReader(clip.path), None
             frames = _timed_iter(reader, self.timings, "decode")

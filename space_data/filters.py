@@ -189,7 +189,7 @@ def filter_clips(manifest: pd.DataFrame, clips: pd.DataFrame, config: FilterConf
     `manifest` has the `Clip` columns (`data/manifest.parquet`); `clips` has one row per
     extracted clip with `status`, `reason` and the `ClipStats` columns (`clips.parquet`).
     `reason` is the first reason (None when kept), `reasons` all of them (a list of str),
-    `detail` the extraction error message when there is one.
+    `detail` what exactly is wrong: the indexer's detail or the extraction error message.
     """
     extracted_by_id = {r["clip_id"]: r for r in clips.to_dict("records")}
     stat_names = [f.name for f in fields(ClipStats)]
@@ -199,6 +199,8 @@ def filter_clips(manifest: pd.DataFrame, clips: pd.DataFrame, config: FilterConf
         extracted = extracted_by_id.get(m.clip_id)
         if _present(m.reason):
             reasons = [f"index:{m.reason}"]
+            detail = getattr(m, "detail", None)  # manifests written before `detail` lack it
+            detail = detail if _present(detail) else None
         elif extracted is None:
             reasons = ["error:not_extracted"]
         elif extracted["status"] != "ok":

@@ -269,6 +269,26 @@ def _end_time(stream) -> float | None:
     return _start_time(stream) + float(stream.duration * stream.time_base)
 
 
+@dataclass(frozen=True, slots=True)
+class _Container:
+    """How `write_video` writes one container: video codec and options, audio codec and the
+    sample rates the container accepts for it (None: any)."""
+
+    video_codec: str
+    video_options: dict[str, str]
+    container_options: dict[str, str]
+    audio_codec: str
+    audio_rates: tuple[int, ...] | None = None
+
+
+_CONTAINERS: dict[str, _Container] = {
+    # H.264 CRF 18 + AAC, header first (faststart)
+    ".mp4": _Container("libx264", {"crf": "18"}, {"movflags": "+faststart"}, "aac"),
+    # Flash video as CREMA-D ships it: Sorenson Spark (FLV1) + MP3; FLV's MP3 needs 11/22/44 kHz
+    ".flv": _Container("flv", {"qscale": "2"}, {}, "libmp3lame", (22_050, 44_100, 11_025)),
+}
+
+
 def write_video(
     path: str,
     frames: Iterable[np.ndarray],
@@ -276,21 +296,32 @@ def write_video(
     audio: np.ndarray | None = None,
     sample_rate: int = 16_000,
 ) -> None:
-    """Write `(H, W, 3) uint8` RGB frames as H.264 (yuv420p, CRF 18) MP4, with AAC audio if given.
+    """Write `(H, W, 3) uint8` RGB frames as MP4 (H.264, yuv420p, CRF 18, AAC audio if given)
+    or, for a `.flv` path, as Flash video (Sorenson Spark, MP3 audio resampled to 22.05 kHz).
 
     H and W must be even (4:2:0 chroma). `fps` may be fractional (29.97 → 30000/1001).
     `audio` is `(S,) float32` mono in [-1, 1] at `sample_rate`, starting at frame 0; it is
-    interleaved with the video as the frames are written. The header is put first (faststart).
-    Local paths only; parent folders are created.
+    interleaved with the video as the frames are written. Local paths only; parent folders are
+    created.
     """
+    kind = _CONTAINERS.get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        raise ValueError(f"{path}: can write {', '.join(_CONTAINERS)} videos only")
     if audio is not None:
         _check_audio(audio)
+        if kind.audio_rates is not None and sample_rate not in kind.audio_rates:
+            audio, sample_rate = (
+                _resample(audio, sample_rate, kind.audio_rates[0]),
+                kind.audio_rates[0],
+            )
     rate = Fraction(fps).limit_denominator(1001)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with av.open(path, "w", container_options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=rate, options={"crf": "18"})
+    with av.open(path, "w", container_options=kind.container_options) as container:
+        video = container.add_stream(kind.video_codec, rate=rate, options=kind.video_options)
         video.pix_fmt = "yuv420p"
-        track = _AudioTrack(container, audio, sample_rate) if audio is not None else None
+        track = None
+        if audio is not None:
+            track = _AudioTrack(container, audio, sample_rate, kind.audio_codec)
         n = 0
         for n, rgb in enumerate(frames, start=1):
             if n == 1:
@@ -306,11 +337,23 @@ def write_video(
 
 
 def write_audio(path: str, audio: np.ndarray, sample_rate: int = 16_000) -> None:
-    """Write `(S,) float32` mono audio as AAC in an MP4/M4A container (MEAD keeps its audio so)."""
+    """Write `(S,) float32` mono audio: 16-bit PCM for a `.wav` path (CREMA-D's AudioWAV),
+    else AAC in an MP4/M4A container (MEAD keeps its audio so)."""
     _check_audio(audio)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with av.open(path, "w", format="mp4") as container:
-        container.mux(_AudioTrack(container, audio, sample_rate).encode_until(None))
+    wav = path.lower().endswith(".wav")
+    with av.open(path, "w", format="wav" if wav else "mp4") as container:
+        track = _AudioTrack(container, audio, sample_rate, "pcm_s16le" if wav else "aac")
+        container.mux(track.encode_until(None))
+
+
+def _resample(audio: np.ndarray, rate: int, to_rate: int) -> np.ndarray:
+    """`(S,) float32` mono audio at `rate` → the same at `to_rate` (FFmpeg's resampler)."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
+    frame = av.AudioFrame.from_ndarray(audio[None], format="flt", layout="mono")
+    frame.sample_rate = rate
+    pieces = [f.to_ndarray()[0] for f in (*resampler.resample(frame), *resampler.resample(None))]
+    return np.concatenate(pieces).astype(np.float32)
 
 
 def _check_audio(audio: np.ndarray) -> None:
@@ -328,10 +371,11 @@ def _frame_size(rgb: np.ndarray) -> tuple[int, int]:
 
 
 class _AudioTrack:
-    """An AAC mono stream fed from one `(S,) float32` array, in pieces as the video advances."""
+    """A mono stream (`codec`) fed from one `(S,) float32` array, in pieces as the video
+    advances."""
 
-    def __init__(self, container, audio: np.ndarray, sample_rate: int) -> None:
-        self.stream = container.add_stream("aac", rate=sample_rate, layout="mono")
+    def __init__(self, container, audio: np.ndarray, sample_rate: int, codec: str) -> None:
+        self.stream = container.add_stream(codec, rate=sample_rate, layout="mono")
         self.audio = audio
         self.sample_rate = sample_rate
         self.done = 0

@@ -114,6 +114,38 @@ def walk(root: str) -> list[str]:
     return sorted(_outward(fs, p, is_remote(root)) for p in fs.find(stripped))
 
 
+def walk_entries(root: str) -> list[tuple[str, str]]:
+    """Sorted `(path, kind)` of everything below `root` (recursive, `root` itself left out).
+
+    kind: `file` (a regular file, or a symbolic link to one), `directory` (or a link to one;
+    links are listed, never descended), `broken_link` (a symbolic link whose target is missing
+    or loops), `other` (a socket, FIFO, device). Object stores have only files and folders.
+    """
+    fs, stripped = _fs(root)
+    fs.invalidate_cache()
+    remote = is_remote(root)
+    top = stripped.rstrip("/")
+    found = fs.find(stripped, withdirs=True, detail=True)
+    entries = []
+    for path, info in found.items():
+        if path.rstrip("/") == top:
+            continue
+        kind = info["type"]
+        if not remote and info.get("islink"):
+            # fsspec describes the link itself; what matters is what it points at
+            kind = (
+                "file"
+                if os.path.isfile(path)
+                else "directory"
+                if os.path.isdir(path)
+                else "broken_link"
+            )
+        elif kind not in ("file", "directory"):
+            kind = "other"
+        entries.append((_outward(fs, path, remote), kind))
+    return sorted(entries)
+
+
 def listdir(path: str) -> list[str]:
     """Sorted names directly below the folder `path` (files and sub-folders); [] when absent.
 

@@ -41,7 +41,7 @@ def sample_config():
 
 @pytest.fixture(scope="session")
 def sample_corpus(tmp_path_factory: pytest.TempPathFactory, sample_config) -> Path:
-    """Path of a freshly built sample corpus (`truth.json`, `truth/`, three corpus trees)."""
+    """Path of a freshly built sample corpus (`truth.json`, `truth/`, one tree per corpus)."""
     from space_data.synth import build_sample_corpus
 
     out = tmp_path_factory.mktemp("sample")

@@ -67,7 +67,11 @@ def _strings(path: Path) -> set[str]:
     return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) is str}
 
 
-GRAPH = {name: {m for m in _imports(name, path) if m in MODULES} for name, path in MODULES.items()}
+# a package's `from pkg import submodule` in its own __init__ names itself: not an edge
+GRAPH = {
+    name: {m for m in _imports(name, path) if m in MODULES and m != name}
+    for name, path in MODULES.items()
+}
 
 
 def _cycle() -> list[str] | None:

@@ -1,72 +1,98 @@
 """Corpus indexers: raw corpus folders → `Clip` rows of `data/manifest.parquet`.
 
-One module per corpus (`voxceleb2`, `mead`, `ravdess`), each with `scan_<name>(root)` that
-knows the corpus layout and labels and returns one `Clip` per media file seen: usable
-(`reason` None) or rejected with a reason (never dropped, never raised). `scan_corpora` runs
-the configured scanners, `probe_clips` adds fps and duration from the container headers,
-`assign_splits` gives usable clips a speaker-disjoint split, and `write_manifest` /
-`read_manifest` store the rows. Adding a corpus: a module here, one line in `SCANNERS`, one
-field in `CorporaConfig`, one line in params.yaml.
+`CORPORA` is the registry: one line per corpus module (`voxceleb2`, `mead`, `ravdess`, `hdtf`,
+`cremad`), each declaring a `Corpus` (name, scanner, whether its frames are used whole, its
+labels). Everything else that lists corpora derives from it: `DATASETS`, the `CorporaConfig`
+fields (params.yaml `corpora:`), `space index --corpus` and `space extract-clip --dataset`, the
+sample corpus (which fails loudly for a corpus without a sample layout), the report's tables and
+`metrics.json`. Each scanner knows its corpus layout and labels and returns one `Clip` per
+media path seen: usable (`reason` None) or rejected with a reason and a detail (never dropped,
+never raised). `scan_corpora` runs the configured scanners, `probe_clips` adds fps and duration
+from the container headers, `assign_splits` gives usable clips a speaker-disjoint split, and
+`write_manifest` / `read_manifest` store the rows.
 
-Reasons besides the per-corpus ones: `duplicate_id`, and from probing `empty_file`,
-`unreadable`, `no_video_stream`, `no_frames`, `no_audio` (the container has no audio and the
-corpus has no separate audio file).
+Adding a corpus: its module here (docstring with source, licence, layout, reasons; `scan_<name>`
+and `CORPUS`), its test, one line in `CORPORA`, its `corpora:` key in params.yaml, and its
+sample layout in `space_data/synth/layouts.py`.
+
+Reasons besides the per-corpus ones and those of `files`: `duplicate_id`, and from probing
+`empty_file`, `unreadable`, `no_video_stream`, `no_frames`, `no_audio` (the container has no
+audio and the corpus has no separate audio file).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from space_data import media, storage
 from space_data.clip import Clip
+from space_data.datasets import cremad, hdtf, mead, ravdess, voxceleb2
+from space_data.datasets.corpus import Corpus
 from space_data.datasets.manifest import read_manifest, write_manifest
-from space_data.datasets.mead import scan_mead
-from space_data.datasets.ravdess import scan_ravdess
 from space_data.datasets.splits import assign_splits
-from space_data.datasets.voxceleb2 import scan_voxceleb2
 
 __all__ = [
-    "SCANNERS",
+    "CORPORA",
+    "DATASETS",
+    "Corpus",
     "CorporaConfig",
     "IndexConfig",
     "assign_splits",
     "probe_clips",
     "read_manifest",
     "scan_corpora",
+    "whole_frames",
     "write_manifest",
 ]
 
-SCANNERS: dict[str, Callable[[str], list[Clip]]] = {
-    "voxceleb2": scan_voxceleb2,
-    "mead": scan_mead,
-    "ravdess": scan_ravdess,
+CORPORA: dict[str, Corpus] = {
+    c.name: c
+    for c in (
+        voxceleb2.CORPUS,
+        mead.CORPUS,
+        ravdess.CORPUS,
+        hdtf.CORPUS,
+        cremad.CORPUS,
+    )
 }
+"""The registry: corpus name → `Corpus`, in the order corpora are scanned and reported."""
+DATASETS: tuple[str, ...] = tuple(CORPORA)
+"""The registered corpus names (`Clip.dataset` values), in `CORPORA` order."""
 
 
-@dataclass
-class CorporaConfig:
-    """Where the raw corpora are (params.yaml `corpora:`); null skips a corpus."""
+def whole_frames(dataset: str) -> bool:
+    """Whether `dataset`'s frames are face tracks used whole (False for unregistered names:
+    an unknown source is cropped around the face)."""
+    corpus = CORPORA.get(dataset)
+    return corpus is not None and corpus.whole_frames
 
-    voxceleb2: str | None = None
-    """VoxCeleb2 root: the corpus folder, `dev`/`test`, or an `mp4` folder (path or URL)."""
-    mead: str | None = None
-    """MEAD root: the folder holding the speaker folders (path or URL)."""
-    ravdess: str | None = None
-    """RAVDESS root: the folder holding the `Actor_NN` folders (path or URL)."""
 
-    def __post_init__(self) -> None:
-        for name, root in self.roots().items():
-            if not isinstance(root, str) or not root.strip():
-                raise ValueError(f"corpora.{name} must be a path or URL string, got {root!r}")
+def _check_roots(self) -> None:
+    for name, root in self.roots().items():
+        if not isinstance(root, str) or not root.strip():
+            raise ValueError(f"corpora.{name} must be a path or URL string, got {root!r}")
 
-    def roots(self) -> dict[str, str]:
-        """Configured corpus name → root, in SCANNERS order."""
-        return {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name)
-        }
+
+def _roots(self) -> dict[str, str]:
+    """Configured corpus name → root, in `CORPORA` order."""
+    return {name: getattr(self, name) for name in DATASETS if getattr(self, name)}
+
+
+CorporaConfig = dataclasses.make_dataclass(
+    "CorporaConfig",
+    [(name, str | None, dataclasses.field(default=None)) for name in DATASETS],
+    namespace={"__post_init__": _check_roots, "roots": _roots},
+)
+CorporaConfig.__module__ = __name__
+CorporaConfig.__doc__ = (
+    "Where the raw corpora are (params.yaml `corpora:`): one optional root (path or URL) per "
+    "registered corpus, in `CORPORA` order; null skips a corpus. What each root is: "
+    + "; ".join(f"{c.name}: {c.root}" for c in CORPORA.values())
+    + "."
+)
 
 
 @dataclass
@@ -99,7 +125,7 @@ class IndexConfig:
 
 
 def scan_corpora(config: CorporaConfig) -> list[Clip]:
-    """Every configured corpus scanned, in SCANNERS order. A missing root is an error."""
+    """Every configured corpus scanned, in `CORPORA` order. A missing root is an error."""
     clips: list[Clip] = []
     for name, root in config.roots().items():
         if not storage.isdir(root):
@@ -107,7 +133,7 @@ def scan_corpora(config: CorporaConfig) -> list[Clip]:
                 f"corpus {name}: root {root!r} is not a folder "
                 f"(fix corpora.{name} in params.yaml, or set it to null to skip {name})"
             )
-        clips.extend(SCANNERS[name](root))
+        clips.extend(CORPORA[name].scan(root))
     return clips
 
 
@@ -118,12 +144,12 @@ def probe_clip(clip: Clip) -> Clip:
     try:
         info = media.probe(clip.path)
     except media.MediaError as e:
-        return dataclasses.replace(clip, reason=e.reason, split=None)
-    reason = "no_audio" if clip.audio_path is None and not info.has_audio else None
-    split = None if reason else clip.split
-    return dataclasses.replace(
-        clip, fps=info.fps, duration=info.duration, reason=reason, split=split
-    )
+        return dataclasses.replace(clip, reason=e.reason, detail=e.detail, split=None)
+    clip = dataclasses.replace(clip, fps=info.fps, duration=info.duration)
+    if clip.audio_path is None and not info.has_audio:
+        detail = f"{clip.path} has no audio stream and the corpus no separate audio file"
+        return dataclasses.replace(clip, reason="no_audio", detail=detail, split=None)
+    return clip
 
 
 def probe_clips(clips: list[Clip], workers: int = 4) -> Iterator[Clip]:

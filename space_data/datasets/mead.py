@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 
 from space_data.clip import Clip, make_clip_id
-from space_data.datasets.files import mark_duplicates, media_files, path_parts
+from space_data.datasets.corpus import Corpus
+from space_data.datasets.files import MediaPath, clip_rows, media_files, path_parts
 
 DATASET = "mead"
 VIEWS: tuple[str, ...] = ("front", "top", "down", "left_30", "left_60", "right_30", "right_60")
@@ -47,34 +48,44 @@ _UTTERANCE = re.compile(r"^\d{3}\.mp4$")
 
 
 def scan_mead(root: str) -> list[Clip]:
-    """One `Clip` per `.mp4` below `root`; `.m4a` files are attached as audio, not rows.
+    """One `Clip` per `.mp4` path below `root`; `.m4a` files are attached as audio, not rows.
 
     `root` is the folder holding the speaker folders, a single speaker folder, or any folder
     above them: the layout is read from the last six path components.
     """
     files = media_files(root, (".mp4", ".m4a"))
-    audio = {"/".join(path_parts(p)[-5:]): p for p, rel in files if rel.endswith(".m4a")}
-    clips = [_clip(path, rel, audio) for path, rel in files if rel.endswith(".mp4")]
-    return mark_duplicates(clips)
+    audio = {
+        "/".join(path_parts(f.path)[-5:]): f.path
+        for f in files
+        if f.rel.lower().endswith(".m4a") and f.problem is None
+    }
+    videos = [f for f in files if f.rel.lower().endswith(".mp4")]
+    return clip_rows(videos, lambda f: _clip(f, audio))
 
 
-def _clip(path: str, rel: str, audio: dict[str, str]) -> Clip:
+def _clip(f: MediaPath, audio: dict[str, str]) -> Clip:
+    path = f.path
     parts = path_parts(path)[-6:]
     if len(parts) != 6 or parts[1] != "video":
         # off the layout: the root-relative path is the only unique name
-        return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason="bad_layout")
+        clip_id = make_clip_id(DATASET, f.rel)
+        detail = f"{f.rel}: not <speaker>/video/<view>/<emotion>/level_<n>/NNN.mp4"
+        return Clip(clip_id, DATASET, "unknown", path, reason="bad_layout", detail=detail)
     speaker, _, view, emotion_dir, level_dir, name = parts
     emotion = EMOTION_MAP.get(emotion_dir)
     level = _LEVEL.match(level_dir)
-    audio_path = audio.get("/".join([speaker, "audio", emotion_dir, level_dir, name[:-4] + ".m4a"]))
+    audio_rel = "/".join([speaker, "audio", emotion_dir, level_dir, name[:-4] + ".m4a"])
+    audio_path = audio.get(audio_rel)
     checks = (
-        ("bad_name", not _SPEAKER.match(speaker) or not _UTTERANCE.match(name)),
-        ("unknown_view", view not in VIEWS),
-        ("unknown_emotion", emotion is None),
-        ("unknown_level", level is None),
-        ("excluded_view", view in EXCLUDED_VIEWS),
-        ("missing_audio", audio_path is None),
+        ("bad_name", not _SPEAKER.match(speaker), f"speaker {speaker!r} is not M/W + 3 digits"),
+        ("bad_name", not _UTTERANCE.match(name), f"file name {name!r} is not NNN.mp4"),
+        ("unknown_view", view not in VIEWS, f"view {view!r} is not one of {', '.join(VIEWS)}"),
+        ("unknown_emotion", emotion is None, f"emotion folder {emotion_dir!r} is not MEAD's"),
+        ("unknown_level", level is None, f"level folder {level_dir!r} is not level_1/2/3"),
+        ("excluded_view", view in EXCLUDED_VIEWS, f"view {view} is excluded (SPACE paper)"),
+        ("missing_audio", audio_path is None, f"no audio file {audio_rel}"),
     )
+    reason, detail = next(((r, d) for r, failed, d in checks if failed), (None, None))
     intensity = None
     if emotion is not None and level is not None:
         intensity = 0.0 if emotion == "neutral" else int(level.group(1)) / 3
@@ -87,5 +98,15 @@ def _clip(path: str, rel: str, audio: dict[str, str]) -> Clip:
         emotion=emotion,
         intensity=intensity,
         view=view if view in VIEWS else None,
-        reason=next((reason for reason, failed in checks if failed), None),
+        reason=reason,
+        detail=detail and f"{f.rel}: {detail}",
     )
+
+
+CORPUS = Corpus(
+    name=DATASET,
+    scan=scan_mead,
+    root="the folder holding the speaker folders (M003, W009, ...)",
+    whole_frames=False,
+    labels=tuple(EMOTION_MAP.values()),
+)

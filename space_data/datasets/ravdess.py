@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 
 from space_data.clip import Clip, make_clip_id
-from space_data.datasets.files import mark_duplicates, media_files, path_parts
+from space_data.datasets.corpus import Corpus
+from space_data.datasets.files import MediaPath, clip_rows, media_files, path_parts
 
 DATASET = "ravdess"
 MODALITIES = {"01": None, "02": "video_only", "03": "audio_only"}  # code → reason (None = use)
@@ -47,21 +48,28 @@ _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.m
 
 
 def scan_ravdess(root: str) -> list[Clip]:
-    """One `Clip` per `.mp4` below `root` (usable, or with a reason)."""
-    return mark_duplicates([_clip(path, rel) for path, rel in media_files(root, (".mp4",))])
+    """One `Clip` per `.mp4` path below `root` (usable, or with a reason)."""
+    return clip_rows(media_files(root, (".mp4",)), _clip)
 
 
-def _clip(path: str, rel: str) -> Clip:
+def _clip(f: MediaPath) -> Clip:
+    path = f.path
     parts = path_parts(path)
     actor_dir = _ACTOR_DIR.match(parts[-2]) if len(parts) >= 2 else None
     if actor_dir is None:
         # off the layout: the root-relative path is the only unique name
-        return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason="bad_layout")
+        clip_id = make_clip_id(DATASET, f.rel)
+        detail = f"{f.rel}: not inside an Actor_NN folder"
+        return Clip(clip_id, DATASET, "unknown", path, reason="bad_layout", detail=detail)
     speaker = parts[-2]
     clip_id = make_clip_id(DATASET, "/".join(parts[-2:]))
     fields = _NAME.match(parts[-1])
-    if fields is None or fields.group(7) != actor_dir.group(1):
-        return Clip(clip_id, DATASET, speaker, path, reason="bad_name")
+    if fields is None:
+        detail = f"{f.rel}: not seven two-digit fields MM-VV-EE-II-SS-RR-AA.mp4"
+        return Clip(clip_id, DATASET, speaker, path, reason="bad_name", detail=detail)
+    if fields.group(7) != actor_dir.group(1):
+        detail = f"{f.rel}: actor field {fields.group(7)} disagrees with the folder {speaker}"
+        return Clip(clip_id, DATASET, speaker, path, reason="bad_name", detail=detail)
     modality, channel, emotion_code, intensity_code, statement, repetition, actor = fields.groups()
     emotion = EMOTION_CODES.get(emotion_code)
     known = (
@@ -75,8 +83,10 @@ def _clip(path: str, rel: str) -> Clip:
         and 1 <= int(actor) <= 24
     )
     if not known:
-        return Clip(clip_id, DATASET, speaker, path, reason="unknown_code")
+        detail = f"{f.rel}: a field value outside the RAVDESS code table"
+        return Clip(clip_id, DATASET, speaker, path, reason="unknown_code", detail=detail)
     intensity = 0.0 if emotion == "neutral" else INTENSITIES[intensity_code]
+    reason = MODALITIES[modality] or CHANNELS[channel]
     return Clip(
         clip_id=clip_id,
         dataset=DATASET,
@@ -84,5 +94,21 @@ def _clip(path: str, rel: str) -> Clip:
         path=path,
         emotion=emotion,
         intensity=intensity,
-        reason=MODALITIES[modality] or CHANNELS[channel],
+        reason=reason,
+        detail=reason and f"{f.rel}: {_NOT_USED[reason]}",
     )
+
+
+_NOT_USED = {
+    "video_only": "modality 02, video only (no audio)",
+    "audio_only": "modality 03, audio only (no video)",
+    "song": "vocal channel 02, song (only speech is used)",
+}
+
+CORPUS = Corpus(
+    name=DATASET,
+    scan=scan_ravdess,
+    root="the folder holding the Actor_NN folders",
+    whole_frames=False,
+    labels=tuple(EMOTION_CODES.values()),
+)

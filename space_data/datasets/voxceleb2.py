@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 
 from space_data.clip import Clip, make_clip_id
-from space_data.datasets.files import mark_duplicates, media_files, path_parts
+from space_data.datasets.corpus import Corpus
+from space_data.datasets.files import MediaPath, clip_rows, media_files, path_parts
 
 DATASET = "voxceleb2"
 _SPEAKER = re.compile(r"^id\d{5}$")
@@ -37,8 +38,8 @@ _PARTITIONS = {"dev": "train", "test": "test"}
 
 
 def scan_voxceleb2(root: str) -> list[Clip]:
-    """One `Clip` per `.mp4` below `root` (usable, or with a reason)."""
-    return mark_duplicates([_clip(path, rel) for path, rel in media_files(root, (".mp4",))])
+    """One `Clip` per `.mp4` path below `root` (usable, or with a reason)."""
+    return clip_rows(media_files(root, (".mp4",)), _clip)
 
 
 def layout_clip_id(path: str) -> str:
@@ -49,22 +50,28 @@ def layout_clip_id(path: str) -> str:
     return make_clip_id(DATASET, "/".join([*prefix, *parts[-3:]]))
 
 
-def _clip(path: str, rel: str) -> Clip:
-    parts = path_parts(path)
+def _clip(f: MediaPath) -> Clip:
+    parts = path_parts(f.path)
     if len(parts) < 3 or not _SPEAKER.match(parts[-3]):
         # off the layout: the root-relative path is the only unique name
-        reason = "bad_layout" if _UTTERANCE.match(parts[-1]) else "bad_name"
-        return Clip(make_clip_id(DATASET, rel), DATASET, "unknown", path, reason=reason)
+        if _UTTERANCE.match(parts[-1]):
+            reason, detail = "bad_layout", f"{f.rel}: not inside idNNNNN/<youtube id>/"
+        else:
+            reason, detail = "bad_name", f"{f.rel}: not NNNNN.mp4 inside idNNNNN/<youtube id>/"
+        return Clip(
+            make_clip_id(DATASET, f.rel), DATASET, "unknown", f.path, reason=reason, detail=detail
+        )
     speaker, _, utterance = parts[-3:]
     named = bool(_UTTERANCE.match(utterance))
     folder = _partition_folder(parts[:-3])
     return Clip(
-        clip_id=layout_clip_id(path),
+        clip_id=layout_clip_id(f.path),
         dataset=DATASET,
         speaker=speaker,
-        path=path,
+        path=f.path,
         split=_PARTITIONS[folder] if folder and named else None,
         reason=None if named else "bad_name",
+        detail=None if named else f"{f.rel}: utterance {utterance!r} is not NNNNN.mp4",
     )
 
 
@@ -73,3 +80,12 @@ def _partition_folder(above: list[str]) -> str | None:
     if above and above[-1] == "mp4":
         above = above[:-1]
     return above[-1] if above and above[-1] in _PARTITIONS else None
+
+
+CORPUS = Corpus(
+    name=DATASET,
+    scan=scan_voxceleb2,
+    root="the corpus folder, dev/ or test/, or an mp4/ folder",
+    whole_frames=True,
+    labels=(),
+)

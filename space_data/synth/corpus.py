@@ -6,6 +6,9 @@ Output (`out_dir`)::
     mead/<spk>/video/<view>/<emotion>/level_<n>/NNN.mp4           384×216, 30 fps, video only
     mead/<spk>/audio/<emotion>/level_<n>/NNN.m4a                 AAC
     ravdess/Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4                    384×216, 29.97 fps
+    hdtf/<source>_<Name>_NNN.mp4                                 256×256, 25 fps
+    cremad/VideoFlash/<actor>_<sentence>_<emotion>_<level>.flv   320×240, 30 fps, FLV1 + MP3
+    cremad/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav     16 kHz PCM
     truth/<clip_id>.npy     (N_native, 6) float64 per native frame: yaw, pitch, roll (deg),
                             tx, ty (px), scale (px per unit); NaN rows where no face is shown
     truth.json              clip_id → designed outcome, stage, fps, duration, ... (see `_record`)
@@ -30,9 +33,11 @@ import cv2
 import numpy as np
 
 from space_data import media
+from space_data.datasets import DATASETS
+from space_data.synth.layouts import sample_layout
 from space_data.synth.mesh import HeadMesh, _face_mesh_model, build_head_mesh
 from space_data.synth.photos import base_photos, identity_names, identity_photo, read_photo
-from space_data.synth.plan import FORMATS, ClipSpec, plan_corpus
+from space_data.synth.plan import ClipSpec, plan_corpus
 from space_data.synth.render import render
 from space_data.synth.speech import SAMPLE_RATE, mouth_envelope, synthesize_speech
 from space_data.synth.trajectories import bump, head_track
@@ -43,7 +48,6 @@ ANGLES_RELATIVE_TO = (
 )
 MOUTH_OPEN = 0.3
 """Jaw drop at full loudness, canonical units (outer-eye-corner distance)."""
-CORPORA = tuple(FORMATS)
 
 
 @dataclass(slots=True)
@@ -144,7 +148,7 @@ def _photos(config: SynthConfig) -> dict[str, np.ndarray]:
 
 def _prepare(out: Path) -> None:
     """Empty `out` of a previous (possibly interrupted) sample corpus; refuse anything else."""
-    ours = {*CORPORA, "truth", "truth.json"}
+    ours = {*DATASETS, "truth", "truth.json"}
     if out.exists():
         other = sorted(p.name for p in out.iterdir() if p.name not in ours)
         if other:
@@ -152,7 +156,7 @@ def _prepare(out: Path) -> None:
                 f"{out} holds more than a sample corpus ({', '.join(other[:5])}): "
                 "refusing to write there"
             )
-        for name in (*CORPORA, "truth"):
+        for name in (*DATASETS, "truth"):
             shutil.rmtree(out / name, ignore_errors=True)
         (out / "truth.json").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -182,21 +186,20 @@ def _write_clip(
                 continue
             yield render(faces[face[k]], track[k], background, mouth[k])
 
-    video = str(out / spec.dataset / spec.relpath)
-    if spec.audio_relpath is not None:  # MEAD: silent video, audio beside it
-        media.write_video(video, frames(), fps)
+    sound = (
+        audio if sample_layout(spec.dataset).video_audio and spec.design != "video_only" else None
+    )
+    media.write_video(str(out / spec.dataset / spec.relpath), frames(), fps, sound, SAMPLE_RATE)
+    if spec.audio_relpath is not None:  # MEAD, CREMA-D: the audio (also) beside the video
         media.write_audio(str(out / spec.dataset / spec.audio_relpath), audio, SAMPLE_RATE)
-    elif spec.design == "video_only":
-        media.write_video(video, frames(), fps)
-    else:
-        media.write_video(video, frames(), fps, audio, SAMPLE_RATE)
     return np.where((face >= 0)[:, None], track, np.nan)
 
 
 def design_track(spec: ClipSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(N, 6) pose track and (N,) int face index (0 first face, 1 after the cut, -1 none)."""
     n, fps = spec.n_frames, spec.fps
-    w, h, _, scale = FORMATS[spec.dataset]
+    layout = sample_layout(spec.dataset)
+    w, h, scale = layout.width, layout.height, layout.scale
     centre = (w / 2, h * 0.54)
     shift = 0.02 * w
     face = np.zeros(n, dtype=np.int64)

@@ -14,8 +14,16 @@ from pipelines import filter as filter_cmd
 from pipelines import pack as pack_cmd
 from pipelines import report as report_cmd
 from pipelines.report import collect_tables, compute_metrics
-from space_data.clip import DATASETS, Clip
-from space_data.datasets import CorporaConfig, IndexConfig, assign_splits, probe_clips, scan_corpora
+from pipelines.report_data import corpora_in
+from space_data.clip import Clip
+from space_data.datasets import (
+    DATASETS,
+    CorporaConfig,
+    IndexConfig,
+    assign_splits,
+    probe_clips,
+    scan_corpora,
+)
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.record import ClipFeatures
 from space_data.shards import open_shards, shard_urls
@@ -103,6 +111,11 @@ def test_filter_pack_report(made_data):
     assert metrics["dropped_rotation"] == 1 and metrics["dropped_index_song"] == 1
     assert metrics["dropped_no_speech"] == 0 and metrics["dropped_av_offset"] == 0
     assert metrics["kept_test"] == 2 and metrics["shards"] == 3
+    # per corpus, every registered one (0 without rows)
+    assert (metrics["clips_total_mead"], metrics["clips_kept_mead"]) == (4, 3)
+    assert (metrics["clips_total_ravdess"], metrics["clips_kept_ravdess"]) == (2, 1)
+    assert {d for d in DATASETS if f"clips_total_{d}" in metrics} == set(DATASETS)
+    assert metrics["clips_total_hdtf"] == 0 and metrics["clips_kept_cremad"] == 0
     # test clips: max rotation 10° and 35° → one in <15°, one in 30–45°
     assert metrics["test_rotation_0_15_pct"] == 50.0 and metrics["test_rotation_30_45_pct"] == 50.0
     page = (reports / "report.html").read_text()
@@ -141,6 +154,12 @@ def test_truncated_file_is_dropped_and_counted(tmp_path):
     assert "2 of 2 clips kept" in out
 
 
+def test_report_refuses_rows_of_an_unregistered_corpus():
+    table = pd.DataFrame({"dataset": ["mead", "youtube"], "reason": ["kept", "kept"]})
+    with pytest.raises(ValueError, match=r"unregistered corpora \['youtube'\]"):
+        corpora_in(table)
+
+
 def test_filter_threshold_from_params(made_data):
     p = paths(made_data)
     (made_data / "params.yaml").write_text("filter: {max_rotation_deg: 30.0}\n")
@@ -175,12 +194,17 @@ def index_and_extract(corpora: CorporaConfig, root: Path, only: set[str] | None 
 
 
 def chosen_clips(truth: dict) -> set[str]:
-    """Every clip of a special design, plus one plain clip of RAVDESS (the other corpora have
-    clips designed to be kept): extraction is the slow part, more plain clips add nothing."""
-    plain = sorted(
-        c for c, d in truth.items() if d["design"] == "keep" and d["dataset"] == "ravdess"
-    )
-    return {c for c, d in truth.items() if d["design"] != "keep"} | set(plain[:1])
+    """Every clip of a special design, plus one plain clip of each corpus that has no special
+    clip designed to be kept (RAVDESS, HDTF, CREMA-D): extraction is the slow part, more plain
+    clips add nothing."""
+    kept_special = {
+        d["dataset"] for d in truth.values() if d["design"] != "keep" and d["outcome"] == "keep"
+    }
+    plain: dict[str, str] = {}
+    for c, d in sorted(truth.items()):
+        if d["design"] == "keep" and d["dataset"] not in kept_special:
+            plain.setdefault(d["dataset"], c)
+    return {c for c, d in truth.items() if d["design"] != "keep"} | set(plain.values())
 
 
 @pytest.fixture(scope="session")
@@ -217,6 +241,20 @@ def test_sample_corpus_designed_outcomes(sample_tables, sample_corpus, design):
         row = by_path[designed["path"]]
         got[clip_id] = "keep" if row.keep else row.reason
     assert got == want
+
+
+@pytest.mark.slow
+def test_sample_corpus_report_covers_every_corpus(sample_tables):
+    """Each registered corpus has kept sample clips: counted in metrics.json, drawn in the pose
+    histograms (one outline per corpus)."""
+    p = paths(sample_tables)
+    run(report_cmd, "--manifest", p["manifest"], "--keep", p["keep"], "--features", p["features"],
+        "--shards", p["shards"], "--out", p["reports"], "--params", p["params"])  # fmt: skip
+    metrics = json.loads((sample_tables / "reports" / "metrics.json").read_text())
+    for dataset in DATASETS:
+        assert metrics[f"clips_kept_{dataset}"] >= 1, dataset
+    page = (sample_tables / "reports" / "report.html").read_text()
+    assert all(f"<th>{d}</th>" in page for d in DATASETS)  # drop-reason table columns
 
 
 @pytest.mark.slow
@@ -266,3 +304,8 @@ def test_broken_files_end_with_reasons(tmp_path):
         "bbbbbbbbbbb": "index:unreadable",
         "ccccccccccc": "error:no_face",
     }
+    # every rejected row says what exactly is wrong, for people
+    details = dict(zip(keep["reason"], keep["detail"], strict=True))
+    assert "is empty (0 bytes)" in details["index:empty_file"]
+    assert "aaaaaaaaaaa/00001.mp4" in details["index:empty_file"]
+    assert all(details.values())

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
+import unicodedata
 
 import fsspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from space_data.clip import Clip
+from space_data.clip import Clip, make_clip_id
 from space_data.datasets import (
+    CORPORA,
+    DATASETS,
     CorporaConfig,
     IndexConfig,
     assign_splits,
@@ -20,6 +24,7 @@ from space_data.datasets import (
     scan_corpora,
     write_manifest,
 )
+from space_data.datasets.hdtf import scan_hdtf
 from space_data.datasets.mead import scan_mead
 from space_data.datasets.ravdess import scan_ravdess
 from space_data.datasets.splits import split_counts
@@ -215,6 +220,81 @@ def test_duplicate_ids_get_a_reason(tmp_path):
     first, second = scan_ravdess(str(root))
     assert first.clip_id == second.clip_id
     assert first.usable and second.reason == "duplicate_id"
+    assert second.detail == f"{second.path} has the clip id of {first.path}"
+
+
+# --- clip ids and paths that are not files ---------------------------------------------
+
+
+def test_clip_ids_keep_plain_paths_and_separate_paths_slugging_would_merge():
+    # a path the slug renders exactly keeps its plain id
+    assert make_clip_id("mead", "M003/video/front/angry/level_1/001.mp4") == (
+        "mead-M003-video-front-angry-level_1-001"
+    )
+    a = make_clip_id("hdtf", "Ünï cødé Vd.mp4")
+    b = make_clip_id("hdtf", "Ñnï cødé Vd.mp4")
+    assert a != b
+    assert a.startswith("hdtf-Uni_c_de_Vd-") and b.startswith("hdtf-Nni_c_de_Vd-")
+    assert make_clip_id("hdtf", "a.b.mp4") != make_clip_id("hdtf", "a_b.mp4") == "hdtf-a_b"
+    # stable: the NFD spelling of the same name (as macOS writes it) gives the same id
+    assert make_clip_id("hdtf", unicodedata.normalize("NFD", "Ünï cødé Vd.mp4")) == a
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=6), min_size=2, max_size=2, unique=True))
+def test_distinct_names_give_distinct_valid_ids(names):
+    names = [unicodedata.normalize("NFC", n.replace("/", "").replace("\\", "")) for n in names]
+    if len(set(names)) < 2 or not all(names):
+        return
+    ids = [make_clip_id("x", f"d/{n}.mp4") for n in names]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+    assert ids[0] != ids[1]
+
+
+def test_non_ascii_names_are_both_kept(tmp_path):
+    root = place({"Ünï cødé Vd.mp4": None, "Ñnï cødé Vd.mp4": None}, tmp_path / "hdtf")
+    clips = scan_hdtf(str(root))  # neither parses, each still its own row
+    assert len({c.clip_id for c in clips}) == 2
+    assert [c.reason for c in clips] == ["bad_name", "bad_name"]
+
+
+def test_every_path_named_like_a_clip_gets_a_row(tmp_path):
+    root = place({"Actor_01/01-01-03-01-01-01-01.mp4": None}, tmp_path / "RAVDESS")
+    actor = root / "Actor_01"
+    (actor / "01-01-03-01-01-02-01.mp4").mkdir()  # a folder named like a clip
+    (actor / "01-01-03-01-01-02-01.mp4" / "inner.txt").write_text("x")
+    (actor / "01-01-03-02-01-01-01.mp4").symlink_to(actor / "gone.mp4")  # target missing
+    (actor / "01-01-03-02-01-02-01.mp4").symlink_to(actor / "01-01-03-02-01-02-01.mp4")  # loop
+    (actor / "01-01-04-01-01-01-01.mp4").symlink_to(actor / "01-01-03-01-01-01-01.mp4")  # fine
+    (actor / "up").symlink_to(root)  # a folder link: listed, never descended
+    clips = {c.path.rsplit("/", 1)[-1]: c for c in scan_ravdess(str(root))}
+    assert len(clips) == 5
+    folder = clips["01-01-03-01-01-02-01.mp4"]
+    assert folder.reason == "not_a_file" and "is a folder" in folder.detail
+    assert folder.clip_id == "ravdess-Actor_01-01-01-03-01-01-02-01"  # labels still parsed
+    missing = clips["01-01-03-02-01-01-01.mp4"]
+    assert missing.reason == "broken_link" and "gone.mp4" in missing.detail
+    assert "does not exist" in missing.detail
+    looping = clips["01-01-03-02-01-02-01.mp4"]
+    assert looping.reason == "broken_link" and "loops" in looping.detail
+    assert clips["01-01-04-01-01-01-01.mp4"].usable and clips["01-01-03-01-01-01-01.mp4"].usable
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_rejected_row_says_why(tmp_path, dataset):
+    """Every corpus: a folder named like a clip and a broken link get rows with a detail, and
+    every rejected row of the corpus's fixture tree carries a detail."""
+    suffix = {"cremad": "flv"}.get(dataset, "mp4")
+    where = {"cremad": "VideoFlash/", "ravdess": "Actor_01/"}.get(dataset, "")
+    root = tmp_path / dataset
+    (root / f"{where}x1.{suffix}").mkdir(parents=True)
+    (root / f"{where}x2.{suffix}").symlink_to(root / "nowhere")
+    place({f"{where}bad name.{suffix}": None, f"elsewhere/deep/x/y/z/1.{suffix}": None}, root)
+    clips = CORPORA[dataset].scan(str(root))
+    assert len(clips) == 4
+    reasons = {c.path.rsplit("/", 1)[-1]: c.reason for c in clips}
+    assert reasons[f"x1.{suffix}"] == "not_a_file" and reasons[f"x2.{suffix}"] == "broken_link"
+    assert all(not c.usable and c.detail for c in clips)
 
 
 # --- splits ----------------------------------------------------------------------------

@@ -221,13 +221,10 @@ def test_extractor_pickles_before_and_after_use(tmp_path):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="whole_frame_datasets"):
-        ExtractConfig(whole_frame_datasets=["youtube"])
     with pytest.raises(ValueError, match="hands_every"):
         ExtractConfig(hands_every=0)
     with pytest.raises(ValueError, match="hands_model_complexity"):
         ExtractConfig(hands_model_complexity=2)
-    assert ExtractConfig(whole_frame_datasets=["voxceleb2"]).whole_frame_datasets == ("voxceleb2",)
 
 
 # --- sample corpus: pose against the renderer's ground truth -------------------------------
@@ -237,12 +234,12 @@ def test_config_validation():
 def sample_records(sample_corpus, extractor):
     """(clip, record, truth (N_native, 6)) for the sample corpus clips designed to be kept or
     rotated (the others test filters, not pose)."""
-    from space_data.datasets import SCANNERS
+    from space_data.datasets import CORPORA
 
     truth_meta = json.loads((sample_corpus / "truth.json").read_text())
     out = []
-    for dataset, scan in SCANNERS.items():
-        for clip in scan(str(sample_corpus / dataset)):
+    for dataset, corpus in CORPORA.items():
+        for clip in corpus.scan(str(sample_corpus / dataset)):
             meta = truth_meta.get(clip.clip_id)
             if clip.reason is None and meta and meta["outcome"] in ("keep", "rotation"):
                 truth = np.load(sample_corpus / "truth" / f"{clip.clip_id}.npy")

@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 
 from space_data import media
 from space_data.config import ConfigError, from_mapping
-from space_data.datasets import SCANNERS
+from space_data.datasets import CORPORA, DATASETS
 from space_data.pose import euler_to_matrix, matrix_to_euler
 from space_data.synth import SynthConfig, build_sample_corpus, plan
+from space_data.synth.layouts import LAYOUTS, sample_layout
 from space_data.synth.mesh import build_head_mesh
 from space_data.synth.photos import base_photos, identity_photo
-from space_data.synth.plan import FORMATS
 from space_data.synth.render import project, render
 from space_data.synth.speech import mouth_envelope, synthesize_speech
 
@@ -88,13 +88,26 @@ def test_every_designed_clip_is_there(sample_corpus: Path, sample_config: SynthC
         assert np.isnan(track[:, 0]).any() == (r["outcome"] == "no_face"), clip_id
 
 
+def test_every_registered_corpus_is_in_the_sample_corpus(sample_corpus: Path, monkeypatch):
+    """The plan follows the registry: each registered corpus has a sample layout and clips of
+    at least 3 speakers (speaker-disjoint splits); a corpus without a layout fails loudly."""
+    assert set(LAYOUTS) == set(DATASETS)
+    truth = _truth(sample_corpus)
+    for dataset in DATASETS:
+        speakers = {r["speaker"] for r in truth.values() if r["dataset"] == dataset}
+        assert len(speakers) >= 3, dataset
+    monkeypatch.delitem(LAYOUTS, "hdtf")
+    with pytest.raises(KeyError, match="'hdtf' is registered .* but has no sample layout"):
+        plan(SynthConfig(photos_dir=None))
+
+
 def test_layouts_match_the_real_scanners(sample_corpus: Path):
     """Each corpus tree is what its real scanner expects: usable clips are the ones designed
     to pass the indexer, the others carry exactly their designed index reason."""
     truth = _truth(sample_corpus)
     seen = {}
-    for dataset, scan in SCANNERS.items():
-        for clip in scan(str(sample_corpus / dataset)):
+    for dataset, corpus in CORPORA.items():
+        for clip in corpus.scan(str(sample_corpus / dataset)):
             seen[clip.clip_id] = clip
     assert set(seen) == set(truth)
     for clip_id, r in truth.items():
@@ -102,13 +115,19 @@ def test_layouts_match_the_real_scanners(sample_corpus: Path):
         assert clip.speaker == r["speaker"]
         assert clip.reason == (r["outcome"] if r["stage"] == "index" else None), clip_id
         info = media.probe(str(sample_corpus / r["path"]))
-        width, height, fps, _ = FORMATS[r["dataset"]]
-        assert (info.width, info.height) == (width, height)
-        assert info.fps == pytest.approx(fps, abs=1e-3)
-        assert info.n_frames == r["n_frames"]
+        layout = sample_layout(r["dataset"])
+        assert (info.width, info.height) == (layout.width, layout.height)
+        assert info.fps == pytest.approx(layout.fps, abs=1e-3)
+        if r["path"].endswith(".flv"):
+            # FLV headers state no frame count (estimated from a duration that counts the MP3
+            # padding): count the frames that decode, which is also the check that they do
+            frames, _, _ = media.decode_video(str(sample_corpus / r["path"]))
+            assert len(frames) == r["n_frames"]
+        else:
+            assert info.n_frames == r["n_frames"]
         # MEAD videos are silent (audio in the .m4a); RAVDESS video-only files have no audio
         assert info.has_audio == (r["dataset"] != "mead" and r["design"] != "video_only")
-        if r["dataset"] == "mead":
+        if r["audio_path"] is not None:  # MEAD's .m4a, CREMA-D's .wav
             audio = media.decode_audio(str(sample_corpus / r["audio_path"]))
             assert len(audio) == pytest.approx(r["duration"] * 16000, abs=800)
 
@@ -124,7 +143,8 @@ def test_mediapipe_finds_the_face_and_recovers_the_pose(
     for clip_id, r in truth.items():
         if r["design"] in ("hands", "cut", "left_60"):
             continue  # the hand occludes on purpose; cut / left_60 are checked elsewhere
-        width, height, _, scale = FORMATS[r["dataset"]]
+        layout = sample_layout(r["dataset"])
+        width, height, scale = layout.width, layout.height, layout.scale
         key = (r["identity"], r["dataset"])
         if key not in references:
             mesh = build_head_mesh(identity_photo(photos, r["identity"]))
