@@ -64,6 +64,14 @@ class VideoInfo:
     rotation: int
     """Counter-clockwise degrees (0, 90, 180, 270) applied to the stored pixels on decode."""
     has_audio: bool
+    frames_counted: bool = True
+    """The header counts the frames (MP4); False: `n_frames` is the duration × fps estimate
+    (FLV, Matroska), whose duration may include the audio's encoder padding."""
+
+
+ESTIMATE_SLACK_S = 0.1
+"""Seconds of frames an estimated count may overstate before a file counts as truncated: an
+FLV of 90 frames (3.0 s at 30 fps) with MP3 audio states 3.05 s, estimated 92 frames."""
 
 
 def _check_file(path: str) -> None:
@@ -95,8 +103,8 @@ def _video_stream(container: av.container.InputContainer, path: str):
     return container.streams.video[0]
 
 
-def _header(container, stream, path: str) -> tuple[float, float, int]:
-    """(fps, duration s, n_frames) from the header."""
+def _header(container, stream, path: str) -> tuple[float, float, int, bool]:
+    """(fps, duration s, n_frames, whether the header counts the frames) from the header."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if stream.duration:
         duration = float(stream.duration * stream.time_base)
@@ -105,6 +113,7 @@ def _header(container, stream, path: str) -> tuple[float, float, int]:
     else:
         duration = 0.0
     n_frames = stream.frames
+    counted = bool(n_frames)
     if not rate and n_frames and duration:
         rate = n_frames / duration
     if not rate:
@@ -114,7 +123,7 @@ def _header(container, stream, path: str) -> tuple[float, float, int]:
         n_frames = round(duration * fps)
     if not duration:
         duration = n_frames / fps
-    return fps, duration, int(n_frames)
+    return fps, duration, int(n_frames), counted
 
 
 def probe(path: str) -> VideoInfo:
@@ -122,7 +131,7 @@ def probe(path: str) -> VideoInfo:
     _check_file(path)
     with storage.local_path(path) as local, _open(local, path) as container:
         stream = _video_stream(container, path)
-        fps, duration, n_frames = _header(container, stream, path)
+        fps, duration, n_frames, counted = _header(container, stream, path)
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as e:
@@ -141,6 +150,7 @@ def probe(path: str) -> VideoInfo:
             n_frames=n_frames,
             rotation=rotation,
             has_audio=bool(container.streams.audio),
+            frames_counted=counted,
         )
 
 
@@ -205,7 +215,8 @@ class VideoReader:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k))
                 self.decoded += 1
                 yield float(t - t0), rgb
-        if self.decoded < info.n_frames:
+        slack = 0 if info.frames_counted else math.ceil(ESTIMATE_SLACK_S * info.fps)
+        if self.decoded < info.n_frames - slack:
             self.truncated = True
 
 

@@ -233,3 +233,27 @@ def test_real_broken_inputs(realdata, tmp_path):
     (tmp_path / "half.mp4").write_bytes(data[: len(data) // 2])
     frames, _, reader = decode_video(str(tmp_path / "half.mp4"), max_side=128)
     assert reader.truncated and 0 < len(frames) < reader.info.n_frames
+
+
+def test_flash_video_and_wav_as_cremad_ships_them(tmp_path):
+    """`.flv` (Sorenson Spark + MP3) and `.wav` (16-bit PCM) round trips. FLV headers count no
+    frames: the duration estimate includes the MP3 padding, yet a whole file is not truncated,
+    while the first half of one is."""
+    rng = np.random.default_rng(0)
+    sound = (0.1 * rng.standard_normal(90 * SR // 30)).astype(np.float32)
+    path = tmp_path / "1001_DFA_ANG_XX.flv"
+    write_video(str(path), _frames(90, 48, 64), 30.0, sound, SR)
+    with av.open(str(path)) as container:
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+    assert codecs == {"video": "flv", "audio": "mp3float"}
+    frames, _, reader = decode_video(str(path))
+    assert len(frames) == 90 and not reader.truncated
+    assert not reader.info.frames_counted and reader.info.n_frames > 90  # the estimate
+    assert np.abs(frames.astype(int) - _frames(90, 48, 64)).mean() < 4
+    assert len(decode_audio(str(path))) == pytest.approx(len(sound), abs=0.03 * SR)
+    data = path.read_bytes()
+    (tmp_path / "half.flv").write_bytes(data[: len(data) // 2])
+    _, _, half = decode_video(str(tmp_path / "half.flv"))
+    assert half.truncated and 0 < half.decoded < 90
+    write_audio(str(tmp_path / "a.wav"), sound, SR)
+    np.testing.assert_allclose(decode_audio(str(tmp_path / "a.wav")), sound, atol=1e-4)
