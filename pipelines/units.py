@@ -74,8 +74,7 @@ def _sha(text: str) -> str:
 
 def clip_key(clip: Clip) -> str:
     """Hash of the whole manifest row: a record is stale when any field it copies changes."""
-    row = {name: getattr(clip, name) for name in _CLIP_FIELDS}  # = to_row(), without a deep copy
-    return _sha(json.dumps(row, sort_keys=True, default=str))[:16]
+    return _sha(repr(tuple(getattr(clip, name) for name in _CLIP_FIELDS)))[:16]
 
 
 @dataclass(frozen=True)
@@ -433,42 +432,41 @@ def _reusable_rows(
 
 
 class _RowBatches:
-    """clips.parquet rows collected column-wise and turned into Arrow batches every
-    `_BATCH_ROWS` rows, so a million rows never exist as Python dicts at once."""
+    """clips.parquet rows turned into Arrow batches every `_BATCH_ROWS` rows, so a million
+    rows never exist as Python dicts at once."""
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
         self.batches: list[pa.RecordBatch] = []
-        self.columns: dict[str, list] = {name: [] for name in schema.names}
+        self.rows: list[dict] = []
 
     def add(self, clip: Clip, unit: Unit, row: dict, params_hash: str) -> None:
-        values = {
-            "clip_id": clip.clip_id,
-            "dataset": clip.dataset,
-            "speaker": clip.speaker,
-            "split": clip.split,
-            "emotion": clip.emotion,
-            "intensity": clip.intensity,
-            "view": clip.view,
-            "path": clip.path,
-            "status": row["status"],
-            "reason": row["reason"],
-            "unit": unit.unit_id,
-            "record": row["record"],
-            "params_hash": params_hash,
-            "members_hash": unit.members_hash,
-            **row["stats"],
-        }
-        for name, column in self.columns.items():
-            column.append(values.get(name))
-        if len(self.columns["clip_id"]) >= _BATCH_ROWS:
+        self.rows.append(
+            {
+                "clip_id": clip.clip_id,
+                "dataset": clip.dataset,
+                "speaker": clip.speaker,
+                "split": clip.split,
+                "emotion": clip.emotion,
+                "intensity": clip.intensity,
+                "view": clip.view,
+                "path": clip.path,
+                "status": row["status"],
+                "reason": row["reason"],
+                "unit": unit.unit_id,
+                "record": row["record"],
+                "params_hash": params_hash,
+                "members_hash": unit.members_hash,
+                **row["stats"],
+            }
+        )
+        if len(self.rows) >= _BATCH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
-        if self.columns["clip_id"]:
-            arrays = [pa.array(self.columns[f.name], f.type) for f in self.schema]
-            self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-            self.columns = {name: [] for name in self.schema.names}
+        if self.rows:
+            self.batches.append(pa.RecordBatch.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
 
     def tables(self) -> list[pa.Table]:
         self._flush()

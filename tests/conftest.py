@@ -52,81 +52,21 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory, sample_config) -> Pa
 # --- object storage: moto's standalone S3 server -------------------------------------------------
 
 
-class S3Server:
-    """A real S3-compatible HTTP server (moto) on 127.0.0.1, in its own process.
-
-    `env` holds the standard variables that point boto/s3fs at it; `requests` counts the
-    requests in its log (one line per request: `"GET /bucket/key HTTP/1.1"`).
-    """
-
-    def __init__(self, port: int, log: Path, process) -> None:
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.log = log
-        self.process = process
-        self.env = {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
-
-    def requests(self, method: str, path_prefix: str, since: int = 0) -> list[str]:
-        """Request paths (`/bucket/key?query`) of `method` under `path_prefix`, from log line
-        `since` on (a `len(lines())` taken earlier)."""
-        found = []
-        for line in self.lines()[since:]:
-            _, quote, rest = line.partition('"')
-            parts = rest.split(" ")
-            if quote and len(parts) > 1 and parts[0] == method and parts[1].startswith(path_prefix):
-                found.append(parts[1])
-        return found
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """One moto S3 server for the session (`moto_server` of this venv), stopped by PID after."""
-    import socket
-    import subprocess
-    import sys
-    import time
+    from space_data.testing.s3 import S3Server
 
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.is_file():
-        pytest.skip(f"{exe} is absent: install moto[server] (a test dependency)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("moto") / "requests.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    server = S3Server(port, log, process)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start: {log.read_text()}") from None
-                time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server = S3Server(tmp_path_factory.mktemp("moto") / "requests.log")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    yield server
+    server.stop()
 
 
 @pytest.fixture()
-def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
     """`s3://<fresh bucket>` on the session's moto server, with the AWS_* variables set for
     this process and the subprocesses it starts."""
     import uuid

@@ -36,4 +36,8 @@ def write_manifest(clips: list[Clip], path: str) -> None:
 def read_manifest(path: str) -> list[Clip]:
     """The clips of a manifest written by `write_manifest`."""
     table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
-    return [Clip.from_row(row) for row in table.to_pylist()]
+    # column-wise (parquet nulls come back as None): a million rows in seconds, where
+    # `Clip.from_row` per row dict costs several times more
+    names = [f.name for f in dataclasses.fields(Clip) if f.name in table.column_names]
+    columns = [table.column(name).to_pylist() for name in names]
+    return [Clip(**dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)]
