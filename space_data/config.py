@@ -41,8 +41,9 @@ def from_mapping(
     if not isinstance(mapping, Mapping | None):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {mapping!r}")
     mapping = dict(mapping or {})
-    if base is None and hasattr(cls, "params_base"):
-        base = cls.params_base(mapping)
+    params_base = getattr(cls, "params_base", None)
+    if base is None and params_base is not None:
+        base = params_base(mapping)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     for name in mapping:
@@ -148,7 +149,7 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if isinstance(value, Mapping):
             return dict(value)
         raise wrong()
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
         raise wrong()
