@@ -14,7 +14,11 @@ from space_data.params import DEFAULT_PARAMS, load_section, reports_params_error
 
 @click.command("extract-clip")
 @click.argument("video", type=click.Path(dir_okay=False))
-@click.option("--audio", type=click.Path(dir_okay=False), help="Separate audio file (MEAD .m4a).")
+@click.option(
+    "--audio",
+    type=click.Path(dir_okay=False),
+    help="Separate audio file (MEAD .m4a, CREMA-D .wav).",
+)
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS),

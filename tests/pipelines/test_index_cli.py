@@ -8,13 +8,14 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from pipelines.index import cli
-from space_data.datasets import read_manifest
+from space_data.datasets import DATASETS, read_manifest
 from space_data.testing.corpora import place, tiny_m4a, write_tiny_video
 
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
-    """A few real tiny videos in all three layouts, plus files that must be rejected."""
+    """A few real tiny videos in every registered corpus's layout, plus files that must be
+    rejected."""
     root = tmp_path_factory.mktemp("corpora")
     av = write_tiny_video(root / "av.mp4")
     silent = write_tiny_video(root / "silent.mp4", audio=False)
@@ -30,10 +31,17 @@ def corpora(tmp_path_factory):
     ravdess = {f"Actor_0{a}/01-01-03-01-01-01-0{a}.mp4": av for a in range(1, 4)}
     ravdess["Actor_01/01-02-03-01-01-01-01.mp4"] = av  # song
     ravdess["Actor_02/01-01-03-01-01-02-02.mp4"] = None  # empty file
+    hdtf = {f"{s}_000.mp4": av for s in ("WDA_KatieHill", "WRA_MarcoRubio", "RD_Radio11")}
+    hdtf["WDA_video_url.txt"] = None  # HDTF metadata: no row
+    flv = write_tiny_video(root / "av.flv", size=64)
+    cremad = {f"VideoFlash/{a}_IEO_HAP_HI.flv": flv for a in (1001, 1002, 1003)}
+    cremad["VideoFlash/1001_IEO_HAP_QQ.flv"] = flv  # unknown level
     return {
         "voxceleb2": place(vox, root / "vox"),
         "mead": place(mead, root / "mead"),
         "ravdess": place(ravdess, root / "ravdess"),
+        "hdtf": place(hdtf, root / "hdtf"),
+        "cremad": place(cremad, root / "CREMA-D"),
     }
 
 
@@ -49,16 +57,23 @@ def test_index_from_corpus_options(tmp_path, corpora):
     result = CliRunner().invoke(cli, [*args, "--out", str(out), "--params", _params(tmp_path)])
     assert result.exit_code == 0, result.output
     clips = read_manifest(str(out))
-    assert len(clips) == 5 + 3 + 5  # one row per video file
+    assert len(clips) == 5 + 3 + 5 + 3 + 4  # one row per video file
     usable = [c for c in clips if c.usable]
-    assert {c.dataset for c in usable} == {"voxceleb2", "mead", "ravdess"}
-    assert all(c.split and c.fps == 25.0 and c.duration == pytest.approx(0.4) for c in usable)
+    assert {c.dataset for c in usable} == set(DATASETS)
+    # an FLV's header duration includes its MP3 padding
+    assert all(c.split and c.fps == 25.0 for c in usable)
+    assert all(
+        c.duration == pytest.approx(0.4, abs=0.1 if c.dataset == "cremad" else 1e-6) for c in usable
+    )
     assert "voxceleb2: 5 usable of 5 files, 5 speakers" in result.output
     assert "mead: 1 usable of 3 files" in result.output
     assert "rejected excluded_view: 1" in result.output
     assert "rejected missing_audio: 1" in result.output
     assert "rejected song: 1" in result.output
     assert "rejected empty_file: 1" in result.output
+    assert "hdtf: 3 usable of 3 files, 3 speakers" in result.output
+    assert "cremad: 3 usable of 4 files, 3 speakers" in result.output
+    assert "rejected unknown_level: 1" in result.output
 
 
 def test_index_reads_corpora_from_params(tmp_path, corpora):

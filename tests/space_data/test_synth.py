@@ -114,6 +114,8 @@ def test_layouts_match_the_real_scanners(sample_corpus: Path):
         clip = seen[clip_id]
         assert clip.speaker == r["speaker"]
         assert clip.reason == (r["outcome"] if r["stage"] == "index" else None), clip_id
+        labels = CORPORA[clip.dataset].labels  # the registry's declared labels are what it gives
+        assert (clip.emotion is None) == (not labels) and clip.emotion in (*labels, None)
         info = media.probe(str(sample_corpus / r["path"]))
         layout = sample_layout(r["dataset"])
         assert (info.width, info.height) == (layout.width, layout.height)
