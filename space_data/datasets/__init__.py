@@ -39,6 +39,7 @@ __all__ = [
     "DATASETS",
     "Corpus",
     "CorporaConfig",
+    "CorporaRoots",
     "IndexConfig",
     "assign_splits",
     "probe_clips",
@@ -70,21 +71,24 @@ def whole_frames(dataset: str) -> bool:
     return corpus is not None and corpus.whole_frames
 
 
-def _check_roots(self) -> None:
-    for name, root in self.roots().items():
-        if not isinstance(root, str) or not root.strip():
-            raise ValueError(f"corpora.{name} must be a path or URL string, got {root!r}")
+class CorporaRoots:
+    """What every `CorporaConfig` does (its fields are made from the registry, so it is built
+    with `dataclasses.make_dataclass`; annotate with this class)."""
+
+    def __post_init__(self) -> None:
+        for name, root in self.roots().items():
+            if not isinstance(root, str) or not root.strip():
+                raise ValueError(f"corpora.{name} must be a path or URL string, got {root!r}")
+
+    def roots(self) -> dict[str, str]:
+        """Configured corpus name → root, in `CORPORA` order."""
+        return {name: getattr(self, name) for name in DATASETS if getattr(self, name)}
 
 
-def _roots(self) -> dict[str, str]:
-    """Configured corpus name → root, in `CORPORA` order."""
-    return {name: getattr(self, name) for name in DATASETS if getattr(self, name)}
-
-
-CorporaConfig = dataclasses.make_dataclass(
+CorporaConfig: type[CorporaRoots] = dataclasses.make_dataclass(
     "CorporaConfig",
     [(name, str | None, dataclasses.field(default=None)) for name in DATASETS],
-    namespace={"__post_init__": _check_roots, "roots": _roots},
+    bases=(CorporaRoots,),
 )
 CorporaConfig.__module__ = __name__
 CorporaConfig.__doc__ = (
@@ -124,7 +128,7 @@ class IndexConfig:
             raise ValueError(f"probe_workers must be >= 1, got {self.probe_workers}")
 
 
-def scan_corpora(config: CorporaConfig) -> list[Clip]:
+def scan_corpora(config: CorporaRoots) -> list[Clip]:
     """Every configured corpus scanned, in `CORPORA` order. A missing root is an error."""
     clips: list[Clip] = []
     for name, root in config.roots().items():

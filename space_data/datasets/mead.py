@@ -69,8 +69,8 @@ def _clip(f: MediaPath, audio: dict[str, str]) -> Clip:
     if len(parts) != 6 or parts[1] != "video":
         # off the layout: the root-relative path is the only unique name
         clip_id = make_clip_id(DATASET, f.rel)
-        detail = f"{f.rel}: not <speaker>/video/<view>/<emotion>/level_<n>/NNN.mp4"
-        return Clip(clip_id, DATASET, "unknown", path, reason="bad_layout", detail=detail)
+        why = f"{f.rel}: not <speaker>/video/<view>/<emotion>/level_<n>/NNN.mp4"
+        return Clip(clip_id, DATASET, "unknown", path, reason="bad_layout", detail=why)
     speaker, _, view, emotion_dir, level_dir, name = parts
     emotion = EMOTION_MAP.get(emotion_dir)
     level = _LEVEL.match(level_dir)
@@ -85,7 +85,9 @@ def _clip(f: MediaPath, audio: dict[str, str]) -> Clip:
         ("excluded_view", view in EXCLUDED_VIEWS, f"view {view} is excluded (SPACE paper)"),
         ("missing_audio", audio_path is None, f"no audio file {audio_rel}"),
     )
-    reason, detail = next(((r, d) for r, failed, d in checks if failed), (None, None))
+    failed = [(r, d) for r, bad, d in checks if bad]
+    reason: str | None = failed[0][0] if failed else None
+    detail: str | None = f"{f.rel}: {failed[0][1]}" if failed else None
     intensity = None
     if emotion is not None and level is not None:
         intensity = 0.0 if emotion == "neutral" else int(level.group(1)) / 3
@@ -99,7 +101,7 @@ def _clip(f: MediaPath, audio: dict[str, str]) -> Clip:
         intensity=intensity,
         view=view if view in VIEWS else None,
         reason=reason,
-        detail=detail and f"{f.rel}: {detail}",
+        detail=detail,
     )
 
 
