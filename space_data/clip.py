@@ -3,10 +3,11 @@
 A `Clip` is what crosses from `index` to `extract`: one row of `data/manifest.parquet`.
 
 Emotion vocabulary (one for all corpora): neutral, calm, happy, sad, angry, fearful,
-disgusted, surprised, contempt. MEAD's `fear` becomes `fearful` and RAVDESS's `disgust`
-becomes `disgusted`; VoxCeleb2 has no labels (emotion and intensity are null).
-Intensity lies in [0, 1]: MEAD levels 1/2/3 → 1/3, 2/3, 1; RAVDESS normal/strong → 0.5/1;
-neutral is 0 in both (a zero emotion vector leaves the models unconditioned).
+disgusted, surprised, contempt. Each corpus module maps its own codes into it (MEAD's `fear`
+becomes `fearful`, RAVDESS's `disgust` and CREMA-D's DIS `disgusted`); VoxCeleb2 and HDTF have no
+labels (emotion and intensity are null). Intensity lies in [0, 1] (MEAD levels 1/2/3 and CREMA-D
+LO/MD/HI → 1/3, 2/3, 1; RAVDESS normal/strong → 0.5/1); neutral is 0 everywhere (a zero emotion
+vector leaves the models unconditioned).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Emotion: the corpus label for a clip's meta, and a per-frame classifier for every clip.
 
-Labels. MEAD and RAVDESS carry an emotion and an intensity in their file names; the indexer
-maps them into `Clip.emotion` / `Clip.intensity` (vocabulary and scale in `space_data.clip`) and
-they are copied into meta here (`emotion_source: "manifest"`). VoxCeleb2 has no labels
+Labels. MEAD, RAVDESS and CREMA-D carry an emotion and an intensity in their file names (each
+corpus declares its labels in the registry, `Corpus.labels`); the indexer maps them into
+`Clip.emotion` / `Clip.intensity` (vocabulary and scale in `space_data.clip`) and they are
+copied into meta here (`emotion_source: "manifest"`). VoxCeleb2 and HDTF have no labels
 (`"unlabelled"`): SPACE conditions such clips on a per-frame emotion distribution predicted by a
 classifier (paper Sec. 3.1, 3.5), which is what `EmotionClassifier` gives (`emotion_pred`).
 
