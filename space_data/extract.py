@@ -9,8 +9,9 @@ Steps (paper Sec. 3.1 and Appendix B):
    decoded a second time instead, so memory stays bounded whatever the clip's length.
    corpora whose frames are face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used
    whole (one streaming pass);
-3. per native frame: 68 + 52 eye landmarks (NaN where no face), hands on every
-   `hands_every`-th frame (held in between);
+3. per native frame, fed to the frame models (`space_data.frames`) in batches of
+   `batch_size` crops: 68 + 52 eye landmarks (NaN where no face), hands on every
+   `hands_every`-th frame (held in between), keypoints when configured;
 4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
    frontalized `lm_norm` / `eyes_norm` are computed on the timeline from the resampled
    landmarks, so they agree with `lm3d` frame by frame;
@@ -28,13 +29,11 @@ for anything unexpected); it never raises. Truncated files keep what decoded (`s
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import cv2
 import numpy as np
@@ -47,15 +46,15 @@ from space_data.av_offset import estimate_offset
 from space_data.clip import EMOTIONS, Clip
 from space_data.config import config_hash
 from space_data.datasets import whole_frames
-from space_data.emotion import EmotionClassifier, EmotionConfig, emotion_meta, face_crop
+from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
 from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.hands import HandDetector
 from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
-from space_data.landmarks import N_EYES, N_LM, FaceLandmarks, LandmarksConfig, make_landmarker
+from space_data.landmarks import LandmarksConfig, make_landmarker
 from space_data.media import MediaError, VideoReader, decode_audio, probe
 from space_data.pose import estimate_pose, frontalize
-from space_data.record import SAMPLE_RATE, ClipFeatures
+from space_data.record import SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
@@ -80,6 +79,9 @@ class ExtractConfig:
     buffer_mb: int = 512
     """Decoded frames kept between the crop-box pass and the landmark pass (MiB); a clip
     larger than this is decoded twice instead, so memory stays bounded."""
+    batch_size: int = 16
+    """Frames per batch fed to the frame models (landmarks, hands, keypoints; see
+    `space_data.frames`): a torch model runs each batch as one forward pass."""
     require_audio: bool = True
     """A clip without audio is an error (`no_audio`); False extracts its geometry alone."""
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
@@ -96,7 +98,7 @@ class ExtractConfig:
             raise ValueError(f"crop_margin must be >= 0, not {self.crop_margin}")
         if self.buffer_mb < 0:
             raise ValueError(f"buffer_mb must be >= 0, not {self.buffer_mb}")
-        for name in ("crop_size", "hands_every", "detect_every", "detect_max_side"):
+        for name in ("crop_size", "hands_every", "detect_every", "detect_max_side", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         if self.hands_model_complexity not in (0, 1):
@@ -116,23 +118,31 @@ class ClipError(Exception):
 
 @dataclass
 class _Tracks:
-    """Second-pass results per native frame: times s, landmarks (68, 3) and eyes (52, 3) in crop
-    pixels (NaN without a face), hand samples, colour histograms of the crops (the cut cue),
-    256² keypoint inputs, the first crop as JPEG."""
+    """Second-pass results per native frame: times s, the frame models' outputs (landmarks
+    lm68 (68, 3) and eyes52 (52, 3) in crop pixels, NaN without a face; keypoint members), hand
+    samples, colour histograms of the crops (the cut cue), emotion classifier crops, the first
+    crop as JPEG."""
 
     frame_size: tuple[int, int] = (0, 0)
     """(height, width) of the decoded full-resolution frames."""
     times: list[float] = field(default_factory=list)
-    lm68: list[np.ndarray] = field(default_factory=list)
-    eyes: list[np.ndarray] = field(default_factory=list)
+    batches: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    """Frame-model output name → its arrays, one per batch, frames along axis 0."""
     hand_times: list[float] = field(default_factory=list)
-    hand_flags: list[bool] = field(default_factory=list)
+    hand_flags: list[np.ndarray] = field(default_factory=list)
     histograms: list[np.ndarray] = field(default_factory=list)
-    kp_crops: list[np.ndarray] = field(default_factory=list)
     emotion_times: list[float] = field(default_factory=list)
     emotion_faces: list[np.ndarray] = field(default_factory=list)
     """(64, 64, 3) uint8 classifier crops of the sampled face frames."""
     frame0: bytes | None = None
+
+    def add(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, value in arrays.items():
+            self.batches.setdefault(name, []).append(value)
+
+    def track(self, name: str) -> np.ndarray:
+        """(n_frames, ...) output `name` over all batches."""
+        return np.concatenate(self.batches[name])
 
 
 class ClipExtractor:
@@ -158,24 +168,28 @@ class ClipExtractor:
 
     def __call__(self, clip: Clip) -> ClipFeatures:
         """The record of `clip`, or an error record with the reason; never raises for bad input."""
-        meta = self._meta(clip)
+        meta = ClipMeta.of(
+            clip,
+            self._params_hash,
+            emotion_classifier={"name": self._emotion.name, "sha256": self._emotion.sha256},
+            speech_model=self._speech.name,
+        )
         try:
             # a corpus file on object storage is downloaded once here, not by every reader
             with storage.pinned(clip.path, clip.audio_path):
                 return self._extract(clip, meta)
         except (MediaError, ClipError) as e:
-            return ClipFeatures.failed(clip.clip_id, f"{e.reason}: {e.detail}", meta)
+            return ClipFeatures.failed(meta, f"{e.reason}: {e.detail}")
         except (SetupError, ImportError, MemoryError, NotImplementedError, FileNotFoundError):
             raise  # the installation or the configuration, not the clip
         except Exception as e:  # noqa: BLE001 — one odd file must not stop a corpus run
-            return ClipFeatures.failed(
-                clip.clip_id, f"extract_failed: {type(e).__name__}: {e}", meta
-            )
+            return ClipFeatures.failed(meta, f"extract_failed: {type(e).__name__}: {e}")
 
     def close(self) -> None:
         """Release the models (a later call creates them again)."""
         self._detector.close()
         self._hands.close()
+        self._keypoints.close()
         if self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -188,22 +202,7 @@ class ClipExtractor:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def _meta(self, clip: Clip) -> dict:
-        return {
-            "clip_id": clip.clip_id,
-            "dataset": clip.dataset,
-            "speaker": clip.speaker,
-            **emotion_meta(clip),
-            "view": clip.view,
-            "split": clip.split,
-            "source": clip.path,
-            "params_hash": self._params_hash,
-            "emotion_classifier": {"name": self._emotion.name, "sha256": self._emotion.sha256},
-            "speech_model": self._speech.name,
-            "versions": dict(_versions()),  # a copy: records must not share one dict
-        }
-
-    def _extract(self, clip: Clip, meta: dict) -> ClipFeatures:
+    def _extract(self, clip: Clip, meta: ClipMeta) -> ClipFeatures:
         cfg = self.config
         with self._timed("decode"):
             info = probe(clip.path)
@@ -222,15 +221,16 @@ class ClipExtractor:
         if not tracks.times:
             raise MediaError("no_frames", f"{clip.path}: no video frame decodes ({reader.error})")
         times = np.asarray(tracks.times)
-        lm68 = np.stack(tracks.lm68)
+        lm68 = tracks.track("lm68")
         if not np.isfinite(lm68).all(-1).all(-1).any():
             raise ClipError("no_face", f"no face in any of {len(times)} frames")
         duration = _decoded_duration(times, info.fps)
         n = timeline_length(duration)
         with self._timed("resample"):
             lm3d = resample_track(times, lm68, n)
-            eyes = resample_track(times, np.stack(tracks.eyes), n)
-            hands = resample_flags(np.asarray(tracks.hand_times), np.asarray(tracks.hand_flags), n)
+            eyes = resample_track(times, tracks.track("eyes52"), n)
+            hand_flags = np.concatenate(tracks.hand_flags)
+            hands = resample_flags(np.asarray(tracks.hand_times), hand_flags, n)
         face = np.isfinite(lm3d).all((1, 2))
         with self._timed("emotion"):
             emotion_pred = self._emotion_track(tracks, face, n)
@@ -258,10 +258,10 @@ class ClipExtractor:
                 arrays["speech"] = self._speech(audio, n)
             with self._timed("av_offset"):
                 offset = estimate_offset(lm3d, scale, audio, arrays["speech"])
-        meta["keypoints"] = self._keypoints.missing_reason or "extracted"
+        meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
-                arrays.update(self._keypoint_tracks(times, tracks.kp_crops, n))
+                arrays.update(self._keypoint_tracks(times, tracks, n))
         stats = compute_stats(
             face=arrays["face"],
             pose=pose,
@@ -280,19 +280,15 @@ class ClipExtractor:
         )
         height, width = tracks.frame_size
         x0, y0, side = box if box is not None else (0, 0, None)
-        meta.update(
-            native_fps=info.fps,
-            crop_box=[x0, y0, x0 + side, y0 + side] if side else [0, 0, width, height],
-            crop_size=None if whole else cfg.crop_size,
-            source_size=[width, height],
-        )
+        meta.native_fps = info.fps
+        meta.crop_box = [x0, y0, x0 + side, y0 + side] if side else [0, 0, width, height]
+        meta.crop_size = None if whole else cfg.crop_size
+        meta.source_size = [width, height]
         flac = None
         if audio is not None and cfg.audio.store_flac:
             n_samples = audio_features.timeline_samples(n)
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
-        return ClipFeatures(
-            clip.clip_id, meta=meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac
-        )
+        return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
 
     def _audio(self, clip: Clip, container_has_audio: bool) -> np.ndarray | None:
         """(S,) float32 16 kHz mono, or None when the clip has none and audio is optional."""
@@ -354,16 +350,17 @@ class ClipExtractor:
 
     def _frames(self, frames, box: tuple[int, int, int] | None, size: int | None,
                 known: list[bool] | None) -> _Tracks:  # fmt: skip
-        """Per native frame `(t, rgb)`: crop, landmarks; hands on every k-th frame. Every
-        `detect_every`-th frame is checked for a face: `known` holds the first pass's answers
-        for these same frames, else the detector runs on the crop."""
+        """Per native frame `(t, rgb)`: crop; then the frame models on batches of `batch_size`
+        crops. Every `detect_every`-th frame is checked for a face: `known` holds the first
+        pass's answers for these same frames, else the detector runs on the crop; a frame
+        without one is `faceless` for the landmarker."""
         cfg = self.config
         if self._landmarker is None:
             self._landmarker = make_landmarker(cfg.landmarks)
-        self._landmarker.reset()
-        keep_kp = self._keypoints.missing_reason is None
+        for model in (self._landmarker, self._hands, self._keypoints):
+            model.reset()
         tracks = _Tracks()
-        found = None
+        batch: list[tuple[int, float, np.ndarray, bool]] = []  # (frame index, t, crop, faceless)
         for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
                 crop = rgb if box is None else crop_and_resize(rgb, box, size)
@@ -371,52 +368,45 @@ class ClipExtractor:
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
                 tracks.frame0 = _jpeg(crop)
-            present = None
+            faceless = False
             if i % cfg.detect_every == 0:
                 if known is not None:
-                    present = known[i // cfg.detect_every]
+                    faceless = not known[i // cfg.detect_every]
                 else:
                     with self._timed("face_detection"):
-                        present = self._detect(crop) is not None
-            found = self._landmarks(crop, present, tracking=found is not None)
-            if found is not None and i % cfg.emotion.every == 0:
-                with self._timed("emotion"):
-                    tracks.emotion_faces.append(face_crop(crop, found.lm68))
-                tracks.emotion_times.append(t)
-            tracks.times.append(t)
-            tracks.lm68.append(found.lm68 if found else np.full((N_LM, 3), np.nan, np.float32))
-            tracks.eyes.append(found.eyes52 if found else np.full((N_EYES, 3), np.nan, np.float32))
-            if i % cfg.hands_every == 0:
-                with self._timed("hands"):
-                    tracks.hand_flags.append(self._hands(crop))
-                tracks.hand_times.append(t)
-            if keep_kp:
-                with self._timed("keypoints"):
-                    tracks.kp_crops.append(_keypoint_input(crop))
+                        faceless = self._detect(crop) is None
+            batch.append((i, t, crop, faceless))
+            if len(batch) == cfg.batch_size:
+                self._run_batch(batch, tracks)
+                batch = []
+        if batch:
+            self._run_batch(batch, tracks)
         return tracks
 
-    def _landmarks(
-        self, crop: np.ndarray, present: bool | None, tracking: bool
-    ) -> FaceLandmarks | None:
-        """Landmarks of one crop with FaceMesh's tracking kept honest.
-
-        `present`: the face detector's verdict on this frame (None: not checked). FaceMesh in
-        tracking mode keeps "tracking" a face that has left the picture (measured: a whole
-        second of empty background on the sample corpus's no-face clip), so where the detector
-        finds none the frame is faceless and the tracker is reset. `tracking`: the previous
-        frame had a face;
-        if the tracker loses it here (a cut to another shot), the frame is searched afresh
-        instead of being left empty.
-        """
-        if present is False:
-            self._landmarker.reset()
-            return None
+    def _run_batch(self, batch: list[tuple[int, float, np.ndarray, bool]], tracks: _Tracks) -> None:
+        """The frame models on one batch of consecutive crops: landmarks on every frame, hands
+        on every `hands_every`-th, keypoints when a checkpoint is configured; and the emotion
+        classifier's face crops of every `emotion.every`-th frame with a face."""
+        cfg = self.config
+        index, times, crop_list, faceless = zip(*batch, strict=True)
+        crops = np.stack(crop_list)  # (N, H, W, 3)
         with self._timed("face_mesh"):
-            found = self._landmarker(crop)
-            if found is None and tracking:
-                self._landmarker.reset()
-                found = self._landmarker(crop)
-        return found
+            landmarks = self._landmarker.batch(crops, faceless=np.array(faceless))
+        tracks.add(landmarks)
+        for k, i in enumerate(index):
+            if i % cfg.emotion.every == 0 and np.isfinite(landmarks["lm68"][k]).all():
+                with self._timed("emotion"):
+                    tracks.emotion_faces.append(face_crop(crops[k], landmarks["lm68"][k]))
+                tracks.emotion_times.append(times[k])
+        sampled = [k for k, i in enumerate(index) if i % cfg.hands_every == 0]
+        if sampled:
+            with self._timed("hands"):
+                tracks.hand_flags.append(self._hands.batch(crops[sampled])["hands"])
+            tracks.hand_times.extend(times[k] for k in sampled)
+        if self._keypoints.missing_reason is None:
+            with self._timed("keypoints"):
+                tracks.add(self._keypoints.batch(np.stack([_keypoint_input(c) for c in crops])))
+        tracks.times.extend(times)
 
     def _emotion_track(self, tracks: _Tracks, face: np.ndarray, n: int) -> np.ndarray:
         """(T, 9) float32 `emotion_pred`: classified samples interpolated onto the timeline,
@@ -428,9 +418,10 @@ class ClipExtractor:
         out[~face] = np.nan
         return out
 
-    def _keypoint_tracks(self, times: np.ndarray, crops: list[np.ndarray], n: int) -> dict:
-        """face-vid2vid members on the 30 fps timeline from the native-frame crops."""
-        out = self._keypoints(np.stack(crops))
+    def _keypoint_tracks(self, times: np.ndarray, tracks: _Tracks, n: int) -> dict:
+        """face-vid2vid members on the 30 fps timeline from the native-frame outputs."""
+        out = {name: tracks.track(name) for name in ("kp", "kp_pose", "kp_t", "kp_exp")}
+        out["kp_source"] = self._keypoints.source
         for name in ("kp", "kp_t", "kp_exp"):
             out[name] = resample_track(times, out[name], n)
         out["kp_pose"] = resample_track(times, out["kp_pose"], n, angles=True)
@@ -478,34 +469,3 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError("JPEG encoding of frame0 failed")
     return buf.tobytes()
-
-
-# the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
-# mel filters, augmentations (audiomentations draws through python-stretch), keypoint nets, the
-# emotion classifier (fer's file read by h5py) and the speech detector (silero-vad, onnxruntime)
-RECORD_PACKAGES = (
-    "space",
-    "av",
-    "opencv-contrib-python",
-    "mediapipe",
-    "numpy",
-    "librosa",
-    "audiomentations",
-    "python-stretch",
-    "torch",
-    "h5py",
-    "onnxruntime",
-    "fer",
-    "silero-vad",
-)
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    versions = {}
-    for name in RECORD_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions

@@ -15,10 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from space_data.face import as_rgb
+from space_data.frames import check_frames
 
 
 class HandDetector:
-    """`detector(rgb) -> bool`: at least one hand in an (H, W, 3) uint8 RGB image.
+    """`detector(rgb) -> bool`: at least one hand in an (H, W, 3) uint8 RGB image; a frame
+    model (`space_data.frames`) whose `batch` gives `hands` per frame.
 
     The model is created at the first call, so a fresh detector pickles (ships to a Ray actor).
     """
@@ -41,6 +43,13 @@ class HandDetector:
 
     def __call__(self, rgb: np.ndarray) -> bool:
         return self.count(rgb) > 0
+
+    def batch(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """hands (N,) bool: a hand in each of the (N, H, W, 3) uint8 RGB frames (one by one)."""
+        return {"hands": np.array([self.count(rgb) > 0 for rgb in check_frames(frames)], bool)}
+
+    def reset(self) -> None:
+        """Nothing to forget: every frame is a still image."""
 
     def count(self, rgb: np.ndarray) -> int:
         """Number of hands found (at most `max_hands`)."""

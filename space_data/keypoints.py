@@ -29,6 +29,7 @@ from torch import nn
 
 from space_data import storage
 from space_data.errors import SetupError
+from space_data.frames import check_frames
 
 NUM_KP = 15
 """Keypoints of the public checkpoint (the generator is built for exactly 15)."""
@@ -357,16 +358,12 @@ class KeypointsConfig:
 
     checkpoint: str | None = None
     """face-vid2vid checkpoint (Vox-256 `00000189-checkpoint.pth.tar`); None = no keypoints."""
-    batch_size: int = 16
-    """Frames per estimator forward pass."""
     device: str = "auto"
     """torch device: "auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N"."""
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and not str(self.checkpoint).strip():
             raise ValueError("checkpoint must be a path or null, not an empty string")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, not {self.batch_size}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(
                 f'device must be "auto", "cpu", "cuda" or "cuda:N", not {self.device!r}'
@@ -395,11 +392,14 @@ def prepare_images(crops: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor:
 
 
 class KeypointExtractor:
-    """Per-clip face-vid2vid keypoints; the models load at first use (picklable until then)."""
+    """Per-clip face-vid2vid keypoints, a frame model (`space_data.frames`): the canonical
+    keypoints come from the first frame after `reset()`; each `batch` is one forward pass of
+    the estimator. The models load at first use (picklable until then)."""
 
     def __init__(self, config: KeypointsConfig) -> None:
         self.config = config
         self._models: tuple[KPDetector, HEEstimator, torch.device] | None = None
+        self._source: torch.Tensor | None = None  # (1, K, 3) canonical keypoints of the clip
 
     @property
     def missing_reason(self) -> str | None:
@@ -409,30 +409,54 @@ class KeypointExtractor:
         return None
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        """(T, H, W, 3) uint8 RGB face crops → float32 arrays named as the record members:
-        kp (T, 15, 3), kp_source (15, 3), kp_pose (T, 3) yaw/pitch/roll degrees, kp_t (T, 3),
-        kp_exp (T, 15, 3). Raises FileNotFoundError / ValueError for a bad checkpoint.
-        """
-        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8 or not len(crops):
-            raise ValueError(
-                f"crops must be (T, H, W, 3) uint8 with T >= 1, got {crops.shape} {crops.dtype}"
-            )
-        detector, estimator, device = self._load()
-        parts: dict[str, list[torch.Tensor]] = {"kp": [], "kp_pose": [], "kp_t": [], "kp_exp": []}
-        with torch.no_grad():
-            kp_source = detector(prepare_images(crops[:1]).to(device))["value"]  # (1, K, 3)
-            for start in range(0, len(crops), self.config.batch_size):
-                batch = prepare_images(crops[start : start + self.config.batch_size]).to(device)
-                he = estimator(batch)
-                angles = [headpose_to_degrees(he[name]) for name in ("yaw", "pitch", "roll")]
-                rot = rotation_matrix(*angles)
-                parts["kp"].append(driving_keypoints(kp_source, rot, he["t"], he["exp"]))
-                parts["kp_pose"].append(torch.stack(angles, dim=1))
-                parts["kp_t"].append(he["t"])
-                parts["kp_exp"].append(he["exp"].view(len(batch), -1, 3))
-        out = {name: torch.cat(v).cpu().numpy().astype(np.float32) for name, v in parts.items()}
-        out["kp_source"] = kp_source[0].cpu().numpy().astype(np.float32)
+        """A whole clip in one batch: `batch(crops)` plus kp_source (15, 3), the canonical
+        keypoints of its first frame."""
+        self.reset()
+        out = self.batch(crops)
+        out["kp_source"] = self.source
         return out
+
+    def batch(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, H, W, 3) uint8 RGB face crops → float32 arrays named as the record members:
+        kp (N, 15, 3), kp_pose (N, 3) yaw/pitch/roll degrees, kp_t (N, 3), kp_exp (N, 15, 3).
+        Raises FileNotFoundError / ValueError for a bad checkpoint."""
+        frames = check_frames(frames)
+        detector, estimator, device = self._load()
+        with torch.no_grad():
+            images = prepare_images(frames).to(device)
+            if self._source is None:
+                self._source = detector(images[:1])["value"]  # (1, K, 3)
+            he = estimator(images)
+            angles = [headpose_to_degrees(he[name]) for name in ("yaw", "pitch", "roll")]
+            out = {
+                "kp": driving_keypoints(self._source, rotation_matrix(*angles), he["t"], he["exp"]),
+                "kp_pose": torch.stack(angles, dim=1),
+                "kp_t": he["t"],
+                "kp_exp": he["exp"].view(len(frames), -1, 3),
+            }
+        return {name: v.cpu().numpy().astype(np.float32) for name, v in out.items()}
+
+    @property
+    def source(self) -> np.ndarray:
+        """(15, 3) float32 canonical keypoints of the clip's first frame (after one `batch`)."""
+        if self._source is None:
+            raise RuntimeError("no frame of this clip went through the keypoint nets yet")
+        return self._source[0].cpu().numpy().astype(np.float32)
+
+    def reset(self) -> None:
+        """Forget the clip's canonical keypoints (the next frame is the next clip's source)."""
+        self._source = None
+
+    def close(self) -> None:
+        """Release the models (a later call loads them again)."""
+        self._models = None
+        self._source = None
+
+    def __getstate__(self) -> dict:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["config"])
 
     def _load(self) -> tuple[KPDetector, HEEstimator, torch.device]:
         if self._models is None:

@@ -58,6 +58,7 @@ import numpy as np
 
 from space_data.errors import SetupError
 from space_data.face import as_rgb
+from space_data.frames import FrameModel, check_frames
 
 # iBUG 68 order: jaw 0–16, brows 17–21 / 22–26, nose 27–35, eyes 36–41 / 42–47, mouth 48–67.
 # "right"/"left" are the subject's (right = image left in a frontal view).
@@ -325,14 +326,21 @@ class FaceLandmarks:
     """(52, 3) float32, layout in the module docstring; NaN rows where the backend has none."""
 
 
-class Landmarker(Protocol):
-    """A landmark backend: one call per frame, `reset()` between clips, `close()` at the end."""
+class Landmarker(FrameModel, Protocol):
+    """A landmark backend: a frame model (`batch`, `reset` between clips, `close` at the end)
+    that also answers for one image."""
 
-    def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None: ...
+    def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
+        """The face in one (H, W, 3) uint8 RGB frame (the next frame of the clip), or None."""
+        ...
 
-    def reset(self) -> None: ...
-
-    def close(self) -> None: ...
+    def batch(
+        self, frames: np.ndarray, faceless: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """(N, H, W, 3) uint8 RGB frames → lm68 (N, 68, 3) and eyes52 (N, 52, 3) float32 in the
+        frames' pixels, NaN rows where no face; `faceless` (N,) bool: frames known to show no
+        face (a face detector's verdict), left NaN without running the model."""
+        ...
 
 
 class MissingWeightsError(SetupError):
@@ -353,9 +361,42 @@ class MeshLandmarker:
         self.config = config
         self._mesh = None
         self._tracking = False  # frames went through the graph since the last reset
+        self._had_face = False  # the previous frame of the clip had a face
 
     def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
         """Landmarks of the face in an (H, W, 3) uint8 RGB frame, or None without a face."""
+        return first_face(self.batch(as_rgb(rgb)[None]))
+
+    def batch(
+        self, frames: np.ndarray, faceless: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """lm68 (N, 68, 3) and eyes52 (N, 52, 3) float32 pixels, NaN without a face; frame by
+        frame through the tracker, with its tracking kept honest.
+
+        FaceMesh in tracking mode keeps "tracking" a face that has left the picture (measured:
+        a whole second of empty background on the sample corpus's no-face clip), so a frame
+        marked `faceless` (the face detector found none) is left empty and the tracker is reset.
+        When the tracker loses the face of the previous frame (a cut to another shot), the frame
+        is searched afresh instead of being left empty.
+        """
+        frames = check_frames(frames)
+        out = empty_landmarks(len(frames))
+        for i, rgb in enumerate(frames):
+            if faceless is not None and faceless[i]:
+                self.reset()
+                continue
+            mesh = self._mesh_points(rgb)
+            if mesh is None and self._had_face:
+                self.reset()
+                mesh = self._mesh_points(rgb)
+            self._had_face = mesh is not None
+            if mesh is not None:
+                out["lm68"][i] = mesh_to_ibug68(mesh)
+                out["eyes52"][i] = mesh[list(MESH_TO_EYES52)]
+        return out
+
+    def _mesh_points(self, rgb: np.ndarray) -> np.ndarray | None:
+        """(478, 3) float32 mesh points in pixels of one frame (the next in the clip), or None."""
         if self._mesh is None:
             from mediapipe.python.solutions import face_mesh
 
@@ -366,7 +407,7 @@ class MeshLandmarker:
                 min_detection_confidence=self.config.min_detection_confidence,
                 min_tracking_confidence=self.config.min_tracking_confidence,
             )
-        rgb = as_rgb(rgb)
+        rgb = np.ascontiguousarray(rgb)
         height, width = rgb.shape[:2]
         result = self._mesh.process(rgb)
         self._tracking = True
@@ -377,8 +418,7 @@ class MeshLandmarker:
         )
         # x, y are normalised by width and height, z by width ("roughly the scale of x").
         mesh *= (width, height, width)
-        mesh = mesh.astype(np.float32)
-        return FaceLandmarks(mesh_to_ibug68(mesh), mesh[list(MESH_TO_EYES52)])
+        return mesh.astype(np.float32)
 
     def reset(self) -> None:
         """Forget the tracked face (call between clips: the next frame starts with detection).
@@ -389,12 +429,14 @@ class MeshLandmarker:
         if self._mesh is not None and self._tracking:
             self._mesh.reset()
         self._tracking = False
+        self._had_face = False
 
     def close(self) -> None:
         if self._mesh is not None:
             self._mesh.close()
             self._mesh = None
         self._tracking = False
+        self._had_face = False
 
     def __getstate__(self) -> dict:
         return {"config": self.config}
@@ -484,16 +526,35 @@ class FanLandmarker:
 
     def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
         """Landmarks of the largest face in an (H, W, 3) uint8 RGB frame, or None without a face."""
+        return first_face(self.batch(as_rgb(rgb)[None]))
+
+    def batch(
+        self, frames: np.ndarray, faceless: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """lm68 (N, 68, 3) and eyes52 (N, 52, 3) float32 pixels of the largest face per frame,
+        NaN without a face. The face detector runs on the batch at once (face-alignment's
+        `get_landmarks_from_batch`); face-alignment 1.5 then runs FAN on each frame's faces."""
+        import torch
+
+        frames = check_frames(frames)
         if self._model is None:
             self._model = self._load()
+        out = empty_landmarks(len(frames))
+        todo = np.arange(len(frames)) if faceless is None else np.flatnonzero(~faceless)
+        if not len(todo):
+            return out
+        images = torch.from_numpy(frames[todo]).permute(0, 3, 1, 2)  # (n, 3, H, W) RGB
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No faces were detected")
-            faces, _, boxes = self._model.get_landmarks_from_image(as_rgb(rgb), return_bboxes=True)
-        if not faces:
-            return None
-        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
-        lm68 = np.asarray(faces[int(np.argmax(areas))], dtype=np.float32)
-        return FaceLandmarks(lm68, fan_eyes52(lm68))
+            faces, _, boxes = self._model.get_landmarks_from_batch(images, return_bboxes=True)
+        for i, points, found in zip(todo, faces, boxes, strict=True):
+            if not len(found):
+                continue
+            areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in found]
+            lm68 = np.asarray(points, np.float32).reshape(-1, 68, 3)[int(np.argmax(areas))]
+            out["lm68"][i] = lm68
+            out["eyes52"][i] = fan_eyes52(lm68)
+        return out
 
     def reset(self) -> None:
         """Nothing to forget: FAN works frame by frame."""
@@ -506,6 +567,20 @@ class FanLandmarker:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["config"])
+
+
+def empty_landmarks(n: int) -> dict[str, np.ndarray]:
+    """lm68 (n, 68, 3) and eyes52 (n, 52, 3) float32, all NaN (no face yet)."""
+    return {
+        "lm68": np.full((n, 68, 3), np.nan, np.float32),
+        "eyes52": np.full((n, 2 * EYE_BLOCK, 3), np.nan, np.float32),
+    }
+
+
+def first_face(landmarks: dict[str, np.ndarray]) -> FaceLandmarks | None:
+    """The first frame of a landmarker's `batch` output, or None when it has no face."""
+    lm68 = landmarks["lm68"][0]
+    return FaceLandmarks(lm68, landmarks["eyes52"][0]) if np.isfinite(lm68).all() else None
 
 
 def fan_eyes52(lm68: np.ndarray) -> np.ndarray:

@@ -9,13 +9,17 @@ shards as one member per field (`<key>.<name>.npy`, `<key>.frame0.jpg`, `<key>.m
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from space_data.clip import Clip
 
 FPS = 30
 """Frames per second of the shared timeline."""
@@ -96,19 +100,139 @@ class ClipStats:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
+# mel filters, augmentations (audiomentations draws through python-stretch), keypoint nets, the
+# emotion classifier (fer's file read by h5py) and the speech detector (silero-vad, onnxruntime)
+RECORD_PACKAGES = (
+    "space",
+    "av",
+    "opencv-contrib-python",
+    "mediapipe",
+    "numpy",
+    "librosa",
+    "audiomentations",
+    "python-stretch",
+    "torch",
+    "h5py",
+    "onnxruntime",
+    "fer",
+    "silero-vad",
+)
+
+
+@functools.cache
+def record_versions() -> dict[str, str]:
+    """Installed version of each of RECORD_PACKAGES ("unknown" when absent)."""
+    versions = {}
+    for name in RECORD_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+class MetaError(ValueError):
+    """A stored meta that does not have exactly the fields of `ClipMeta` (names the keys)."""
+
+
+@dataclass(slots=True)
+class ClipMeta:
+    """Who a record is and how it was made: the manifest fields it copies, the extraction's
+    params hash and package versions, and (on success) what extraction found out.
+
+    Made by `ClipMeta.of` alone, for records that succeed and records that fail, so both have
+    the same fields; the extraction fields stay None where a clip failed before them. Stored
+    as JSON (`to_dict`, sorted keys); `from_dict` fails on a missing or unknown key, so a
+    renamed field cannot be read as "absent".
+    """
+
+    clip_id: str
+    dataset: str
+    speaker: str
+    source: str
+    """The clip's video file (path or URL)."""
+    emotion: str | None
+    """One of clip.EMOTIONS, or None when unlabelled."""
+    intensity: float | None
+    """Emotion intensity in [0, 1], or None when unlabelled."""
+    emotion_source: str
+    """Where `emotion` comes from: "manifest" (corpus label) or "unlabelled"."""
+    view: str | None
+    """Camera view (MEAD), else None."""
+    split: str | None
+    """train / val / test from the manifest."""
+    params_hash: str
+    """config_hash of the extraction params (`extract` section)."""
+    versions: dict[str, str]
+    """Version of each of RECORD_PACKAGES."""
+    emotion_classifier: dict[str, str] | None
+    """{"name", "sha256"} of the per-frame emotion classifier and its file (None: not run)."""
+    speech_model: str | None
+    """The speech-activity model (None: not run)."""
+    keypoints: str | None = None
+    """"extracted", or why the keypoint members are absent; None when extraction stopped first."""
+    native_fps: float | None = None
+    """Frame rate the video was decoded at."""
+    crop_box: list[int] | None = None
+    """[x0, y0, x1, y1] full-resolution pixels of the crop (the whole frame when not cropped)."""
+    crop_size: int | None = None
+    """Side the crop was resized to; None for whole-frame datasets (and failures)."""
+    source_size: list[int] | None = None
+    """[width, height] of the decoded video."""
+
+    @classmethod
+    def of(
+        cls,
+        clip: Clip,
+        params_hash: str,
+        emotion_classifier: dict[str, str] | None = None,
+        speech_model: str | None = None,
+    ) -> ClipMeta:
+        """The meta of `clip` before extraction (labels from the manifest, never a guess) by
+        the extractor whose params hash and models are given."""
+        return cls(
+            clip_id=clip.clip_id,
+            dataset=clip.dataset,
+            speaker=clip.speaker,
+            source=clip.path,
+            emotion=clip.emotion,
+            intensity=clip.intensity,
+            emotion_source="unlabelled" if clip.emotion is None else "manifest",
+            view=clip.view,
+            split=clip.split,
+            params_hash=params_hash,
+            versions=dict(record_versions()),  # a copy: records must not share one dict
+            emotion_classifier=emotion_classifier,
+            speech_model=speech_model,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClipMeta:
+        names = {f.name for f in fields(cls)}
+        missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
+        if missing or unknown:
+            raise MetaError(
+                f"meta of {d.get('clip_id', '?')} does not fit ClipMeta: missing {missing}, "
+                f"unknown {unknown} (records made by another version of space: extract again)"
+            )
+        return cls(**d)
+
+
 @dataclass(slots=True)
 class ClipFeatures:
     """Everything extracted from one clip, or why nothing could be.
 
     `status` is "ok" or "error"; on error `reason` says why (a short snake_case code
-    followed by `: detail`) and the arrays are empty. `meta` carries id, dataset, speaker,
-    emotion, intensity, view, split, native fps, crop box, versions and the params hash.
+    followed by `: detail`) and the arrays are empty.
     """
 
-    clip_id: str
+    meta: ClipMeta
     status: str = "ok"
     reason: str | None = None
-    meta: dict = field(default_factory=dict)
     stats: ClipStats = field(default_factory=ClipStats)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     """Members of ARRAY_MEMBERS by name."""
@@ -125,12 +249,12 @@ class ClipFeatures:
             raise ValueError(f"unknown record members {sorted(unknown)}")
 
     @classmethod
-    def failed(
-        cls, clip_id: str, reason: str, meta: dict | None = None, stats: ClipStats | None = None
-    ) -> ClipFeatures:
-        return cls(
-            clip_id, status="error", reason=reason, meta=meta or {}, stats=stats or ClipStats()
-        )
+    def failed(cls, meta: ClipMeta, reason: str) -> ClipFeatures:
+        return cls(meta, status="error", reason=reason)
+
+    @property
+    def clip_id(self) -> str:
+        return self.meta.clip_id
 
     @property
     def ok(self) -> bool:
@@ -141,7 +265,7 @@ class ClipFeatures:
         payload: dict[str, np.ndarray] = dict(self.arrays)
         header = {"clip_id": self.clip_id, "status": self.status, "reason": self.reason}
         payload["header"] = _json_array(header)
-        payload["meta"] = _json_array(self.meta)
+        payload["meta"] = _json_array(self.meta.to_dict())
         payload["stats"] = _json_array(self.stats.to_dict())
         if self.frame0 is not None:
             payload["frame0"] = np.frombuffer(self.frame0, dtype=np.uint8)
@@ -155,11 +279,13 @@ class ClipFeatures:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(z["header"].tobytes())
             arrays = {k: z[k] for k in z.files if k in ARRAY_MEMBERS}
+            meta = ClipMeta.from_dict(json.loads(z["meta"].tobytes()))
+            if meta.clip_id != header["clip_id"]:
+                raise MetaError(f"{path}: header clip {header['clip_id']}, meta {meta.clip_id}")
             return cls(
-                clip_id=header["clip_id"],
+                meta=meta,
                 status=header["status"],
                 reason=header["reason"],
-                meta=json.loads(z["meta"].tobytes()),
                 stats=ClipStats.from_dict(json.loads(z["stats"].tobytes())),
                 arrays=arrays,
                 frame0=z["frame0"].tobytes() if "frame0" in z.files else None,
@@ -173,13 +299,21 @@ class ClipFeatures:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
             out[f"{name}.npy"] = buf.getvalue()
-        meta = dict(self.meta, stats=self.stats.to_dict())
+        meta = dict(self.meta.to_dict(), stats=self.stats.to_dict())
         out["meta.json"] = json.dumps(meta, sort_keys=True, allow_nan=True).encode()
         if self.frame0 is not None:
             out["frame0.jpg"] = self.frame0
         if self.audio is not None:
             out["audio.flac"] = self.audio
         return dict(sorted(out.items()))
+
+
+def read_meta_json(raw: bytes | dict) -> tuple[ClipMeta, ClipStats]:
+    """The typed meta and stats of a shard sample's `meta.json` (what `shard_members` wrote),
+    as bytes or as the dict webdataset's `.decode()` makes of it."""
+    meta = json.loads(raw) if isinstance(raw, bytes) else dict(raw)
+    stats = ClipStats.from_dict(meta.pop("stats", {}))
+    return ClipMeta.from_dict(meta), stats
 
 
 def _json_array(obj: object) -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import random
 import tarfile
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ import webdataset as wds
 
 from space_data import storage
 from space_data.clip import EMOTIONS
+from space_data.record import read_meta_json
 from space_data.shards import INDEX_NAME, shard_urls, webdataset_fsspec
 from space_models.l2l import posed_landmarks
 
@@ -114,8 +114,8 @@ def window_emotion(clip: dict, frames: slice) -> np.ndarray:
     when the clip is labelled, else its `emotion_pred` rows (NaN → 0), else zeros."""
     meta = clip["meta"]
     n = len(clip["face"][frames])
-    if meta.get("emotion") is not None or EMOTION_MEMBER not in clip:
-        vec = emotion_vector(meta.get("emotion"), meta.get("intensity"))
+    if meta.emotion is not None or EMOTION_MEMBER not in clip:
+        vec = emotion_vector(meta.emotion, meta.intensity)
         return np.repeat(vec[None], n, axis=0)
     return np.nan_to_num(clip[EMOTION_MEMBER][frames].astype(np.float32))
 
@@ -125,10 +125,11 @@ def _needed(members: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def decode(sample: dict, members: tuple[str, ...] = ()) -> dict:
-    """A raw WebDataset sample (member → bytes) → {"key", "meta", member name → array} with
-    FRAME_MEMBERS, EMOTION_MEMBER and `members` (those the sample carries)."""
+    """A raw WebDataset sample (member → bytes) → {"key", "meta" (`ClipMeta`), member name →
+    array} with FRAME_MEMBERS, EMOTION_MEMBER and `members` (those the sample carries); a
+    `meta.json` without exactly ClipMeta's fields raises MetaError."""
     names = _needed(members) + (EMOTION_MEMBER,)
-    out = {"key": sample["__key__"], "meta": json.loads(sample["meta.json"])}
+    out = {"key": sample["__key__"], "meta": read_meta_json(sample["meta.json"])[0]}
     for name in names:
         raw = sample.get(f"{name}.npy")
         if raw is not None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from space_data.clip import EMOTIONS
-from space_data.record import ClipFeatures
+from space_data.clip import EMOTIONS, Clip
+from space_data.record import ClipFeatures, ClipMeta
 from space_data.shards import PackConfig, sample_members, write_shards
 from space_models.l2l import posed_landmarks
 
@@ -86,14 +86,10 @@ def make_talking_record(
         ):
             arrays[name][k] = np.nan
     intensity = None if emotion is None else (0.0 if emotion == "neutral" else 1.0)
-    meta = {
-        "clip_id": clip_id,
-        "dataset": "mead" if emotion else "voxceleb2",
-        "split": split,
-        "emotion": emotion,
-        "intensity": intensity,
-    }
-    return ClipFeatures(clip_id, meta=meta, arrays=arrays)
+    dataset = "mead" if emotion else "voxceleb2"
+    clip = Clip(clip_id, dataset, "S01", f"/corpus/{clip_id}.mp4", emotion=emotion,
+                intensity=intensity, split=split)  # fmt: skip
+    return ClipFeatures(ClipMeta.of(clip, params_hash="test"), arrays=arrays)
 
 
 def write_talking_shards(
@@ -122,7 +118,7 @@ def write_talking_shards(
         ]
     config = PackConfig(max_shard_samples=max_shard_samples)
     samples = sorted(
-        ((r.meta["split"], r.clip_id, sample_members(r, config)) for r in records),
+        ((r.meta.split, r.clip_id, sample_members(r, config)) for r in records),
         key=lambda s: (("train", "val", "test").index(s[0]), s[1]),
     )
     write_shards(samples, out_dir, config)

@@ -15,7 +15,7 @@ import soundfile
 
 from space_data.clip import EMOTIONS, Clip
 from space_data.datasets.manifest import write_manifest
-from space_data.record import FPS, SAMPLE_RATE, ClipFeatures, ClipStats
+from space_data.record import FPS, SAMPLE_RATE, ClipFeatures, ClipMeta, ClipStats
 
 
 def make_record(
@@ -86,17 +86,11 @@ def make_record(
         audio_duration=duration if with_audio else 0.0,
         speech_fraction=1.0 if with_audio else float("nan"),
     )
-    meta = {
-        "clip_id": clip_id,
-        "dataset": dataset,
-        "speaker": "S01",
-        "emotion": emotion,
-        "intensity": None if emotion is None else 1.0,
-        "view": None,
-        "split": split,
-        "native_fps": 30.0,
-    }
-    return ClipFeatures(clip_id, meta=meta, stats=stats, arrays=arrays, frame0=frame0, audio=audio)
+    clip = Clip(clip_id, dataset, "S01", f"/corpus/{clip_id}.mp4", emotion=emotion,
+                intensity=None if emotion is None else 1.0, split=split)  # fmt: skip
+    meta = ClipMeta.of(clip, params_hash="test")
+    meta.native_fps = 30.0
+    return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=frame0, audio=audio)
 
 
 def _made_emotions(rng: np.random.Generator, emotion: str | None, n_frames: int) -> np.ndarray:
@@ -110,9 +104,9 @@ def _made_emotions(rng: np.random.Generator, emotion: str | None, n_frames: int)
 def clip_of(record: ClipFeatures) -> Clip:
     """The manifest row a made record stands for (from its meta)."""
     m = record.meta
-    return Clip(record.clip_id, m["dataset"], m["speaker"], f"/corpus/{record.clip_id}.mp4",
-                emotion=m["emotion"], intensity=m["intensity"], split=m["split"],
-                fps=m["native_fps"], duration=record.stats.duration)  # fmt: skip
+    return Clip(m.clip_id, m.dataset, m.speaker, m.source, emotion=m.emotion,
+                intensity=m.intensity, split=m.split, fps=m.native_fps,
+                duration=record.stats.duration)  # fmt: skip
 
 
 def write_tables(manifest: list[Clip], records: list[ClipFeatures], root: Path) -> None:

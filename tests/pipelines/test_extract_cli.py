@@ -21,7 +21,7 @@ from pipelines.units import (
 )
 from space_data.clip import Clip
 from space_data.config import ConfigError, from_mapping
-from space_data.record import ClipFeatures, ClipStats
+from space_data.record import ClipFeatures, ClipMeta, ClipStats
 
 
 def test_help_names_the_options():
@@ -74,7 +74,7 @@ def test_clips_table_has_the_contract_columns_sorted_by_clip_id(tmp_path):
         open_unit(unit_dir, unit, "p")
         Journal(unit_dir).append("open", params_hash="p", pid=1)
         rows = [
-            save_record(unit_dir, unit, c, ClipFeatures.failed(c.clip_id, "no_frames: x"))
+            save_record(unit_dir, unit, c, ClipFeatures.failed(ClipMeta.of(c, "p"), "no_frames: x"))
             for c in unit.clips
         ]
         commit_unit(unit_dir, unit, "p", rows)

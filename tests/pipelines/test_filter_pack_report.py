@@ -25,7 +25,7 @@ from space_data.datasets import (
     scan_corpora,
 )
 from space_data.extract import ClipExtractor, ExtractConfig
-from space_data.record import ClipFeatures
+from space_data.record import ClipFeatures, ClipMeta
 from space_data.shards import open_shards, shard_urls
 from space_data.synth.plan import DESIGNS
 from space_data.testing.corpora import write_tiny_video
@@ -57,9 +57,9 @@ def made_data(tmp_path):
         make_record("ravdess-d", dataset="ravdess", split="test", max_yaw=35.0, emotion="calm"),
         make_record("voxceleb2-e", dataset="voxceleb2", split="val", emotion=None),
         make_record("voxceleb2-f", dataset="voxceleb2", split="train", emotion=None, max_yaw=60.0),
-        ClipFeatures.failed("mead-g", "no_frames: nothing decoded",
-                            meta={"dataset": "mead", "speaker": "S02", "emotion": "angry",
-                                  "intensity": 1.0, "split": "val", "native_fps": 30.0}),
+        ClipFeatures.failed(ClipMeta.of(Clip("mead-g", "mead", "S02", "/corpus/mead-g.mp4",
+                                             emotion="angry", intensity=1.0, split="val"), "test"),
+                            "no_frames: nothing decoded"),
     ]  # fmt: skip
     rejected = [Clip("ravdess-h", "ravdess", "Actor_01", "/corpus/h.mp4", reason="song")]
     write_tables([clip_of(r) for r in records] + rejected, records, tmp_path)

@@ -32,7 +32,7 @@ from pipelines.units import (
 )
 from space_data import storage
 from space_data.clip import Clip
-from space_data.record import ClipFeatures
+from space_data.record import ClipFeatures, ClipMeta
 
 
 def _clip(speaker: str, n: int, dataset: str = "mead", **fields) -> Clip:
@@ -90,7 +90,7 @@ def test_other_speakers_units_are_untouched_by_new_clips():
 
 
 def _features(clip: Clip) -> ClipFeatures:
-    return ClipFeatures.failed(clip.clip_id, "no_frames: test record")
+    return ClipFeatures.failed(ClipMeta.of(clip, "p"), "no_frames: test record")
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -1,4 +1,5 @@
-"""Emotion: manifest labels into meta, and the FER-2013 mini-Xception port (space_data.emotion).
+"""Emotion: manifest labels into meta (record.ClipMeta.of) and the FER-2013 mini-Xception port
+(space_data.emotion).
 
 The port is checked layer by layer against a plain numpy implementation of the Keras layers,
 written here from the Keras semantics (NHWC, TensorFlow "same" padding) and fed the raw HDF5
@@ -21,13 +22,13 @@ from space_data.emotion import (
     EmotionClassifier,
     EmotionConfig,
     bundled_model_path,
-    emotion_meta,
     face_crop,
     to_emotions,
 )
 from space_data.errors import SetupError
 from space_data.landmarks import LandmarksConfig, make_landmarker
 from space_data.media import VideoReader
+from space_data.record import ClipMeta
 
 
 def clip(dataset: str, emotion: str | None, intensity: float | None) -> Clip:
@@ -39,13 +40,13 @@ def clip(dataset: str, emotion: str | None, intensity: float | None) -> Clip:
     [("mead", "angry", 2 / 3), ("ravdess", "calm", 0.5), ("mead", "neutral", 0.0)],
 )
 def test_labelled_corpora_use_the_manifest(dataset, emotion, intensity) -> None:
-    meta = emotion_meta(clip(dataset, emotion, intensity))
-    assert meta == {"emotion": emotion, "intensity": intensity, "emotion_source": "manifest"}
+    meta = ClipMeta.of(clip(dataset, emotion, intensity), "hash")
+    assert (meta.emotion, meta.intensity, meta.emotion_source) == (emotion, intensity, "manifest")
 
 
 def test_voxceleb2_is_unlabelled() -> None:
-    meta = emotion_meta(clip("voxceleb2", None, None))
-    assert meta == {"emotion": None, "intensity": None, "emotion_source": "unlabelled"}
+    meta = ClipMeta.of(clip("voxceleb2", None, None), "hash")
+    assert (meta.emotion, meta.intensity, meta.emotion_source) == (None, None, "unlabelled")
 
 
 def test_config_rejects_empty_checkpoint_and_bad_steps() -> None:

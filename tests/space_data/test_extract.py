@@ -92,13 +92,13 @@ def test_record_members_shapes_and_timeline(real_records):
         face = rec.arrays["face"] > 0
         np.testing.assert_allclose(rec.arrays["emotion_pred"][face].sum(1), 1.0, rtol=1e-4)
         assert np.isnan(rec.arrays["emotion_pred"][~face]).all()
-        assert rec.meta["emotion_classifier"]["name"] == "fer-2013-mini-xception"
-        assert len(rec.meta["emotion_classifier"]["sha256"]) == 64
+        assert rec.meta.emotion_classifier["name"] == "fer-2013-mini-xception"
+        assert len(rec.meta.emotion_classifier["sha256"]) == 64
         # keypoints absent without a checkpoint, and meta says why
         assert not set(rec.arrays) & (OPTIONAL_MEMBERS - {"mfcc", "speech"})
-        assert "no checkpoint" in rec.meta["keypoints"]
+        assert "no checkpoint" in rec.meta.keypoints
         assert rec.frame0[:2] == b"\xff\xd8"  # JPEG
-        json.dumps(rec.meta)  # meta must be plain JSON
+        json.dumps(rec.meta.to_dict())  # meta must be plain JSON
 
 
 @pytest.mark.realdata
@@ -107,15 +107,15 @@ def test_real_videos_meta_crop_and_timeline(real_records, realdata):
     info = probe(str(realdata / "video" / "frontal_talking_may_25fps.mp4"))
     assert abs(may.stats.duration - info.duration) < 1 / info.fps
     assert may.stats.native_fps == pytest.approx(25.0)
-    assert may.meta["crop_size"] == 512 and may.meta["native_fps"] == pytest.approx(25.0)
-    x0, y0, x1, y1 = may.meta["crop_box"]
+    assert may.meta.crop_size == 512 and may.meta.native_fps == pytest.approx(25.0)
+    x0, y0, x1, y1 = may.meta.crop_box
     assert x1 - x0 == y1 - y0 and x0 >= 0 and x1 <= 512 and y1 <= 512
     # landmarks in 512² crop pixels; the whole-frame clip stays in its 224² frame pixels
     assert np.nanmin(may.arrays["lm3d"][..., :2]) > 0 and np.nanmax(may.arrays["lm3d"]) < 512
-    assert turned.meta["crop_box"] == [0, 0, 224, 224] and turned.meta["crop_size"] is None
+    assert turned.meta.crop_box == [0, 0, 224, 224] and turned.meta.crop_size is None
     assert np.nanmax(turned.arrays["lm3d"][..., :2]) < 224
-    assert may.meta["params_hash"] and may.meta["versions"]["mediapipe"]
-    assert {"audiomentations", "python-stretch", "av"} <= set(may.meta["versions"])
+    assert may.meta.params_hash and may.meta.versions["mediapipe"]
+    assert {"audiomentations", "python-stretch", "av"} <= set(may.meta.versions)
     assert may.stats.has_audio and abs(may.stats.av_mismatch) < 0.05
     # she talks throughout; her audio is in sync (README: A/V offset)
     assert may.stats.speech_fraction > 0.7
@@ -195,6 +195,16 @@ def test_broken_inputs_give_reasons(realdata, extractor, tmp_path):
 
 
 @pytest.mark.realdata
+def test_failure_and_success_records_carry_the_same_meta_fields(real_records, extractor, tmp_path):
+    failed = extractor(_clip(tmp_path / "missing.mp4", "mead", emotion="sad", intensity=1.0))
+    assert not failed.ok
+    ok = real_records["may"]
+    assert set(failed.meta.to_dict()) == set(ok.meta.to_dict())
+    assert (failed.meta.emotion, failed.meta.emotion_source) == ("sad", "manifest")
+    assert failed.meta.versions == ok.meta.versions and failed.meta.crop_box is None
+
+
+@pytest.mark.realdata
 def test_truncated_file_keeps_what_decoded(realdata, extractor, tmp_path):
     src = str(realdata / "video" / "voxceleb2_style_224_frontal.mp4")
     frames, _, _ = decode_video(src)
@@ -223,6 +233,8 @@ def test_extractor_pickles_before_and_after_use(tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="hands_every"):
         ExtractConfig(hands_every=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        ExtractConfig(batch_size=0)
     with pytest.raises(ValueError, match="hands_model_complexity"):
         ExtractConfig(hands_model_complexity=2)
 
@@ -266,6 +278,33 @@ def pose_errors(sample_records) -> np.ndarray:
         f"max {err.max(0).round(2)} deg"
     )
     return err
+
+
+def test_batches_give_the_frame_by_frame_records(sample_corpus, extractor):
+    """Frame models fed one frame at a time or in batches (boundaries inside face-less stretches
+    and across the cut) give the same record: FaceMesh's tracking state crosses batches."""
+    from space_data.datasets import SCANNERS
+
+    truth = json.loads((sample_corpus / "truth.json").read_text())
+    clips = [
+        c
+        for dataset in ("mead", "voxceleb2")
+        for c in SCANNERS[dataset](str(sample_corpus / dataset))
+        if truth.get(c.clip_id, {}).get("outcome") in ("no_face", "cut")
+    ]
+    assert len(clips) == 2
+    one_by_one = ClipExtractor(ExtractConfig(require_audio=False, batch_size=1))
+    try:
+        for clip in clips:
+            batched, single = extractor(clip), one_by_one(clip)
+            assert batched.ok and single.ok, (batched.reason, single.reason)
+            if truth[clip.clip_id]["outcome"] == "no_face":  # its face-less stretch is there
+                assert not single.arrays["face"].all()
+            assert set(batched.arrays) == set(single.arrays)
+            for name, array in batched.arrays.items():
+                np.testing.assert_array_equal(array, single.arrays[name], err_msg=name)
+    finally:
+        one_by_one.close()
 
 
 def test_sample_corpus_pose_error_median(pose_errors):

@@ -256,13 +256,11 @@ def test_prepare_images_as_the_reference_demo() -> None:
 
 
 def test_extractor_shapes_with_random_weight_checkpoint(checkpoint) -> None:
-    extractor = KeypointExtractor(
-        KeypointsConfig(checkpoint=checkpoint, batch_size=2, device="cpu")
-    )
+    extractor = KeypointExtractor(KeypointsConfig(checkpoint=checkpoint, device="cpu"))
     assert extractor.missing_reason is None
     assert len(pickle.dumps(extractor)) < 10_000  # ships to a Ray actor before the models load
     crops = np.random.default_rng(0).integers(0, 256, (3, 96, 80, 3), dtype=np.uint8)
-    out = extractor(crops)  # 3 frames in batches of 2: the last batch is partial
+    out = extractor(crops)
     shapes = {k: v.shape for k, v in out.items()}
     assert shapes == {
         "kp": (3, 15, 3), "kp_source": (15, 3), "kp_pose": (3, 3), "kp_t": (3, 3),
@@ -279,6 +277,25 @@ def test_extractor_shapes_with_random_weight_checkpoint(checkpoint) -> None:
     assert np.abs(out["kp_source"]).max() <= 1  # expected positions on the [−1, 1] grid
 
 
+@pytest.mark.slow
+def test_a_batch_gives_the_frame_by_frame_results(checkpoint) -> None:
+    """One forward pass over N frames = N passes over one frame each (eval mode: no op mixes
+    the frames of a batch); the source keypoints are the first frame's after each reset."""
+    config = KeypointsConfig(checkpoint=checkpoint, device="cpu")
+    crops = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    extractor = KeypointExtractor(config)
+    whole = extractor(crops)
+    extractor.reset()
+    parts = [extractor.batch(crops[k : k + 1]) for k in range(len(crops))]
+    for name in ("kp", "kp_pose", "kp_t", "kp_exp"):
+        single = np.concatenate([p[name] for p in parts])
+        np.testing.assert_allclose(whole[name], single, rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(extractor.source, whole["kp_source"])
+    extractor.reset()  # a new clip: its source is its own first frame
+    extractor.batch(crops[2:])
+    assert not np.array_equal(extractor.source, whole["kp_source"])
+
+
 def test_extractor_without_checkpoint_says_why() -> None:
     extractor = KeypointExtractor(KeypointsConfig())
     assert extractor.missing_reason == "no checkpoint configured (extract.keypoints.checkpoint)"
@@ -293,9 +310,7 @@ def test_extractor_with_absent_checkpoint_fails_loudly(tmp_path) -> None:
 
 
 def test_config_from_params() -> None:
-    config = from_mapping(KeypointsConfig, {"checkpoint": "/ckpt/vox.pth.tar", "batch_size": 8})
-    assert (config.checkpoint, config.batch_size, config.device) == ("/ckpt/vox.pth.tar", 8, "auto")
-    with pytest.raises(ConfigError, match="batch_size"):
-        from_mapping(KeypointsConfig, {"batch_size": 0})
+    config = from_mapping(KeypointsConfig, {"checkpoint": "/ckpt/vox.pth.tar"})
+    assert (config.checkpoint, config.device) == ("/ckpt/vox.pth.tar", "auto")
     with pytest.raises(ConfigError, match="device"):
         from_mapping(KeypointsConfig, {"device": "tpu"})

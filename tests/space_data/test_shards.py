@@ -39,7 +39,7 @@ def records():
 
 def samples(records, config):
     planned = sorted(
-        ((r.meta["split"], r.clip_id) for r in records.values()),
+        ((r.meta.split, r.clip_id) for r in records.values()),
         key=lambda s: (("train", "val", "test").index(s[0]), s[1]),
     )
     return ((split, key, sample_members(records[key], config)) for split, key in planned)
