@@ -29,7 +29,7 @@ def clip_emotion(record: ClipFeatures) -> str | None:
 def predictions(records: list[ClipFeatures]) -> pd.DataFrame:
     """One row per record with a prediction: dataset, label (None: unlabelled), predicted."""
     rows = [
-        {"dataset": r.meta.get("dataset"), "label": r.meta.get("emotion"), "predicted": p}
+        {"dataset": r.meta.dataset, "label": r.meta.emotion, "predicted": p}
         for r in records
         if (p := clip_emotion(r)) is not None
     ]
