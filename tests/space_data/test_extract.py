@@ -283,13 +283,13 @@ def pose_errors(sample_records) -> np.ndarray:
 def test_batches_give_the_frame_by_frame_records(sample_corpus, extractor):
     """Frame models fed one frame at a time or in batches (boundaries inside face-less stretches
     and across the cut) give the same record: FaceMesh's tracking state crosses batches."""
-    from space_data.datasets import SCANNERS
+    from space_data.datasets import CORPORA
 
     truth = json.loads((sample_corpus / "truth.json").read_text())
     clips = [
         c
         for dataset in ("mead", "voxceleb2")
-        for c in SCANNERS[dataset](str(sample_corpus / dataset))
+        for c in CORPORA[dataset].scan(str(sample_corpus / dataset))
         if truth.get(c.clip_id, {}).get("outcome") in ("no_face", "cut")
     ]
     assert len(clips) == 2
