@@ -255,7 +255,11 @@ def test_prepare_images_as_the_reference_demo() -> None:
         np.testing.assert_allclose(images.permute(0, 2, 3, 1).numpy(), reference, atol=1e-6)
 
 
-def test_extractor_shapes_with_random_weight_checkpoint(checkpoint) -> None:
+@pytest.mark.slow
+def test_extractor_with_random_weight_checkpoint(checkpoint) -> None:
+    """Shapes and the reference's kp assembly; one forward pass over N frames = N passes over
+    one frame each (eval mode: no op mixes the frames of a batch); the source keypoints are
+    the first frame's after each reset."""
     extractor = KeypointExtractor(KeypointsConfig(checkpoint=checkpoint, device="cpu"))
     assert extractor.missing_reason is None
     assert len(pickle.dumps(extractor)) < 10_000  # ships to a Ray actor before the models load
@@ -275,25 +279,16 @@ def test_extractor_shapes_with_random_weight_checkpoint(checkpoint) -> None:
     )  # fmt: skip
     np.testing.assert_allclose(out["kp"], kp.numpy(), atol=1e-5)
     assert np.abs(out["kp_source"]).max() <= 1  # expected positions on the [−1, 1] grid
-
-
-@pytest.mark.slow
-def test_a_batch_gives_the_frame_by_frame_results(checkpoint) -> None:
-    """One forward pass over N frames = N passes over one frame each (eval mode: no op mixes
-    the frames of a batch); the source keypoints are the first frame's after each reset."""
-    config = KeypointsConfig(checkpoint=checkpoint, device="cpu")
-    crops = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
-    extractor = KeypointExtractor(config)
-    whole = extractor(crops)
+    # frame by frame, after a reset: the same numbers
     extractor.reset()
     parts = [extractor.batch(crops[k : k + 1]) for k in range(len(crops))]
     for name in ("kp", "kp_pose", "kp_t", "kp_exp"):
         single = np.concatenate([p[name] for p in parts])
-        np.testing.assert_allclose(whole[name], single, rtol=1e-4, atol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(extractor.source, whole["kp_source"])
+        np.testing.assert_allclose(out[name], single, rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(extractor.source, out["kp_source"])
     extractor.reset()  # a new clip: its source is its own first frame
     extractor.batch(crops[2:])
-    assert not np.array_equal(extractor.source, whole["kp_source"])
+    assert not np.array_equal(extractor.source, out["kp_source"])
 
 
 def test_extractor_without_checkpoint_says_why() -> None:
