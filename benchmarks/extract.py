@@ -42,8 +42,13 @@ STAGES = (
     "pose",
     "resample",
     "mfcc",
+    "emotion",
+    "speech",
+    "av_offset",
     "keypoints",
 )
+SIGNALS = ("emotion", "speech", "av_offset")
+"""Stages of issue 11 with their budget: emotion ≤ 10 % of extraction time."""
 
 
 def corpus_clips(root: Path) -> list:
@@ -61,11 +66,12 @@ def run_extractor(config: ExtractConfig, clips: list) -> dict:
     extractor = ClipExtractor(config)
     extractor(clips[0])  # warm-up: model creation is not per-frame cost
     extractor.timings.clear()
-    frames, failed = 0, []
+    frames, audio_s, failed = 0, 0.0, []
     wall, cpu = time.perf_counter(), time.process_time()
     for clip in clips:
         record = extractor(clip)
         frames += record.stats.decoded_frames
+        audio_s += record.stats.audio_duration
         if not record.ok:
             failed.append(f"{clip.clip_id}: {record.reason}")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -74,6 +80,7 @@ def run_extractor(config: ExtractConfig, clips: list) -> dict:
         "wall": wall,
         "cpu": cpu,
         "frames": frames,
+        "audio_s": audio_s,
         "timings": dict(extractor.timings),
         "failed": failed,
     }
@@ -161,6 +168,16 @@ def main(corpus: Path, params_path: str, keypoint_clips: int) -> None:
         click.echo(line)
     for failure in end_to_end["failed"]:
         click.echo(f"  error record: {failure}")
+    wall = end_to_end["wall"]
+    shares = ", ".join(
+        f"{s} {100 * end_to_end['timings'].get(s, 0.0) / wall:.1f} %" for s in SIGNALS
+    )
+    audio_s, speech_s = end_to_end["audio_s"], end_to_end["timings"].get("speech", 0.0)
+    click.echo(
+        f"share of end-to-end wall time: {shares} (emotion every "
+        f"{config.emotion.every} frames; budget ≤ 10 %); speech detection "
+        f"{audio_s / speech_s if speech_s else float('nan'):.0f}× faster than real time"
+    )
 
     mesh = face_mesh_alone(config, clips, crop_maker(config))
     mesh_fps = mesh["frames"] / mesh["wall"]

