@@ -27,9 +27,11 @@ def test_extract_clip_writes_the_record(realdata, tmp_path):
         meta = json.loads(z["meta"].tobytes())
         n = z["pose"].shape[0]
         assert z["lm3d"].shape == (n, 68, 3) and z["mfcc"].shape == (3, n, 40)
+        assert z["emotion_pred"].shape == (n, 9) and z["speech"].shape == (n,)
     assert meta["dataset"] == "voxceleb2" and meta["crop_size"] is None
     record = ClipFeatures.load_npz(out)
     assert record.ok and record.stats.n_frames == n
+    assert record.stats.speech_fraction > 0.5  # a talking clip
 
 
 def test_unusable_inputs_exit_with_one_line(tmp_path):
