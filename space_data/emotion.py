@@ -51,6 +51,7 @@ from torch import nn
 from space_data import storage
 from space_data.clip import EMOTIONS
 from space_data.errors import SetupError
+from space_data.frames import check_frames
 
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """The 7 output classes of the FER-2013 model, in its output order."""
@@ -377,10 +378,12 @@ def to_emotions(fer_probs: np.ndarray) -> np.ndarray:
 
 
 class EmotionClassifier:
-    """Per-face emotion probabilities; the network is loaded at first use (pickles for Ray).
+    """Per-face emotion probabilities, a `space_data.frames.FrameModel` over face crops; the
+    network is loaded at first use (pickles for Ray).
 
-    `__call__(faces)`: (N, H, W, 3) uint8 RGB face crops (`face_crop`) → (N, 9) float32 over
-    EMOTIONS. `name`, `sha256`: the classifier and its file, for the record's meta.
+    `batch(faces)`: (N, H, W, 3) uint8 RGB face crops (`face_crop`) → {"emotion_pred": (N, 9)
+    float32 over EMOTIONS}, run `config.batch_size` faces per forward pass. Stateless across
+    frames (`reset` does nothing). `name`, `sha256`: the classifier and its file, for meta.
     """
 
     def __init__(self, config: EmotionConfig) -> None:
@@ -420,14 +423,14 @@ class EmotionClassifier:
             self._net = net.fold_batch_norms().eval()
         return self._net
 
-    def __call__(self, faces: np.ndarray) -> np.ndarray:
-        faces = np.asarray(faces)
-        if faces.ndim != 4 or faces.shape[-1] != 3 or faces.dtype != np.uint8:
-            raise ValueError(
-                f"faces must be (N, H, W, 3) uint8 RGB, got {faces.shape} {faces.dtype}"
-            )
-        if len(faces) == 0:
-            return np.zeros((0, len(EMOTIONS)), np.float32)
+    def reset(self) -> None:
+        """Nothing to forget: each face is classified on its own."""
+
+    def close(self) -> None:
+        self._net = None
+
+    def batch(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        faces = check_frames(faces)
         net = self.net()
         out = []
         for start in range(0, len(faces), self.config.batch_size):
@@ -439,7 +442,7 @@ class EmotionClassifier:
                     f"{self.source}: {probs.shape[1]} classes, the FER interface has 7"
                 )
             out.append(probs)
-        return to_emotions(np.concatenate(out))
+        return {"emotion_pred": to_emotions(np.concatenate(out))}
 
 
 def _preprocess(faces: np.ndarray) -> np.ndarray:

@@ -190,6 +190,7 @@ class ClipExtractor:
         self._detector.close()
         self._hands.close()
         self._keypoints.close()
+        self._emotion.close()
         if self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -413,7 +414,7 @@ class ClipExtractor:
         NaN rows where the timeline has no face (`face` (T,) bool)."""
         if not tracks.emotion_faces:
             return np.full((n, len(EMOTIONS)), np.nan, np.float32)
-        probs = self._emotion(np.stack(tracks.emotion_faces))
+        probs = self._emotion.batch(np.stack(tracks.emotion_faces))["emotion_pred"]
         out = resample_track(np.asarray(tracks.emotion_times), probs, n)
         out[~face] = np.nan
         return out

@@ -13,7 +13,7 @@ face-vid2vid nets) run the batch as one forward pass. `ClipExtractor` feeds batc
 
 Implementations: `space_data.landmarks` (`MeshLandmarker`, `FanLandmarker`: lm68, eyes52),
 `space_data.hands.HandDetector` (hands), `space_data.keypoints.KeypointExtractor` (kp, kp_pose,
-kp_t, kp_exp).
+kp_t, kp_exp), `space_data.emotion.EmotionClassifier` (emotion_pred, over face crops).
 """
 
 from __future__ import annotations

@@ -61,11 +61,11 @@ def test_config_rejects_empty_checkpoint_and_bad_steps() -> None:
 def test_a_missing_or_foreign_user_classifier_stops_with_its_name(tmp_path) -> None:
     missing = EmotionClassifier(EmotionConfig(classifier_checkpoint=str(tmp_path / "mine.hdf5")))
     with pytest.raises(SetupError, match=r"mine\.hdf5 does not exist"):
-        missing(np.zeros((1, 64, 64, 3), np.uint8))
+        missing.batch(np.zeros((1, 64, 64, 3), np.uint8))
     (tmp_path / "junk.hdf5").write_bytes(b"not hdf5")
     junk = EmotionClassifier(EmotionConfig(classifier_checkpoint=str(tmp_path / "junk.hdf5")))
     with pytest.raises(SetupError, match="not a usable Keras HDF5"):
-        junk(np.zeros((1, 64, 64, 3), np.uint8))
+        junk.batch(np.zeros((1, 64, 64, 3), np.uint8))
 
 
 def test_fer_classes_map_onto_the_vocabulary() -> None:
@@ -204,7 +204,8 @@ def test_port_matches_a_numpy_reference_layer_by_layer(portrait_faces) -> None:
 def test_smiling_portrait_reads_happy(portrait_faces) -> None:
     """Measured: headset man (broad smile) happy 0.56; the others are neutral-faced and read
     sad (b/w man 0.56), surprised (man in suit 0.89), neutral (woman 0.64, happy 0.23)."""
-    probs = EmotionClassifier(EmotionConfig())(portrait_faces)  # bw, headset, suit, woman
+    out = EmotionClassifier(EmotionConfig()).batch(portrait_faces)  # bw, headset, suit, woman
+    probs = out["emotion_pred"]
     assert probs.shape == (4, 9) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     happy = EMOTIONS.index("happy")
@@ -232,7 +233,8 @@ def test_emotion_clips_mostly_read_their_label(realdata) -> None:
                 found = landmarker(rgb)
                 if i % 3 == 0 and found is not None:
                     faces.append(face_crop(rgb, found.lm68))
-            read[stem] = EMOTIONS[int(classifier(np.stack(faces)).mean(0).argmax())]
+            probs = classifier.batch(np.stack(faces))["emotion_pred"]
+            read[stem] = EMOTIONS[int(probs.mean(0).argmax())]
     finally:
         landmarker.close()
     hits = [s for s, label in labels.items() if read[s] == label]
