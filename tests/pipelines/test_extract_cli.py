@@ -44,6 +44,8 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
         {"clips_per_unit": 0},
         {"num_actors": 0},
         {"max_retries": -1},
+        {"max_clip_deaths": 0},
+        {"placement_timeout_s": 0},
         {"recycle_after_clips": 0},
         {"gpus_per_actor": -1},
         {"actors": 2},

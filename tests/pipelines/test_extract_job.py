@@ -1,5 +1,6 @@
 """The Ray extract job on a real local Ray (2 CPUs) over short clips cut from real videos:
-commit and skip, resume after the driver is killed, a worker SIGKILLed mid-clip, adding clips."""
+commit and skip, resume after the driver is killed, workers SIGKILLed mid-clip (retry, then
+poison-clip isolation), adding clips, actors the cluster cannot place."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ import pytest
 
 from pipelines.extract import WORKER_DIED, ExtractJobError, RayConfig, run_extract
 from pipelines.units import COMMITS, UNITS, Journal, plan_units
-from space_data.clip import Clip, make_clip_id
+from space_data.clip import Clip
 from space_data.datasets import read_manifest, write_manifest
 from space_data.extract import ExtractConfig
 from space_data.keypoints import KeypointsConfig
-from space_data.media import decode_audio, decode_video, write_video
 
 ray = pytest.importorskip("ray")
 
@@ -31,49 +31,20 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.realdata]
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ExtractConfig(crop_size=256)
 RAY = RayConfig(clips_per_unit=2, cpus_per_actor=1.0)
-SOURCES = ("frontal_talking_may_25fps", "news_talking_25fps", "interview_talking_25fps")
 
 
 @pytest.fixture(scope="module")
 def ray_address():
     """One local Ray for the module (ray.init costs seconds and ~1.6 GiB)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 
 @pytest.fixture(scope="module")
-def clips(realdata, tmp_path_factory) -> list[Clip]:
-    """Two one-second clips (25 fps, 256 px, with audio) from each of three real videos; each
-    video is one speaker. The first four are the base corpus, the last two are added later."""
-    root = tmp_path_factory.mktemp("corpus")
-    out = []
-    for name in SOURCES:
-        path = str(realdata / "video" / f"{name}.mp4")
-        frames, _, _ = decode_video(path, max_side=256)
-        frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # H.264 4:2:0
-        audio = decode_audio(path)
-        for k in range(2):
-            rel = f"{name}/{k:02d}.mp4"
-            (root / name).mkdir(exist_ok=True)
-            write_video(
-                str(root / rel),
-                frames[25 * k : 25 * (k + 1)],
-                25.0,
-                audio=audio[16000 * k : 16000 * (k + 1)],
-            )
-            out.append(
-                Clip(
-                    make_clip_id("mead", rel),
-                    "mead",
-                    name.split("_")[0],
-                    str(root / rel),
-                    split="train",
-                    fps=25.0,
-                    duration=1.0,
-                )
-            )
-    return out
+def clips(short_clips) -> list[Clip]:
+    """The first four are the base corpus, the last two (one speaker) are added later."""
+    return short_clips
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +118,13 @@ def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address
     assert _table(out) == _table(reference)
 
 
-def test_added_clips_run_alone_and_a_worker_killed_mid_clip_loses_only_that_clip(
+def test_added_clips_run_alone_and_a_clip_that_kills_two_workers_is_isolated(
     reference, clips, tmp_path
 ):
-    """Adding a speaker's clips runs only its new unit (committed units stay as they are); the
-    actor is SIGKILLed (PID from the journal) while it extracts the first new clip: that clip
-    is recorded `worker_died`, the rest of its unit completes on a fresh actor."""
+    """Adding a speaker's clips runs only its new unit (committed units stay as they are).
+    Every actor that starts the first new clip is SIGKILLed (PID from the journal): the first
+    death retries the clip on a fresh actor, the second (`max_clip_deaths: 2`) records it
+    `worker_died`; the rest of its unit completes."""
     out = tmp_path / "features"
     shutil.copytree(reference, out)
     markers = {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")}
@@ -161,37 +133,77 @@ def test_added_clips_run_alone_and_a_worker_killed_mid_clip_loses_only_that_clip
     victim, survivor = (c.clip_id for c in clips[4:])
     journal = Journal(out / UNITS / new[0].unit_id)
     killed: list[int] = []
+    stop = threading.Event()
 
-    def kill_when_in_flight() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
+    def kill_whenever_in_flight() -> None:
+        while not stop.wait(0.01):
             for e in journal.read():
-                if e["event"] == "start" and e["clip_id"] == victim:
+                if e["event"] == "start" and e["clip_id"] == victim and e["pid"] not in killed:
                     os.kill(e["pid"], signal.SIGKILL)
                     killed.append(e["pid"])
-            time.sleep(0.01)
 
-    killer = threading.Thread(target=kill_when_in_flight, daemon=True)
+    killer = threading.Thread(target=kill_whenever_in_flight, daemon=True)
     killer.start()
-    summary = run_extract(clips, out, CONFIG, RAY, progress=False)
-    killer.join()
-    assert killed, "the victim clip never started"
+    try:
+        summary = run_extract(clips, out, CONFIG, RAY, progress=False)
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 2, killed
     assert summary.units_run == [new[0].unit_id] and summary.units_skipped == summary.units - 1
-    assert summary.worker_deaths == 1 and summary.worker_died_clips == [victim]
+    assert summary.worker_deaths == 2 and summary.clips_retried == 1
+    assert summary.worker_died_clips == [victim]
     assert summary.clips_run == 1 and summary.clips_reused == 0  # the victim is settled, not run
     assert all(p.read_bytes() == data for p, data in markers.items())
     rows = {r["clip_id"]: r for r in _table(out)}
     assert sorted(rows) == sorted(c.clip_id for c in clips)
     assert rows[victim]["status"] == "error"
-    assert rows[victim]["reason"].startswith(f"{WORKER_DIED}: worker process {killed[0]} died")
+    assert rows[victim]["reason"] == (
+        f"{WORKER_DIED}: 2 worker processes ({killed[0]}, {killed[1]}) died while extracting "
+        "this clip"
+    )
     assert rows[survivor]["status"] == "ok" and rows[survivor]["n_frames"] == 30
     # the settled clip is not retried by the next run
     assert run_extract(clips, out, CONFIG, RAY, progress=False).units_run == []
 
 
-def test_actors_the_cluster_cannot_host_stop_the_job_with_the_reason(ray_address, clips, tmp_path):
-    with pytest.raises(ExtractJobError, match="gpus_per_actor=1.0 but the cluster has 0 GPUs"):
+def test_actors_no_node_can_host_stop_the_job_at_once(ray_address, clips, tmp_path):
+    with pytest.raises(
+        ExtractJobError,
+        match=r"no node of the cluster can host an extraction actor: each asks for CPU 1, GPU 1 "
+        r"\(ray.cpus_per_actor, ray.gpus_per_actor\); the cluster has CPU 2 \(\d+ available\), "
+        r"GPU 0 \(0 available\) on 1 live node; set ray.gpus_per_actor: 0",
+    ):
         run_extract(clips[:1], tmp_path, CONFIG, RayConfig(gpus_per_actor=1.0), progress=False)
+
+
+@ray.remote(num_cpus=2)
+class _Squatter:
+    """Holds both CPUs of the local Ray, as another job on a shared cluster would."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_a_cluster_too_busy_to_place_an_actor_stops_the_job_and_keeps_what_committed(
+    reference, clips, tmp_path
+):
+    out = tmp_path / "features"
+    shutil.copytree(reference, out)
+    markers = {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")}
+    squatter = _Squatter.remote()
+    ray.get(squatter.ready.remote())
+    config = dataclasses.replace(RAY, placement_timeout_s=2.0)
+    try:
+        with pytest.raises(
+            ExtractJobError,
+            match=r"^no extraction actor could be placed for 2 s: each asks for CPU 1; "
+            r"the cluster has CPU 2 \(0 available\) on 1 live node$",
+        ):
+            run_extract(clips, out, CONFIG, config, progress=False)
+    finally:
+        ray.kill(squatter)
+    assert {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")} == markers
 
 
 def test_a_setup_error_in_an_actor_stops_the_job_with_its_message(ray_address, clips, tmp_path):
