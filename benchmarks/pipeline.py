@@ -1,16 +1,22 @@
-"""Throughput of the Ray extract job against a plain sequential loop over the same clips.
+"""Throughput of the Ray extract job against a plain sequential loop over the same clips, and
+the Ray efficiency: Ray clips/s ÷ (actors × the sequential loop's clips/s), actor start-up
+excluded.
 
 Both sides use params.yaml's `extract` section and start cold, as a real run does:
 - sequential: one `ClipExtractor` in this process, models created at the first clip;
-- Ray: `run_extract` into a fresh features folder (actor start-up, model loading, journal,
-  commits and clips.parquet included; `ray.init` is timed separately and excluded).
-Prints clips/s and native frames/s of each, the ratio, how many cores the sequential loop
+- Ray: `run_extract` into a fresh features folder on a private local Ray (`ray.init` timed
+  separately and excluded), actors created by the job, models created at each actor's first
+  clip. Whole run: actor start-up, model loading, journal, commits and clips.parquet included.
+  Efficiency: clips ÷ actor-seconds, where an actor's seconds run from its first answer
+  (process started, imports done) to its end, so start-up (reported separately) is out and
+  everything after it is in: model loading, idle time at the tail, the driver's commits.
+Prints clips/s and native frames/s of each, both ratios, how many cores the sequential loop
 already keeps busy (MediaPipe and the decoder run threads, which caps what more processes can
-add on few cores), and the peak RSS of every actor (its own `getrusage` max RSS) beside this
-process's.
+add on few cores), the load average (the machine may be shared), and the peak RSS of every
+actor (its own `getrusage` max RSS) beside this process's.
 
-Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--repeat 1]
-[--actors N]
+Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--repeat 2]
+[--actors N] [--clips-per-unit 4]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import click
 import ray
 
 from pipelines.extract import RayConfig, run_extract
+from pipelines.ray_cluster import ray_init
 from space_data.datasets import CORPORA
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.params import load_section
@@ -68,13 +75,23 @@ def _cpu_seconds() -> float:
 @click.command()
 @click.option("--corpus", default="sample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--limit", default=24, show_default=True, help="Clips to extract (sorted by id).")
-@click.option("--repeat", default=1, show_default=True, help="Extract each clip this many times.")
+@click.option("--repeat", default=2, show_default=True, help="Extract each clip this many times.")
 @click.option("--actors", type=int, default=None, help="Override ray.num_actors.")
+@click.option(
+    "--clips-per-unit",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Override ray.clips_per_unit (small units keep every actor busy to the end).",
+)
 @click.option("--params", default="params.yaml", show_default=True)
-def main(corpus: str, limit: int, repeat: int, actors: int | None, params: str) -> None:
-    """Ray extract job vs a sequential loop: clips/s, frames/s, ratio, peak RSS per worker."""
+def main(
+    corpus: str, limit: int, repeat: int, actors: int | None, clips_per_unit: int, params: str
+) -> None:
+    """Ray extract job vs a sequential loop: clips/s, frames/s, ratio, efficiency, peak RSS."""
     extract_config = load_section("extract", ExtractConfig, params)
     ray_config = load_section("ray", RayConfig, params)
+    ray_config = dataclasses.replace(ray_config, clips_per_unit=clips_per_unit)
     if actors is not None:
         ray_config = dataclasses.replace(ray_config, num_actors=actors)
     clips = corpus_clips(Path(corpus), limit, repeat)
@@ -87,7 +104,7 @@ def main(corpus: str, limit: int, repeat: int, actors: int | None, params: str) 
     seq_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     start = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray_init(ray_config.address)  # a private local Ray of this process's cores, unless set
     init_seconds = time.perf_counter() - start
     try:
         with tempfile.TemporaryDirectory() as out:
@@ -110,6 +127,19 @@ def main(corpus: str, limit: int, repeat: int, actors: int | None, params: str) 
     click.echo(
         f"ratio ray / sequential: {seq_seconds / summary.seconds:.2f}x "
         f"(ray.init {init_seconds:.1f} s not included)"
+    )
+    n_actors = len(summary.actor_startup)
+    seq_rate = len(clips) / seq_seconds
+    per_actor = summary.clips_run / summary.actor_seconds
+    startup = ", ".join(f"{t:.1f}" for t in summary.actor_startup)
+    click.echo(
+        f"ray, actor start-up excluded: {n_actors * per_actor:.2f} clips/s "
+        f"({summary.actor_seconds:.1f} actor-seconds for {summary.clips_run} clips); "
+        f"actor start-up {startup} s"
+    )
+    click.echo(
+        f"ray efficiency: {per_actor * n_actors:.2f} / ({n_actors} × {seq_rate:.2f}) = "
+        f"{per_actor / seq_rate:.2f}; load average now {os.getloadavg()[0]:.1f}"
     )
     rss = ", ".join(f"{r / MIB:.0f}" for r in summary.peak_rss)
     click.echo(f"peak RSS per actor: {rss} MiB; sequential process: {seq_rss / MIB:.0f} MiB")

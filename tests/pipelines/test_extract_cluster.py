@@ -15,7 +15,6 @@ Clean-up is by PID (processes that name the private RAY_TMPDIR, and their childr
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -25,28 +24,24 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.extract import RayConfig, run_extract
 from pipelines.units import COMMITS, UNITS, Journal
 from space_data.datasets import write_manifest
-from space_data.extract import ExtractConfig
 from space_data.record import ClipFeatures
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.realdata]
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ExtractConfig(crop_size=256)
-RAY = RayConfig(clips_per_unit=1)  # one clip per unit: six units, so a kill lands mid-run
+# one clip per unit: six units, so a kill lands mid-run
 PARAMS = "extract:\n  crop_size: 256\nray:\n  clips_per_unit: 1\n"
 RAY_BIN = Path(sys.executable).with_name("ray")
 SPACE_BIN = Path(sys.executable).with_name("space")
@@ -91,8 +86,13 @@ class Cluster:
     address: str
     env: dict[str, str]
     """Environment of a process on this machine: RAY_TMPDIR and RAY_AUTH_MODE, no RAY_ADDRESS."""
-    nodes: set[str] = field(default_factory=set)
-    """Ray node ids of the head and the worker node, as started."""
+    head: str = ""
+    worker: str = ""
+    """Ray node ids of the head and of the worker node."""
+
+    @property
+    def nodes(self) -> set[str]:
+        return {self.head, self.worker}
 
     def processes(self) -> set[int]:
         """PIDs of the cluster's processes (they name the private RAY_TMPDIR) and their
@@ -134,21 +134,14 @@ def cluster():
     cluster = Cluster(tmpdir, "", env)
     try:
         with open(log, "ab") as out:
-            head = [
-                RAY_BIN,
-                "start",
-                "--head",
-                f"--port={_free_port()}",
-                "--include-dashboard=false",
-            ]
-            subprocess.run(
-                [*head, *common], env=env, stdout=out, stderr=out, check=True, timeout=180
-            )
+            head = [RAY_BIN, "start", "--head", f"--port={_free_port()}", *common]
+            head.append("--include-dashboard=false")
+            subprocess.run(head, env=env, stdout=out, stderr=out, check=True, timeout=180)
             cluster.address = (tmpdir / "ray" / "ray_current_cluster").read_text().strip()
+            [cluster.head] = cluster.running_nodes()
             worker = [RAY_BIN, "start", f"--address={cluster.address}", *common]
             subprocess.run(worker, env=env, stdout=out, stderr=out, check=True, timeout=180)
-        cluster.nodes = cluster.running_nodes()
-        assert len(cluster.nodes) == 2, log.read_text()[-3000:]
+            [cluster.worker] = cluster.running_nodes() - {cluster.head}
         yield cluster
     finally:
         for pid in cluster.processes():
@@ -243,62 +236,57 @@ def test_a_local_run_beside_a_cluster_is_private_and_stops_on_signals(
 
 
 def test_losing_a_node_mid_run_finishes_on_the_survivor_with_the_same_records(
-    cluster, short_clips, tmp_path, monkeypatch
+    cluster, short_clips, tmp_path
 ):
-    """Both nodes run actors; once a unit has committed and the worker node's actor has a clip
-    in flight, that node's raylet is SIGKILLed. The job completes on the head node (the clip
-    in flight is retried, not failed), and every record equals a single-node run's."""
-    for name in ("RAY_TMPDIR", "RAY_AUTH_MODE"):
-        monkeypatch.setenv(name, cluster.env[name])
-    out, reference = tmp_path / "features", tmp_path / "reference"
-    ray.init(address=cluster.address, log_to_driver=False)
+    """`RAY_ADDRESS=… space extract` on the cluster: both nodes run actors; once a unit has
+    committed and the worker node's actor has a clip in flight, that node's raylet is
+    SIGKILLed. The job completes on the head node (the clip in flight is retried, not failed),
+    and every record equals a single-node run's (one actor)."""
+    manifest = tmp_path / "m.parquet"
+    write_manifest(short_clips, str(manifest))
+    env = dict(cluster.env, RAY_ADDRESS=cluster.address)
+    runs = {}
+    for name, params in (("reference", PARAMS + "  num_actors: 1\n"), ("features", PARAMS)):
+        (tmp_path / f"{name}.yaml").write_text(params)
+        command = [SPACE_BIN, "extract", "--manifest", manifest, "--out", tmp_path / name]
+        command += ["--params", tmp_path / f"{name}.yaml"]
+        with open(tmp_path / f"{name}.log", "wb") as stderr:
+            runs[name] = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
+        if name == "reference":
+            assert runs[name].wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()
+    out, proc, raylet = tmp_path / "features", runs["features"], cluster.raylet(cluster.worker)
     try:
-        # the single-node run: one actor (Ray's threads per actor differ from this process's,
-        # which moves MFCC values in the last float bits, so the reference runs in an actor too)
-        one = dataclasses.replace(RAY, num_actors=1)
-        assert run_extract(short_clips, reference, CONFIG, one, progress=False).clips_run == 6
-        assert len(set(_opened_on(reference).values())) == 1
-        [worker] = [
-            n["NodeID"]
-            for n in ray.nodes()
-            if n["Alive"] and "node:__internal_head__" not in n["Resources"]
-        ]
-        raylet = cluster.raylet(worker)
-        killed = threading.Event()
-        stop = threading.Event()
-
-        def kill_worker_node_mid_clip() -> None:
-            while not stop.wait(0.02):
-                if not _markers(out):
-                    continue
-                pids = {pid for pid, node in _opened_on(out).items() if node == worker}
-                for unit_dir in out.glob(f"{UNITS}/*"):
-                    events = Journal(unit_dir).read()
-                    if events and events[-1]["event"] == "start" and events[-1]["pid"] in pids:
-                        os.kill(raylet, signal.SIGKILL)
-                        killed.set()
-                        return
-
-        killer = threading.Thread(target=kill_worker_node_mid_clip, daemon=True)
-        killer.start()
-        try:
-            summary = run_extract(short_clips, out, CONFIG, RAY, progress=False)
-        finally:
-            stop.set()
-            killer.join()
+        deadline = time.monotonic() + 300
+        while not _in_flight_on(out, cluster.worker) or not _markers(out):
+            assert proc.poll() is None, (tmp_path / "features.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the worker node never had a clip in flight"
+            time.sleep(0.02)
+        os.kill(raylet, signal.SIGKILL)
+        assert proc.wait(timeout=600) == 0, (tmp_path / "features.log").read_text()[-3000:]
     finally:
-        ray.shutdown()
-    assert killed.is_set(), "the worker node never had a clip in flight after a commit"
+        proc.kill()
+        proc.wait()
+    log = (tmp_path / "features.log").read_text()
+    assert len(set(_opened_on(tmp_path / "reference").values())) == 1  # a single-node run
     assert set(_opened_on(out).values()) == cluster.nodes  # both nodes ran actors
-    assert summary.worker_deaths >= 1 and summary.clips_retried >= 1
-    assert summary.worker_died_clips == [] and len(summary.units_run) == 6
+    deaths = int(re.search(r"; (\d+) worker deaths;", log).group(1))
+    assert deaths >= 1, log[-3000:]
     rows = pq.read_table(out / "clips.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["ok"] * 6, [r["reason"] for r in rows]
-
-    records, expected = load_records(out), load_records(reference)
+    records, expected = load_records(out), load_records(tmp_path / "reference")
     assert sorted(records) == sorted(expected) == sorted(c.clip_id for c in short_clips)
     for clip_id, record in records.items():
         assert_same_arrays(record, expected[clip_id])
+
+
+def _in_flight_on(out: Path, node: str) -> bool:
+    """Whether an actor on `node` has a clip in flight (its unit's last journal entry)."""
+    on_node = {pid for pid, n in _opened_on(out).items() if n == node}
+    for unit_dir in out.glob(f"{UNITS}/*"):
+        events = Journal(unit_dir).read()
+        if events and events[-1]["event"] == "start" and events[-1]["pid"] in on_node:
+            return True
+    return False
 
 
 def assert_same_arrays(a: ClipFeatures, b: ClipFeatures) -> None:
