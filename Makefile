@@ -40,6 +40,7 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/frame_models.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/generator.py

@@ -28,10 +28,11 @@ import torch
 from space_data.datasets import CORPORA, whole_frames
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.face import crop_and_resize
-from space_data.keypoints import HEEstimator, KeypointsConfig, KPDetector
+from space_data.keypoints import KeypointsConfig
 from space_data.landmarks import make_landmarker
 from space_data.media import decode_video
 from space_data.params import load_section
+from space_data.testing.keypoints import random_checkpoint
 
 STAGES = (
     "decode",
@@ -117,16 +118,6 @@ def crop_maker(config: ExtractConfig):
         return [crop_and_resize(f, box, config.crop_size) for f in frames]
 
     return crops_of
-
-
-def random_checkpoint(folder: Path) -> str:
-    """A face-vid2vid checkpoint file from freshly initialised modules (random weights)."""
-    path = folder / "random-weights-checkpoint.pth.tar"
-    torch.save(
-        {"kp_detector": KPDetector().state_dict(), "he_estimator": HEEstimator().state_dict()},
-        path,
-    )
-    return str(path)
 
 
 def table(label: str, run: dict) -> list[str]:

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import skimage.transform
 
 from space_data import audio as audio_features
 from space_data import storage
@@ -49,9 +48,10 @@ from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
 from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
+from space_data.frames import FrameModel
 from space_data.hands import HandDetector
-from space_data.keypoints import IMAGE_SIZE, KeypointExtractor, KeypointsConfig
-from space_data.landmarks import LandmarksConfig, make_landmarker
+from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
+from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, VideoReader, decode_audio, probe
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import SAMPLE_RATE, ClipFeatures, ClipMeta
@@ -154,7 +154,7 @@ class ClipExtractor:
         self.timings: dict[str, float] = defaultdict(float)
         self._params_hash = config_hash(config)
         self._detector = FaceDetector()
-        self._landmarker = None
+        self._landmarker: Landmarker | None = None
         self._hands = HandDetector(model_complexity=config.hands_model_complexity)
         self._keypoints = KeypointExtractor(config.keypoints)
         self._emotion = EmotionClassifier(config.emotion)
@@ -358,7 +358,9 @@ class ClipExtractor:
         cfg = self.config
         if self._landmarker is None:
             self._landmarker = make_landmarker(cfg.landmarks)
-        for model in (self._landmarker, self._hands, self._keypoints):
+        landmarker = self._landmarker
+        models: tuple[FrameModel, ...] = (landmarker, self._hands, self._keypoints)
+        for model in models:
             model.reset()
         tracks = _Tracks()
         batch: list[tuple[int, float, np.ndarray, bool]] = []  # (frame index, t, crop, faceless)
@@ -378,13 +380,14 @@ class ClipExtractor:
                         faceless = self._detect(crop) is None
             batch.append((i, t, crop, faceless))
             if len(batch) == cfg.batch_size:
-                self._run_batch(batch, tracks)
+                self._run_batch(landmarker, batch, tracks)
                 batch = []
         if batch:
-            self._run_batch(batch, tracks)
+            self._run_batch(landmarker, batch, tracks)
         return tracks
 
-    def _run_batch(self, batch: list[tuple[int, float, np.ndarray, bool]], tracks: _Tracks) -> None:
+    def _run_batch(self, landmarker: Landmarker, batch: list[tuple[int, float, np.ndarray, bool]],
+                   tracks: _Tracks) -> None:  # fmt: skip
         """The frame models on one batch of consecutive crops: landmarks on every frame, hands
         on every `hands_every`-th, keypoints when a checkpoint is configured; and the emotion
         classifier's face crops of every `emotion.every`-th frame with a face."""
@@ -392,7 +395,7 @@ class ClipExtractor:
         index, times, crop_list, faceless = zip(*batch, strict=True)
         crops = np.stack(crop_list)  # (N, H, W, 3)
         with self._timed("face_mesh"):
-            landmarks = self._landmarker.batch(crops, faceless=np.array(faceless))
+            landmarks = landmarker.batch(crops, faceless=np.array(faceless))
         tracks.add(landmarks)
         for k, i in enumerate(index):
             if i % cfg.emotion.every == 0 and np.isfinite(landmarks["lm68"][k]).all():
@@ -406,7 +409,7 @@ class ClipExtractor:
             tracks.hand_times.extend(times[k] for k in sampled)
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
-                tracks.add(self._keypoints.batch(np.stack([_keypoint_input(c) for c in crops])))
+                tracks.add(self._keypoints.batch(np.stack([keypoint_input(c) for c in crops])))
         tracks.times.extend(times)
 
     def _emotion_track(self, tracks: _Tracks, face: np.ndarray, n: int) -> np.ndarray:
@@ -454,13 +457,6 @@ def _decoded_duration(times: np.ndarray, fps: float) -> float:
     """Seconds of video that decoded: last frame time plus one frame interval."""
     step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
     return float(times[-1]) + step
-
-
-def _keypoint_input(crop: np.ndarray) -> np.ndarray:
-    """The 256² uint8 image the keypoint networks see; resized now so a clip's crops stay
-    small (skimage, as the reference demo, so the extractor's own resize is then exact)."""
-    small = skimage.transform.resize(crop, (IMAGE_SIZE, IMAGE_SIZE), anti_aliasing=True)
-    return np.round(small * 255.0).astype(np.uint8)
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

@@ -377,6 +377,14 @@ def torch_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def keypoint_input(crop: np.ndarray) -> np.ndarray:
+    """The 256² uint8 image the keypoint networks see, from an (H, W, 3) uint8 crop; made per
+    frame so a clip's crops stay small (skimage, as the reference demo, so `prepare_images`
+    then has nothing left to resample)."""
+    small = skimage.transform.resize(crop, (IMAGE_SIZE, IMAGE_SIZE), anti_aliasing=True)
+    return np.round(small * 255.0).astype(np.uint8)
+
+
 def prepare_images(crops: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB crops → (N, 3, size, size) float32 in [0, 1].
 
