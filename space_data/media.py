@@ -293,8 +293,12 @@ class _Container:
 
 
 _CONTAINERS: dict[str, _Container] = {
-    # H.264 CRF 18 + AAC, header first (faststart)
-    ".mp4": _Container("libx264", {"crf": "18"}, {"movflags": "+faststart"}, "aac"),
+    # H.264 CRF 18 + AAC, header first (faststart). Macroblock-tree rate control off: x264's
+    # (core 165, as PyAV bundles it) AVX-512 mbtree path reads uninitialised memory, so on
+    # AVX-512 CPUs the same frames encoded twice in one process could differ by heap state
+    ".mp4": _Container(
+        "libx264", {"crf": "18", "x264-params": "mbtree=0"}, {"movflags": "+faststart"}, "aac"
+    ),
     # Flash video as CREMA-D ships it: Sorenson Spark (FLV1) + MP3; FLV's MP3 needs 11/22/44 kHz
     ".flv": _Container("flv", {"qscale": "2"}, {}, "libmp3lame", (22_050, 44_100, 11_025)),
 }
@@ -309,6 +313,7 @@ def write_video(
 ) -> None:
     """Write `(H, W, 3) uint8` RGB frames as MP4 (H.264, yuv420p, CRF 18, AAC audio if given)
     or, for a `.flv` path, as Flash video (Sorenson Spark, MP3 audio resampled to 22.05 kHz).
+    The same frames and audio give the same bytes, whatever the process did before.
 
     H and W must be even (4:2:0 chroma). `fps` may be fractional (29.97 → 30000/1001).
     `audio` is `(S,) float32` mono in [-1, 1] at `sample_rate`, starting at frame 0; it is

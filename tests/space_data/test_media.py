@@ -6,6 +6,9 @@ metadata, odd sizes, variable frame rate), plus the real clips under ../shared/r
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -257,3 +260,28 @@ def test_flash_video_and_wav_as_cremad_ships_them(tmp_path):
     assert half.truncated and 0 < half.decoded < 90
     write_audio(str(tmp_path / "a.wav"), sound, SR)
     np.testing.assert_allclose(decode_audio(str(tmp_path / "a.wav")), sound, atol=1e-4)
+
+
+_WRITE_MOVING_PHOTO = """
+import sys, cv2, numpy as np, skimage.data
+from space_data.media import write_video
+img = skimage.data.astronaut()
+turns = (cv2.getRotationMatrix2D((256, 256), 6 * np.sin(k / 5), 1 + k / 100) for k in range(60))
+frames = (
+    cv2.resize(cv2.warpAffine(img, m, (512, 512)), (224, 224), interpolation=cv2.INTER_AREA)
+    for m in turns
+)
+write_video(sys.argv[1], frames, 25.0, np.zeros(2 * 16000, np.float32))
+"""
+
+
+def test_same_frames_give_the_same_bytes_whatever_the_heap_holds(tmp_path):
+    """The sample corpus is rebuilt clip by clip (`synth.only`): an encoder that reads memory it
+    never wrote (x264's AVX-512 macroblock-tree path did, on 224-px frames) makes the bytes
+    depend on what the process allocated before. glibc's MALLOC_PERTURB_ fills fresh heap
+    memory with a given byte: two fills, the same file (on AVX-512 CPUs this failed before)."""
+    paths = [tmp_path / f"{fill}.mp4" for fill in (165, 90)]
+    for fill, path in zip((165, 90), paths, strict=True):
+        env = {**os.environ, "MALLOC_PERTURB_": str(fill)}
+        subprocess.run([sys.executable, "-c", _WRITE_MOVING_PHOTO, str(path)], env=env, check=True)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
