@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from space_data import storage
 from space_data.clip import Clip, make_clip_id
 from space_data.datasets import CORPORA, DATASETS
 from space_data.extract import ExtractConfig, extract_clip
@@ -13,12 +14,8 @@ from space_data.params import DEFAULT_PARAMS, load_section, reports_params_error
 
 
 @click.command("extract-clip")
-@click.argument("video", type=click.Path(dir_okay=False))
-@click.option(
-    "--audio",
-    type=click.Path(dir_okay=False),
-    help="Separate audio file (MEAD .m4a, CREMA-D .wav).",
-)
+@click.argument("video")
+@click.option("--audio", help="Separate audio file (MEAD .m4a, CREMA-D .wav).")
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS),
@@ -34,12 +31,12 @@ from space_data.params import DEFAULT_PARAMS, load_section, reports_params_error
     help="params.yaml whose `extract` section to use (default: ./params.yaml if present, "
     "else the built-in defaults).",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz path.")
+@click.option("--out", required=True, help="Output .npz (a path or a URL).")
 @reports_params_errors
 def cli(
     video: str, audio: str | None, dataset: str | None, params_path: str | None, out: str
 ) -> None:
-    """Extract the per-clip feature record of VIDEO into OUT (.npz).
+    """Extract the per-clip feature record of VIDEO (a path or a URL) into OUT (.npz).
 
     The npz holds the record arrays under their DESIGN.md names (lm3d, pose, scale, face,
     lm_norm, eyes, eyes_norm, hands, mfcc, and kp* with a keypoint checkpoint), plus `meta` and
@@ -49,7 +46,7 @@ def cli(
     config = _config(params_path)
     name = dataset or "custom"
     clip = Clip(
-        clip_id=make_clip_id(name, Path(video).name),
+        clip_id=make_clip_id(name, storage.name(video)),
         dataset=name,
         speaker="unknown",
         path=video,
@@ -59,8 +56,8 @@ def cli(
     if not record.ok:
         click.echo(f"error: {video}: {record.reason}", err=True)
         raise SystemExit(1)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    record.save_npz(out)
+    with storage.writing(out) as tmp:  # a path or a URL, written whole
+        record.save_npz(tmp)
     stats = record.stats
     click.echo(
         f"wrote {out}: {stats.n_frames} frames at 30 fps ({stats.duration:.2f} s), "

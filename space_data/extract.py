@@ -183,6 +183,8 @@ class ClipExtractor:
         except (SetupError, ImportError, MemoryError, NotImplementedError, FileNotFoundError):
             raise  # the installation or the configuration, not the clip
         except Exception as e:  # noqa: BLE001 — one odd file must not stop a corpus run
+            if storage.access_problem(e):
+                raise  # object storage unreachable or refusing: not the clip's fault
             return ClipFeatures.failed(meta, f"extract_failed: {type(e).__name__}: {e}")
 
     def close(self) -> None:

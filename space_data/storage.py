@@ -369,12 +369,12 @@ def access_problem(error: BaseException) -> str | None:
     e: BaseException | None = error
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        kind = type(e).__name__
-        text = str(e).strip().splitlines()[0] if str(e).strip() else kind
+        kinds = {c.__name__ for c in type(e).__mro__}  # Ray wraps errors in subclasses
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default AWS endpoint")
-        if kind in ("NoCredentialsError", "PartialCredentialsError"):
+        if kinds & {"NoCredentialsError", "PartialCredentialsError"}:
             return f"object storage: no credentials found: {_MISSING_CREDENTIALS}"
-        if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError"):
+        if kinds & {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError"}:
             return f"object storage endpoint unreachable ({endpoint}; AWS_ENDPOINT_URL): {text}"
         if any(k in text for k in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")):
             return f"object storage refused the credentials ({_MISSING_CREDENTIALS}): {text}"
