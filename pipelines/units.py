@@ -362,7 +362,7 @@ _CLIP_COLUMNS = [
     ("members_hash", pa.string()),
 ]
 _STAT_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
-_BATCH_ROWS = 65_536
+_BATCH_ROWS = 16_384
 
 
 def clips_schema() -> pa.Schema:
@@ -408,10 +408,10 @@ def write_clips_table(
             for clip in unit.clips:
                 builder.add(clip, unit, by_id[clip.clip_id], params_hash)
     table = pa.concat_tables([*parts, *builder.tables()]) if parts or todo else schema.empty_table()
-    table = table.take(pc.sort_indices(table, [("clip_id", "ascending")]))
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer)
-    storage.write_bytes(path, buffer.getvalue().to_pybytes())
+    order = pc.sort_indices(table, [("clip_id", "ascending")])
+    with storage.writing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, len(order), _BATCH_ROWS):  # sorted slice by slice: no full copy
+            writer.write_table(table.take(order[start : start + _BATCH_ROWS]))
     return path
 
 

@@ -196,7 +196,7 @@ def filter_clips(manifest: pd.DataFrame, clips: pd.DataFrame, config: FilterConf
     row_of = {clip_id: i for i, clip_id in enumerate(clips["clip_id"].tolist())}
     status, error = clips["status"].tolist(), clips["reason"].tolist()
     stat_names = [f.name for f in fields(ClipStats) if f.name in clips.columns]
-    stat_columns = [clips[name].tolist() for name in stat_names]
+    stat_rows = list(zip(*(clips[name].tolist() for name in stat_names), strict=True))
     rows = []
     used = [c for c in ("clip_id", "dataset", "path", "split", "reason", "detail") if c in manifest]
     for m in manifest[used].itertuples(index=False):
@@ -214,7 +214,7 @@ def filter_clips(manifest: pd.DataFrame, clips: pd.DataFrame, config: FilterConf
             reasons = [f"error:{code.strip() or 'unknown'}"]
             detail = detail.strip() or None
         else:
-            stats = ClipStats(**{k: column[i] for k, column in zip(stat_names, stat_columns)})
+            stats = ClipStats(**dict(zip(stat_names, stat_rows[i], strict=True)))
             reasons = filter_clip(stats, config)
         rows.append(
             {
