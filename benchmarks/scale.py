@@ -41,7 +41,8 @@ from pathlib import Path
 
 import click
 
-from pipelines.pack import kept_records
+from pipelines.filter import decide
+from pipelines.pack import plan_records
 from pipelines.units import (
     CLIPS_TABLE,
     COMMITS,
@@ -56,7 +57,7 @@ from pipelines.units import (
 from space_data import storage
 from space_data.clip import Clip, make_clip_id
 from space_data.datasets import IndexConfig, assign_splits, read_manifest, write_manifest
-from space_data.filters import FilterConfig, filter_clips
+from space_data.filters import FilterConfig
 from space_data.record import ClipStats
 
 PARAMS_HASH = "0123456789abcdef"
@@ -220,9 +221,7 @@ def filter_command(manifest: str, features: str, keep: str) -> Steps:
     """`space filter`: both tables in, keep.parquet out (one process)."""
 
     def run() -> int:
-        manifest_df = storage.read_parquet(manifest)
-        clips_df = storage.read_parquet(storage.join(features, CLIPS_TABLE))
-        decisions = filter_clips(manifest_df, clips_df, FilterConfig())
+        decisions = decide(manifest, storage.join(features, CLIPS_TABLE), FilterConfig())
         storage.write_parquet(decisions, keep)
         return int(decisions["keep"].sum())
 
@@ -233,14 +232,10 @@ def filter_command(manifest: str, features: str, keep: str) -> Steps:
 
 def pack_planning(features: str, keep: str) -> Steps:
     """`space pack` up to the first record load: the sorted record paths (one process)."""
-
-    def run() -> int:
-        keep_df = storage.read_parquet(keep)
-        clips_df = storage.read_parquet(storage.join(features, CLIPS_TABLE))
-        return len(kept_records(keep_df, clips_df, features))
-
     steps = Steps()
-    steps.run("pack planning", run, note=lambda n: f"{n:,} records")
+    steps.run(
+        "pack planning", lambda: len(plan_records(keep, features)), note=lambda n: f"{n:,} records"
+    )
     return steps
 
 

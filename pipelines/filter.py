@@ -7,6 +7,7 @@ reruns in seconds: `dvc exp run -S filter.max_rotation_deg=30`.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import fields
 
 import click
 import pandas as pd
@@ -14,6 +15,19 @@ import pandas as pd
 from space_data import storage
 from space_data.filters import FilterConfig, filter_clips
 from space_data.params import clips_option, load_section, manifest_option, params_option
+from space_data.record import ClipStats
+
+MANIFEST_COLUMNS = ("clip_id", "dataset", "path", "split", "reason", "detail")
+CLIP_COLUMNS = ("clip_id", "status", "reason", *(f.name for f in fields(ClipStats)))
+
+
+def decide(manifest: str, clips: str, config: FilterConfig) -> pd.DataFrame:
+    """`filter_clips` over the two tables (paths or URLs), reading only the columns it uses."""
+    return filter_clips(
+        storage.read_parquet(manifest, MANIFEST_COLUMNS),
+        storage.read_parquet(clips, CLIP_COLUMNS),
+        config,
+    )
 
 
 def count_reasons(keep: pd.DataFrame) -> Counter:
@@ -41,7 +55,7 @@ def cli(manifest: str, clips: str, out: str, params: str) -> None:
     for path, stage in ((manifest, "space index"), (clips, "space extract")):
         if not storage.isfile(path):
             raise click.ClickException(f"{path} not found: run `{stage}` first")
-    keep = filter_clips(storage.read_parquet(manifest), storage.read_parquet(clips), config)
+    keep = decide(manifest, clips, config)
     storage.write_parquet(keep, out)
     counts = count_reasons(keep)
     click.echo(f"{int(keep['keep'].sum())} of {len(keep)} clips kept → {out}")

@@ -43,6 +43,16 @@ def kept_records(
     return sorted(out, key=lambda s: (SPLITS.index(s[0]), s[1]))
 
 
+def plan_records(keep: str, features: str) -> list[tuple[str, str, str]]:
+    """`kept_records` from keep.parquet and the features folder's clips.parquet (paths or URLs),
+    reading only the columns it uses."""
+    return kept_records(
+        storage.read_parquet(keep, ("clip_id", "split", "keep")),
+        storage.read_parquet(storage.join(features, CLIPS_TABLE), ("clip_id", "record")),
+        features,
+    )
+
+
 def load_samples(
     planned: list[tuple[str, str, str]], config: PackConfig
 ) -> Iterator[tuple[str, str, dict[str, bytes]]]:
@@ -77,7 +87,7 @@ def cli(keep: str, features: str, out: str, params: str) -> None:
     for path, stage in ((keep, "space filter"), (clips_path, "space extract")):
         if not storage.isfile(path):
             raise click.ClickException(f"{path} not found: run `{stage}` first")
-    planned = kept_records(storage.read_parquet(keep), storage.read_parquet(clips_path), features)
+    planned = plan_records(keep, features)
     index = write_shards(load_samples(planned, config), out, config)
     for split in SPLITS:
         t = index["totals"][split]

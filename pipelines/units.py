@@ -407,9 +407,15 @@ def write_clips_table(
             by_id = {r["clip_id"]: r for r in json.loads(got[marker_path])["rows"]}
             for clip in unit.clips:
                 builder.add(clip, unit, by_id[clip.clip_id], params_hash)
-    table = pa.concat_tables([*parts, *builder.tables()]) if parts or todo else schema.empty_table()
-    order = pc.sort_indices(table, [("clip_id", "ascending")])
+    tables = [*parts, *builder.tables()]
+    del parts, builder
+    table = pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
+    del tables
     with storage.writing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        if not todo:  # only rows of the previous table, which keep its (sorted) order
+            writer.write_table(table, row_group_size=_BATCH_ROWS)
+            return path
+        order = pc.sort_indices(table, [("clip_id", "ascending")])
         for start in range(0, len(order), _BATCH_ROWS):  # sorted slice by slice: no full copy
             writer.write_table(table.take(order[start : start + _BATCH_ROWS]))
     return path
@@ -420,7 +426,8 @@ def _reusable_rows(
 ) -> tuple[list[pa.Table], set[str]]:
     """Rows of the previous clips.parquet whose unit commit is still current; (tables, unit ids)."""
     try:
-        old = pq.read_table(pa.BufferReader(storage.read_bytes(path)))
+        with storage.local_path(path) as local:  # local: the file itself; remote: one download
+            old = pq.read_table(local)
     except (OSError, ValueError, pa.ArrowException):
         return [], set()
     if old.schema != schema or old.num_rows == 0:
