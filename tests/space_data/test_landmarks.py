@@ -19,6 +19,7 @@ from space_data.landmarks import (
     IBUG68_FROM_MESH,
     IBUG68_MIRROR,
     MESH_TO_EYES52,
+    FanLandmarker,
     LandmarksConfig,
     MissingWeightsError,
     fan_eyes52,
@@ -253,6 +254,59 @@ def test_fan_without_weights_says_what_is_missing(tmp_path, monkeypatch, detecto
     for name, url in files.items():
         assert (name in message) == (name != present)
         assert (url in message) == (name != present)
+
+
+def test_a_batch_marks_faceless_frames_and_keeps_the_faces(landmarker):
+    """batch = the frames one by one; a frame marked faceless stays NaN, the model unasked."""
+    face = skimage.data.astronaut()
+    empty = np.full_like(face, 128)  # a grey frame
+    out = landmarker.batch(np.stack([face, empty, face]), faceless=np.array([False, False, True]))
+    assert set(out) == {"lm68", "eyes52"}
+    assert out["lm68"].shape == (3, 68, 3) and out["eyes52"].shape == (3, 52, 3)
+    assert out["lm68"].dtype == np.float32
+    np.testing.assert_array_equal(out["lm68"][0], still(landmarker, face).lm68)
+    assert np.isnan(out["lm68"][1:]).all() and np.isnan(out["eyes52"][1:]).all()
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\) uint8"):
+        landmarker.batch(face)
+
+
+class _FaceAlignment15:
+    """What face-alignment 1.5's `get_landmarks_from_batch(images, return_bboxes=True)` returns
+    (read from its source; its weights are not on these machines): per frame the faces' points
+    stacked (F·68, 3) (`[]` without a face), no scores, and per frame the (F, 5) boxes."""
+
+    def __init__(self, faces: list[list[tuple[np.ndarray, tuple]]]) -> None:
+        self.faces = faces
+        self.seen = 0
+
+    def get_landmarks_from_batch(self, images, return_bboxes=False):
+        assert return_bboxes and images.shape[1] == 3  # (n, 3, H, W)
+        found = self.faces[self.seen : self.seen + len(images)]
+        self.seen += len(images)
+        points = [np.concatenate([p for p, _ in f]) if f else [] for f in found]
+        boxes = [np.array([b for _, b in f]).reshape(-1, 5) for f in found]
+        return points, None, boxes
+
+
+def test_fan_batch_keeps_the_largest_face_per_frame():
+    rng = np.random.default_rng(0)
+    small, large = rng.uniform(0, 100, (2, 68, 3)).astype(np.float32)
+    fan = FanLandmarker(LandmarksConfig(backend="fan"))
+    # what the model finds in the frames it is asked about: frames 0, 1 and 3 (2 is faceless)
+    fan._model = _FaceAlignment15(
+        [
+            [(small, (0, 0, 10, 10, 0.9)), (large, (0, 0, 50, 40, 0.8))],  # two faces
+            [],  # none
+            [(small, (5, 5, 20, 20, 0.9))],
+        ]
+    )
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    out = fan.batch(frames, faceless=np.array([False, False, True, False]))
+    np.testing.assert_array_equal(out["lm68"][0], large)
+    np.testing.assert_array_equal(out["eyes52"][0], fan_eyes52(large))
+    assert np.isnan(out["lm68"][1]).all() and np.isnan(out["lm68"][2]).all()
+    np.testing.assert_array_equal(out["lm68"][3], small)
+    assert fan._model.seen == 3  # one batch call for the three frames
 
 
 def test_fan_with_broken_weight_files_names_them(tmp_path, monkeypatch):
