@@ -11,7 +11,9 @@ Steps (paper Sec. 3.1 and Appendix B):
    whole (one streaming pass);
 3. per native frame, fed to the frame models (`space_data.frames`) in batches of
    `batch_size` crops: 68 + 52 eye landmarks (NaN where no face), hands on every
-   `hands_every`-th frame (held in between), keypoints when configured;
+   `hands_every`-th frame while hands are seen and every `hands_idle_every`-th while none was
+   (`space_data.hands.HandSampler`; held in between), keypoints when configured; the crop's
+   colour histogram (a cut cue);
 4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
    frontalized `lm_norm` / `eyes_norm` are computed on the timeline from the resampled
    landmarks, so they agree with `lm3d` frame by frame;
@@ -49,7 +51,7 @@ from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
 from space_data.errors import SetupError
 from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
 from space_data.frames import FrameModel
-from space_data.hands import HandDetector
+from space_data.hands import HandDetector, HandSampler
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, VideoReader, decode_audio, probe
@@ -69,7 +71,13 @@ class ExtractConfig:
     crop_size: int = 512
     """Side in pixels the crop is resized to (every corpus but those used whole)."""
     hands_every: int = 10
-    """Run hand detection on every k-th native frame; the flag is held in between."""
+    """Run hand detection on every k-th native frame while hands are seen; flags are held."""
+    hands_idle_every: int = 30
+    """After a sample without a hand, the next one comes this many native frames later (most
+    clips show none; measured by benchmarks/extract.py: 2.3× less hand-detection time, the
+    designed hand clip still flagged on every frame)."""
+    hands_min_confidence: float = 0.5
+    """MediaPipe Hands' palm-detection score a hand needs, in [0, 1]."""
     hands_model_complexity: int = 1
     """MediaPipe Hands models: 1 full; 0 lite (~25 % cheaper, more false hands on clean faces)."""
     detect_every: int = 5
@@ -98,9 +106,19 @@ class ExtractConfig:
             raise ValueError(f"crop_margin must be >= 0, not {self.crop_margin}")
         if self.buffer_mb < 0:
             raise ValueError(f"buffer_mb must be >= 0, not {self.buffer_mb}")
-        for name in ("crop_size", "hands_every", "detect_every", "detect_max_side", "batch_size"):
+        for name in ("crop_size", "hands_every", "hands_idle_every", "detect_every",
+                     "detect_max_side", "batch_size"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.hands_idle_every < self.hands_every:
+            raise ValueError(
+                f"hands_idle_every ({self.hands_idle_every}) must be >= hands_every "
+                f"({self.hands_every})"
+            )
+        if not 0.0 <= self.hands_min_confidence <= 1.0:
+            raise ValueError(
+                f"hands_min_confidence must be in [0, 1], not {self.hands_min_confidence}"
+            )
         if self.hands_model_complexity not in (0, 1):
             raise ValueError(
                 f"hands_model_complexity must be 0 or 1, not {self.hands_model_complexity}"
@@ -128,8 +146,6 @@ class _Tracks:
     times: list[float] = field(default_factory=list)
     batches: dict[str, list[np.ndarray]] = field(default_factory=dict)
     """Frame-model output name → its arrays, one per batch, frames along axis 0."""
-    hand_times: list[float] = field(default_factory=list)
-    hand_flags: list[np.ndarray] = field(default_factory=list)
     histograms: list[np.ndarray] = field(default_factory=list)
     emotion_times: list[float] = field(default_factory=list)
     emotion_faces: list[np.ndarray] = field(default_factory=list)
@@ -156,7 +172,13 @@ class ClipExtractor:
         self._params_hash = config_hash(config)
         self._detector = FaceDetector()
         self._landmarker: Landmarker | None = None
-        self._hands = HandDetector(model_complexity=config.hands_model_complexity)
+        self._hands = HandSampler(
+            HandDetector(
+                config.hands_min_confidence, model_complexity=config.hands_model_complexity
+            ),
+            config.hands_every,
+            config.hands_idle_every,
+        )
         self._keypoints = KeypointExtractor(config.keypoints)
         self._emotion = EmotionClassifier(config.emotion)
         self._speech = SpeechDetector()
@@ -191,7 +213,7 @@ class ClipExtractor:
     def close(self) -> None:
         """Release the models (a later call creates them again)."""
         self._detector.close()
-        self._hands.close()
+        self._hands.detector.close()
         self._keypoints.close()
         self._emotion.close()
         if self._landmarker is not None:
@@ -233,8 +255,7 @@ class ClipExtractor:
         with self._timed("resample"):
             lm3d = resample_track(times, lm68, n)
             eyes = resample_track(times, tracks.track("eyes52"), n)
-            hand_flags = np.concatenate(tracks.hand_flags)
-            hands = resample_flags(np.asarray(tracks.hand_times), hand_flags, n)
+            hands = resample_flags(np.asarray(self._hands.times), np.asarray(self._hands.flags), n)
         face = np.isfinite(lm3d).all((1, 2))
         with self._timed("emotion"):
             emotion_pred = self._emotion_track(tracks, face, n)
@@ -362,9 +383,10 @@ class ClipExtractor:
         if self._landmarker is None:
             self._landmarker = make_landmarker(cfg.landmarks)
         landmarker = self._landmarker
-        models: tuple[FrameModel, ...] = (landmarker, self._hands, self._keypoints)
+        models: tuple[FrameModel, ...] = (landmarker, self._hands.detector, self._keypoints)
         for model in models:
             model.reset()
+        self._hands.start()
         tracks = _Tracks()
         batch: list[tuple[int, float, np.ndarray, bool]] = []  # (frame index, t, crop, faceless)
         for i, (t, rgb) in enumerate(frames):
@@ -392,7 +414,7 @@ class ClipExtractor:
     def _run_batch(self, landmarker: Landmarker, batch: list[tuple[int, float, np.ndarray, bool]],
                    tracks: _Tracks) -> None:  # fmt: skip
         """The frame models on one batch of consecutive crops: landmarks on every frame, hands
-        on every `hands_every`-th, keypoints when a checkpoint is configured; and the emotion
+        where the sampler says, keypoints when a checkpoint is configured; and the emotion
         classifier's face crops of every `emotion.every`-th frame with a face."""
         cfg = self.config
         index, times, crop_list, faceless = zip(*batch, strict=True)
@@ -405,11 +427,8 @@ class ClipExtractor:
                 with self._timed("emotion"):
                     tracks.emotion_faces.append(face_crop(crops[k], landmarks["lm68"][k]))
                 tracks.emotion_times.append(times[k])
-        sampled = [k for k, i in enumerate(index) if i % cfg.hands_every == 0]
-        if sampled:
-            with self._timed("hands"):
-                tracks.hand_flags.append(self._hands.batch(crops[sampled])["hands"])
-            tracks.hand_times.extend(times[k] for k in sampled)
+        with self._timed("hands"):
+            self._hands.run(index, times, crops)  # its samples stay there until the next clip
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
                 tracks.add(self._keypoints.batch(np.stack([keypoint_input(c) for c in crops])))

@@ -12,6 +12,8 @@ matter, MediaPipe resizes to 192² itself).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from space_data.face import as_rgb
@@ -80,3 +82,39 @@ class HandDetector:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
+
+
+class HandSampler:
+    """Which native frames of a clip the (costly) hand detector runs on, and what it found.
+
+    Every `every`-th frame while hands are being seen; after a sample without a hand the next
+    one comes `idle_every` frames later. Most talking-head clips never show a hand, so most of
+    the palm detector's calls were spent confirming that; a hand that stays in the picture (what
+    the `hands` filter drops: a share of the frames) is still sampled densely once found, at most
+    `idle_every` frames late. Call `start()` per clip, then `run(...)` on its frames in order.
+    """
+
+    def __init__(self, detector: HandDetector, every: int = 10, idle_every: int = 10) -> None:
+        if not 1 <= every <= idle_every:
+            raise ValueError(f"need 1 <= every <= idle_every, not {every}, {idle_every}")
+        self.detector, self.every, self.idle_every = detector, every, idle_every
+        self.start()
+
+    def start(self) -> None:
+        """Forget the previous clip: the next frame (index 0) is sampled."""
+        self.times: list[float] = []
+        """Seconds of the sampled frames."""
+        self.flags: list[bool] = []
+        """Whether each sampled frame showed a hand."""
+        self._next = 0
+
+    def run(self, index: Sequence[int], times: Sequence[float], frames: np.ndarray) -> None:
+        """Consecutive frames (N, H, W, 3) uint8 RGB with their 0-based indices in the clip and
+        times (s): the detector runs on those due, one by one (each answer sets the next)."""
+        for k, i in enumerate(index):
+            if i < self._next:
+                continue
+            found = bool(self.detector.batch(frames[k : k + 1])["hands"][0])
+            self.times.append(float(times[k]))
+            self.flags.append(found)
+            self._next = i + (self.every if found else self.idle_every)

@@ -237,6 +237,8 @@ def test_config_validation():
         ExtractConfig(batch_size=0)
     with pytest.raises(ValueError, match="hands_model_complexity"):
         ExtractConfig(hands_model_complexity=2)
+    with pytest.raises(ValueError, match="hands_idle_every"):
+        ExtractConfig(hands_every=10, hands_idle_every=5)
 
 
 # --- sample corpus: pose against the renderer's ground truth -------------------------------
