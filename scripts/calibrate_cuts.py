@@ -40,7 +40,9 @@ UNCUT_RATES = dict.fromkeys((25.0, 30000 / 1001, 30.0, 60.0), 1)
               default=Path("../shared/realdata"), show_default=True)  # fmt: skip
 def main(realdata: Path) -> None:
     """Print the cut statistics of uncut and cut real clips at every rate and phase."""
-    extractor = ClipExtractor(ExtractConfig(require_audio=False, hands_every=1000))
+    extractor = ClipExtractor(
+        ExtractConfig(require_audio=False, hands_every=1000, hands_idle_every=1000)
+    )
     videos = {
         p.stem: square_frames(str(p), 256) for p in sorted((realdata / "video").glob("*.mp4"))
     }

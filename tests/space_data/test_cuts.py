@@ -19,7 +19,7 @@ VIDEOS = ("frontal_talking_may_25fps", "news_talking_25fps", "emotion_happy_woma
 
 @pytest.fixture(scope="module")
 def extractor():
-    ex = ClipExtractor(ExtractConfig(require_audio=False, hands_every=1000))
+    ex = ClipExtractor(ExtractConfig(require_audio=False, hands_every=1000, hands_idle_every=1000))
     yield ex
     ex.close()
 
