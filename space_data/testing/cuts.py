@@ -83,7 +83,7 @@ def aligned(
     points = []
     for (frames, times), t in ((b, b_start), (a, a_end)):
         landmarker.reset()
-        found = landmarker(at_times(frames, times, [t])[0])
+        found = landmarker(at_times(frames, times, np.array([t]))[0])
         if found is None:
             raise ValueError(f"no face at {t} s to align")
         points.append(np.ascontiguousarray(found.lm68[:, :2], np.float32))
