@@ -260,6 +260,7 @@ def test_a_batch_marks_faceless_frames_and_keeps_the_faces(landmarker):
     """batch = the frames one by one; a frame marked faceless stays NaN, the model unasked."""
     face = skimage.data.astronaut()
     empty = np.full_like(face, 128)  # a grey frame
+    landmarker.reset()  # a new clip (the module's landmarker saw other images before)
     out = landmarker.batch(np.stack([face, empty, face]), faceless=np.array([False, False, True]))
     assert set(out) == {"lm68", "eyes52"}
     assert out["lm68"].shape == (3, 68, 3) and out["eyes52"].shape == (3, 52, 3)
