@@ -409,12 +409,13 @@ def write_clips_table(
                 builder.add(clip, unit, by_id[clip.clip_id], params_hash)
     tables = [*parts, *builder.tables()]
     del parts, builder
-    table = pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
     del tables
     with storage.writing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         if not todo:  # only rows of the previous table, which keep its (sorted) order
             writer.write_table(table, row_group_size=_BATCH_ROWS)
             return path
+        table = table.combine_chunks()  # one contiguous copy: cheap slices below
         order = pc.sort_indices(table, [("clip_id", "ascending")])
         for start in range(0, len(order), _BATCH_ROWS):  # sorted slice by slice: no full copy
             writer.write_table(table.take(order[start : start + _BATCH_ROWS]))
@@ -434,7 +435,8 @@ def _reusable_rows(
         return [], set()
     current = [f"{uid}.{params_hash}.{u.members_hash}" for uid, u in committed.items()]
     commit = pc.binary_join_element_wise(old["unit"], old["params_hash"], old["members_hash"], ".")
-    reused = old.filter(pc.is_in(commit, value_set=pa.array(current, pa.string())))
+    mask = pc.is_in(commit, value_set=pa.array(current, pa.string()))
+    reused = old if pc.all(mask).as_py() else old.filter(mask)  # all current: no copy
     return [reused], set(pc.unique(reused["unit"]).to_pylist())
 
 

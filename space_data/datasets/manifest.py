@@ -11,6 +11,7 @@ import io
 import typing
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from space_data import storage
@@ -39,5 +40,15 @@ def read_manifest(path: str) -> list[Clip]:
     # column-wise (parquet nulls come back as None): a million rows in seconds, where
     # `Clip.from_row` per row dict costs several times more
     names = [f.name for f in dataclasses.fields(Clip) if f.name in table.column_names]
-    columns = [table.column(name).to_pylist() for name in names]
+    columns = [_shared(table.column(name)) for name in names]
     return [Clip(**dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)]
+
+
+def _shared(column: pa.ChunkedArray) -> list:
+    """The column as Python values, one object per distinct value when there are few (dataset,
+    speaker, split, fps, ...): a million clips then hold one "voxceleb2", not a million."""
+    values = column.to_pylist()
+    if pc.count_distinct(column).as_py() * 10 > len(values):
+        return values
+    seen: dict = {}
+    return [seen.setdefault(v, v) for v in values]
