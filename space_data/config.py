@@ -67,6 +67,15 @@ def from_mapping(
         raise ConfigError(f"{where or cls.__name__}: {e}") from e
 
 
+def require_at_least_one(config: Any, names: tuple[str, ...], where: str = "") -> None:
+    """Raise ValueError naming the first of the integer fields `names` of `config` below 1
+    (`where`, e.g. "s2l.", prefixes the name), for `__post_init__` validation."""
+    for name in names:
+        value = getattr(config, name)
+        if value < 1:
+            raise ValueError(f"{where}{name} must be >= 1, not {value}")
+
+
 def did_you_mean(name: str, known: Any) -> str:
     """`"; did you mean 'x'?"` for the closest of `known` names, else the list of them."""
     close = difflib.get_close_matches(name, list(known), n=1)

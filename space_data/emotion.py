@@ -50,6 +50,7 @@ from torch import nn
 
 from space_data import storage
 from space_data.clip import EMOTIONS
+from space_data.config import require_at_least_one
 from space_data.errors import SetupError
 from space_data.frames import check_frames
 
@@ -89,9 +90,7 @@ class EmotionConfig:
     def __post_init__(self) -> None:
         if self.classifier_checkpoint is not None and not str(self.classifier_checkpoint).strip():
             raise ValueError("classifier_checkpoint must be a path or null, not an empty string")
-        for name in ("every", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        require_at_least_one(self, ("every", "batch_size"))
 
 
 def bundled_model_path() -> Path:

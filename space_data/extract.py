@@ -45,7 +45,7 @@ from space_data import storage
 from space_data.audio import AudioConfig
 from space_data.av_offset import estimate_offset
 from space_data.clip import EMOTIONS, Clip
-from space_data.config import config_hash
+from space_data.config import config_hash, require_at_least_one
 from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
 from space_data.errors import SetupError
@@ -106,10 +106,11 @@ class ExtractConfig:
             raise ValueError(f"crop_margin must be >= 0, not {self.crop_margin}")
         if self.buffer_mb < 0:
             raise ValueError(f"buffer_mb must be >= 0, not {self.buffer_mb}")
-        for name in ("crop_size", "hands_every", "hands_idle_every", "detect_every",
-                     "detect_max_side", "batch_size"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        require_at_least_one(
+            self,
+            ("crop_size", "hands_every", "hands_idle_every", "detect_every", "detect_max_side",
+             "batch_size"),
+        )  # fmt: skip
         if self.hands_idle_every < self.hands_every:
             raise ValueError(
                 f"hands_idle_every ({self.hands_idle_every}) must be >= hands_every "

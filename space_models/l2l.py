@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from space_data.clip import EMOTIONS
+from space_data.config import require_at_least_one
 from space_data.landmarks import N_LM
 from space_data.pose import euler_to_matrix
 from space_models.layers import (
@@ -62,20 +63,22 @@ class L2LConfig:
     """Probability, per frame and sample, of feeding back the target keypoints in training."""
 
     def __post_init__(self) -> None:
-        for name in (
-            "n_keypoints",
-            "landmark_width",
-            "landmark_layers",
-            "source_width",
-            "source_layers",
-            "latent_width",
-            "latent_layers",
-            "hidden",
-            "lstm_layers",
-            "init_layers",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"l2l.{name} must be >= 1")
+        require_at_least_one(
+            self,
+            (
+                "n_keypoints",
+                "landmark_width",
+                "landmark_layers",
+                "source_width",
+                "source_layers",
+                "latent_width",
+                "latent_layers",
+                "hidden",
+                "lstm_layers",
+                "init_layers",
+            ),
+            "l2l.",
+        )
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError("l2l.teacher_forcing must lie in [0, 1]")
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from space_data.config import require_at_least_one
+
 LEAK = 0.2
 """Negative slope of every leaky ReLU."""
 
@@ -36,9 +38,7 @@ class AudioEncoderConfig:
     """Trailing layers with a causal kernel of 5 (no look-ahead)."""
 
     def __post_init__(self) -> None:
-        for name in ("n_mfcc", "channels", "causal_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"audio.{name} must be >= 1")
+        require_at_least_one(self, ("n_mfcc", "channels", "causal_layers"), "audio.")
         if self.symmetric_layers < 0:
             raise ValueError("audio.symmetric_layers must be >= 0")
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from space_data.clip import EMOTIONS
+from space_data.config import require_at_least_one
 from space_models.layers import (
     AudioEncoder,
     AudioEncoderConfig,
@@ -55,9 +56,7 @@ class PoseGenConfig:
 
     def __post_init__(self) -> None:
         self.pose_scale = tuple(float(s) for s in self.pose_scale)
-        for name in ("hidden", "lstm_layers", "latent", "init_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"posegen.{name} must be >= 1")
+        require_at_least_one(self, ("hidden", "lstm_layers", "latent", "init_layers"), "posegen.")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError("posegen.teacher_forcing must lie in [0, 1]")
         if self.kl_weight < 0:

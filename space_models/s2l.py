@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from space_data.clip import EMOTIONS
+from space_data.config import require_at_least_one
 from space_data.landmarks import N_EYES, N_LM
 from space_models.layers import (
     MLP,
@@ -65,17 +66,19 @@ class S2LConfig:
     """Weight of the velocity (first difference) L1 term."""
 
     def __post_init__(self) -> None:
-        for name in (
-            "landmark_width",
-            "landmark_layers",
-            "eye_width",
-            "eye_layers",
-            "hidden",
-            "lstm_layers",
-            "init_layers",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"s2l.{name} must be >= 1")
+        require_at_least_one(
+            self,
+            (
+                "landmark_width",
+                "landmark_layers",
+                "eye_width",
+                "eye_layers",
+                "hidden",
+                "lstm_layers",
+                "init_layers",
+            ),
+            "s2l.",
+        )
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError("s2l.teacher_forcing must lie in [0, 1]")
         if self.y_weight <= 0 or self.velocity_weight < 0:
