@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,7 +50,7 @@ class FaceDetector:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.full_range = full_range
-        self._model = None
+        self._model: Any = None
 
     def __call__(self, rgb: np.ndarray) -> list[FaceBox]:
         """Faces in an (H, W, 3) uint8 RGB image, highest score first (empty list: no face)."""
@@ -83,7 +84,7 @@ class FaceDetector:
         return {"min_confidence": self.min_confidence, "full_range": self.full_range}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
+        FaceDetector.__init__(self, **state)
 
 
 def square_crop_box(

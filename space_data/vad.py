@@ -53,7 +53,7 @@ class SpeechDetector:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        self._session = None
 
     def chunk_probs(self, audio: np.ndarray) -> np.ndarray:
         """(ceil(S / 512),) float32 speech probability per 32-ms chunk of (S,) 16 kHz audio."""
