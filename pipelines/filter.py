@@ -13,7 +13,7 @@ import click
 import pandas as pd
 
 from space_data import storage
-from space_data.filters import FilterConfig, filter_clips
+from space_data.filters import KEEP_COLUMNS, FilterConfig, filter_clips
 from space_data.params import clips_option, load_section, manifest_option, params_option
 from space_data.record import ClipStats
 
@@ -42,7 +42,7 @@ def count_reasons(keep: pd.DataFrame) -> Counter:
     "--out",
     default="data/keep.parquet",
     show_default=True,
-    help="Decisions: clip_id, path, split, keep, reason, reasons (parquet; a path or a URL).",
+    help=f"Decisions per manifest clip: {', '.join(KEEP_COLUMNS)} (parquet; a path or a URL).",
 )
 @params_option("filter")
 def cli(manifest: str, clips: str, out: str, params: str) -> None:
