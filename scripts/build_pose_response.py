@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from scripts.ibug_reference import REALDATA
+from scripts.ibug_reference import realdata_option
 from scripts.pose_renders import calibration_photos, pose_grid, render_meshes
 from space_data.landmarks import mesh_to_ibug68
 from space_data.pose import (
@@ -63,12 +63,7 @@ def fit_response(truth: np.ndarray, lm68: np.ndarray) -> np.ndarray:
 
 
 @click.command()
-@click.option(
-    "--realdata",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=REALDATA,
-    show_default=True,
-)
+@realdata_option
 @click.option(
     "--cache",
     type=click.Path(dir_okay=False, path_type=Path),

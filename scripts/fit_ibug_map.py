@@ -37,11 +37,11 @@ import numpy as np
 from scipy.optimize import nnls
 
 from scripts.ibug_reference import (
-    REALDATA,
     Pairs,
     collect,
     nme,
     photo_sources,
+    realdata_option,
     video_sources,
 )
 from space_data.landmarks import IBUG68_MIRROR, IBUG68_NAMES
@@ -225,12 +225,7 @@ def summary(label: str, err: np.ndarray) -> str:
 
 
 @click.command()
-@click.option(
-    "--realdata",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=REALDATA,
-    show_default=True,
-)
+@realdata_option
 @click.option(
     "--cache",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 
 from space_data.media import VideoReader
@@ -28,6 +29,15 @@ REALDATA = Path(
     os.environ.get("SPACE_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata")
 )
 """Default realdata folder: $SPACE_REALDATA, else ../shared/realdata from the project root."""
+
+realdata_option = click.option(
+    "--realdata",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=REALDATA,
+    show_default=True,
+    help="The realdata folder (images/, video/).",
+)
+"""The scripts' `--realdata` option (default REALDATA)."""
 
 
 def predictor_path() -> Path:

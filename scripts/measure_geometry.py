@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from scripts.fit_ibug_map import HELD_OUT_VIDEOS, mirrored_sources, summary
-from scripts.ibug_reference import REALDATA, Pairs, collect, nme, video_sources
+from scripts.ibug_reference import Pairs, collect, nme, realdata_option, video_sources
 from scripts.pose_renders import held_out_photos, pose_grid, render_frames, render_meshes
 from space_data.landmarks import LandmarksConfig, make_landmarker, mesh_to_ibug68
 from space_data.pose import estimate_pose
@@ -135,12 +135,7 @@ def real_report(realdata: Path) -> None:
 
 
 @click.command()
-@click.option(
-    "--realdata",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=REALDATA,
-    show_default=True,
-)
+@realdata_option
 @click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
