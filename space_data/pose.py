@@ -71,15 +71,18 @@ def __getattr__(name: str) -> np.ndarray:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _read_asset(path: Path, build: str) -> np.ndarray:
+    """A committed float64 array, read-only; a missing file names the command that builds it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `{build}`")
+    array = np.load(path).astype(np.float64)
+    array.setflags(write=False)
+    return array
+
+
 @functools.cache
 def _canonical_face() -> np.ndarray:
-    if not CANONICAL_PATH.is_file():
-        raise FileNotFoundError(
-            f"{CANONICAL_PATH} is missing: run `python scripts/build_canonical_face.py`"
-        )
-    face = np.load(CANONICAL_PATH).astype(np.float64)
-    face.setflags(write=False)
-    return face
+    return _read_asset(CANONICAL_PATH, "python scripts/build_canonical_face.py")
 
 
 def mirror_landmarks(lm68: np.ndarray, width: float = 0.0) -> np.ndarray:
@@ -167,13 +170,7 @@ def model_face(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _response() -> np.ndarray:
-    if not RESPONSE_PATH.is_file():
-        raise FileNotFoundError(
-            f"{RESPONSE_PATH} is missing: run `python -m scripts.build_pose_response`"
-        )
-    basis = np.load(RESPONSE_PATH).astype(np.float64)
-    basis.setflags(write=False)
-    return basis
+    return _read_asset(RESPONSE_PATH, "python -m scripts.build_pose_response")
 
 
 def estimate_pose(
