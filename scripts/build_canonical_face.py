@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import skimage.data
 
-from space_data.landmarks import mesh_to_ibug68
+from space_data.landmarks import face_mesh_points, mesh_to_ibug68
 from space_data.pose import (
     CANONICAL_PATH,
     IBUG68_MIRROR,
@@ -56,12 +56,10 @@ N_FACE = 468  # FaceMesh face vertices (478 with the refined iris points)
 
 def face_mesh(rgb: np.ndarray, model) -> np.ndarray:
     """(478, 3) float64 FaceMesh points in pixels (z on the scale of x)."""
-    result = model.process(np.ascontiguousarray(rgb))
-    if not result.multi_face_landmarks:
+    points = face_mesh_points(model, rgb)
+    if points is None:
         raise click.ClickException("FaceMesh found no face in a canonical-face photo")
-    h, w = rgb.shape[:2]
-    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
-    return pts * np.array([w, h, w])
+    return points
 
 
 def normalize(face: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from space_data.landmarks import face_mesh_points
 from space_data.media import VideoReader
 from space_data.testing.faces import read_rgb
 
@@ -89,16 +90,6 @@ class Pairs:
         return Pairs(self.mesh[keep], self.ref[keep], self.source[keep])
 
 
-def mesh_points(model, rgb: np.ndarray) -> np.ndarray | None:
-    """(478, 3) float64 FaceMesh points of `rgb` in pixels (z on the x scale), or None."""
-    result = model.process(np.ascontiguousarray(rgb))
-    if not result.multi_face_landmarks:
-        return None
-    h, w = rgb.shape[:2]
-    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
-    return pts * np.array([w, h, w])
-
-
 def collect(sources: dict[str, list[np.ndarray]], static: bool = False) -> Pairs:
     """Mesh and dlib points on every frame of every source (name → consecutive RGB frames).
 
@@ -114,7 +105,7 @@ def collect(sources: dict[str, list[np.ndarray]], static: bool = False) -> Pairs
             static_image_mode=static, refine_landmarks=True, max_num_faces=1
         ) as model:
             for rgb in frames:
-                m = mesh_points(model, rgb)
+                m = face_mesh_points(model, rgb)
                 r = ref_model(rgb)
                 if m is not None and r is not None:
                     mesh.append(m)

@@ -101,14 +101,14 @@ def render_meshes(
     points (K, 478, 3) pixels); renders where FaceMesh finds no face are left out."""
     import mediapipe as mp
 
-    from scripts.ibug_reference import mesh_points
+    from space_data.landmarks import face_mesh_points
 
     ident, truth, meshes = [], [], []
     with mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, refine_landmarks=True, max_num_faces=1
     ) as model:
         for i, angles, frame in render_frames(photos, poses):
-            points = mesh_points(model, frame)
+            points = face_mesh_points(model, frame)
             if points is not None:
                 ident.append(i)
                 truth.append(angles)

@@ -248,6 +248,18 @@ def ibug68_weights() -> np.ndarray:
     return weights
 
 
+def face_mesh_points(model, rgb: np.ndarray) -> np.ndarray | None:
+    """(478, 3) float64 points of the first face MediaPipe FaceMesh `model` finds in (H, W, 3)
+    uint8 RGB `rgb`: x, y in pixels, z on the scale of x (FaceMesh normalises x and y by the
+    width and height, z by the width); None without a face."""
+    result = model.process(np.ascontiguousarray(rgb))
+    if not result.multi_face_landmarks:
+        return None
+    height, width = rgb.shape[:2]
+    mesh = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
+    return mesh * (width, height, width)
+
+
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
     """(..., 478, 3) FaceMesh points → (..., 68, 3) iBUG points, same dtype and units."""
     mesh = np.asarray(mesh)
@@ -407,18 +419,9 @@ class MeshLandmarker:
                 min_detection_confidence=self.config.min_detection_confidence,
                 min_tracking_confidence=self.config.min_tracking_confidence,
             )
-        rgb = np.ascontiguousarray(rgb)
-        height, width = rgb.shape[:2]
-        result = self._mesh.process(rgb)
+        mesh = face_mesh_points(self._mesh, rgb)
         self._tracking = True
-        if not result.multi_face_landmarks:
-            return None
-        mesh = np.array(
-            [(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64
-        )
-        # x, y are normalised by width and height, z by width ("roughly the scale of x").
-        mesh *= (width, height, width)
-        return mesh.astype(np.float32)
+        return None if mesh is None else mesh.astype(np.float32)
 
     def reset(self) -> None:
         """Forget the tracked face (call between clips: the next frame starts with detection).

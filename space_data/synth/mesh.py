@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from space_data.landmarks import face_mesh_points
+
 N_FACE = 468
 """FaceMesh vertices covered by the tesselation (468..477 are the refined iris points)."""
 EYE_CORNERS = (33, 263)
@@ -95,15 +97,13 @@ def detect_landmarks(rgb: np.ndarray, model=None) -> np.ndarray:
     own = model is None
     model = model or _face_mesh_model()
     try:
-        result = model.process(np.ascontiguousarray(rgb))
+        points = face_mesh_points(model, rgb)
     finally:
         if own:
             model.close()
-    if not result.multi_face_landmarks:
+    if points is None:
         raise ValueError("MediaPipe FaceMesh found no face in the synth photo")
-    h, w = rgb.shape[:2]
-    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
-    return pts * np.array([w, h, w])  # z is on the scale of x
+    return points
 
 
 def tesselation() -> tuple[np.ndarray, list[list[int]]]:

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from space_data import media
 from space_data.config import ConfigError, from_mapping
 from space_data.datasets import CORPORA, DATASETS
+from space_data.landmarks import face_mesh_points
 from space_data.pose import euler_to_matrix, matrix_to_euler
 from space_data.synth import SynthConfig, build_sample_corpus, plan
 from space_data.synth.layouts import LAYOUTS, sample_layout
@@ -51,12 +52,8 @@ def face_mesh():
 
 def _landmarks(model, rgb: np.ndarray) -> np.ndarray | None:
     """(468, 3) FaceMesh points in pixels (z on the x scale), or None."""
-    result = model.process(np.ascontiguousarray(rgb))
-    if not result.multi_face_landmarks:
-        return None
-    h, w = rgb.shape[:2]
-    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
-    return (pts * np.array([w, h, w]))[:468]
+    points = face_mesh_points(model, rgb)
+    return None if points is None else points[:468]
 
 
 def _rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
