@@ -176,6 +176,11 @@ class _Conv(nn.Module):
 class _BatchNorm(nn.Module):
     """Keras BatchNormalization at inference: gamma · (x − mean) / sqrt(var + eps) + beta."""
 
+    mul: torch.Tensor
+    """(1, C, 1, 1) gamma / sqrt(var + eps)."""
+    add: torch.Tensor
+    """(1, C, 1, 1) beta − mean · mul."""
+
     def __init__(self, cfg: dict, weights: dict[str, np.ndarray]) -> None:
         super().__init__()
         _expect(cfg, center=True, scale=True)
@@ -278,7 +283,10 @@ class KerasGraph(nn.Module):
             if kind != "BatchNormalization" or len(inbound) != 1:
                 continue
             conv, norm = dict(self.ops.items()).get(inbound[0]), self.ops[name]
-            if not isinstance(conv, _Conv) or users[inbound[0]] != 1:
+            if (
+                not (isinstance(conv, _Conv) and isinstance(norm, _BatchNorm))
+                or users[inbound[0]] != 1
+            ):
                 continue
             with torch.no_grad():
                 mul, add = norm.mul.flatten(), norm.add.flatten()

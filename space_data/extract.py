@@ -188,7 +188,7 @@ class ClipExtractor:
         return {"config": self.config}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["config"])
+        ClipExtractor.__init__(self, state["config"])
 
     def __call__(self, clip: Clip) -> ClipFeatures:
         """The record of `clip`, or an error record with the reason; never raises for bad input."""
@@ -342,7 +342,8 @@ class ClipExtractor:
         cfg = self.config
         reader = VideoReader(path)
         width, height = reader.info.width, reader.info.height
-        boxes, kept, used = [], [], 0
+        boxes, used = [], 0
+        kept: list[tuple[float, np.ndarray]] | None = []
         for i, (t, rgb) in enumerate(_timed_iter(reader, self.timings, "decode")):
             if kept is not None:
                 used += rgb.nbytes

@@ -464,7 +464,7 @@ class KeypointExtractor:
         return {"config": self.config}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["config"])
+        KeypointExtractor.__init__(self, state["config"])
 
     def _load(self) -> tuple[KPDetector, HEEstimator, torch.device]:
         if self._models is None:

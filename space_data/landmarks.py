@@ -51,7 +51,7 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -445,7 +445,7 @@ class MeshLandmarker:
         return {"config": self.config}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["config"])
+        MeshLandmarker.__init__(self, state["config"])
 
 
 def fan_weight_files(detector: str) -> dict[str, str]:
@@ -499,7 +499,7 @@ class FanLandmarker:
 
     def __init__(self, config: LandmarksConfig) -> None:
         self.config = config
-        self._model = None
+        self._model: Any = None
 
     def _load(self):
         import face_alignment
@@ -569,7 +569,7 @@ class FanLandmarker:
         return {"config": self.config}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["config"])
+        FanLandmarker.__init__(self, state["config"])
 
 
 def empty_landmarks(n: int) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
@@ -208,7 +209,7 @@ class VideoReader:
                     continue  # a frame stamped before its predecessor (broken muxing): skip it
                 t0, last = (t if t0 is None else t0), t
                 # area averaging: a downscaled frame without aliasing for the face detector
-                rgb = reformatter.reformat(
+                rgb: np.ndarray = reformatter.reformat(
                     frame, width=out_w, height=out_h, format="rgb24", interpolation="AREA"
                 ).to_ndarray()
                 if k:
@@ -333,7 +334,10 @@ def write_video(
     rate = Fraction(fps).limit_denominator(1001)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with av.open(path, "w", container_options=kind.container_options) as container:
-        video = container.add_stream(kind.video_codec, rate=rate, options=kind.video_options)
+        video = cast(
+            av.VideoStream,
+            container.add_stream(kind.video_codec, rate=rate, options=kind.video_options),
+        )
         video.pix_fmt = "yuv420p"
         track = None
         if audio is not None:

@@ -82,9 +82,9 @@ def rasterize(corners: np.ndarray, h: int, w: int) -> np.ndarray:
     buf = np.zeros((h, w), dtype=np.uint16)
     for k in np.argsort(rank[big]):
         colour = int(rank[big[k]]) + 1
-        cv2.fillConvexPoly(buf, fixed[k], colour, cv2.LINE_8, _SHIFT)
+        cv2.fillConvexPoly(buf, fixed[k], (colour,), cv2.LINE_8, _SHIFT)
         # and a 1-px outline: no crack where a big triangle meets small ones
-        cv2.polylines(buf, [fixed[k]], True, colour, 1, cv2.LINE_8, _SHIFT)
+        cv2.polylines(buf, [fixed[k]], True, (colour,), 1, cv2.LINE_8, _SHIFT)
     best = buf.ravel().astype(np.int64)  # 1 + rank of the nearest triangle so far
     prev = 0
     for size in _CLASSES:
