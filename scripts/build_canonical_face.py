@@ -44,6 +44,7 @@ from space_data.pose import (
     matrix_to_euler,
     mirror_landmarks,
 )
+from space_data.synth.mesh import N_FACE
 
 PHOTOS = (
     "images/portrait_frontal_woman.jpg",
@@ -51,7 +52,6 @@ PHOTOS = (
     "images/portrait_frontal_man_suit.png",
     "images/portrait_bw_2048.jpg",
 )
-N_FACE = 468  # FaceMesh face vertices (478 with the refined iris points)
 
 
 def face_mesh(rgb: np.ndarray, model) -> np.ndarray:

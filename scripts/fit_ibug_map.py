@@ -46,6 +46,7 @@ from scripts.ibug_reference import (
 )
 from space_data.landmarks import IBUG68_MIRROR, IBUG68_NAMES
 from space_data.pose import CANONICAL_FACE68, fit_similarity, matrix_to_euler
+from space_data.synth.mesh import N_FACE
 from space_data.testing.faces import PORTRAITS
 
 FIT_VIDEOS = (
@@ -69,7 +70,6 @@ FIT_PHOTOS = (*PORTRAITS, "hand_on_cheek.jpg", "hand_waving_beside_face.png")
 MAX_YAW = 25.0
 CANDIDATES = 12
 KEEP = 4
-N_FACE = 468
 UPPER_LID = {37: 0, 38: 0, 43: 1, 44: 1}  # iBUG point → eye (0 subject's right, 1 left)
 LOWER_LID = {40: 0, 41: 0, 46: 1, 47: 1}
 UPPER_LIP = (49, 50, 51, 52, 53, 61, 62, 63)
