@@ -1,14 +1,14 @@
 """One clip → one `ClipFeatures` record: decode, crop, landmarks, pose, eyes, hands, audio.
 
 Steps (paper Sec. 3.1 and Appendix B):
-1. audio: 16 kHz mono from the container (or MEAD's separate `.m4a`);
-2. crop (MEAD, RAVDESS): a first pass decodes the video and runs face detection on every
-   `detect_every`-th frame (shrunk to `detect_max_side`); the union of the boxes plus a margin
-   is ONE square crop for the clip, then cropped frames are resized to `crop_size`. The first
-   pass keeps the decoded frames while they fit in `buffer_mb`; a longer or larger clip is
-   decoded a second time instead, so memory stays bounded whatever the clip's length.
-   corpora whose frames are face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used
-   whole (one streaming pass);
+1. audio: 16 kHz mono from the container (or the clip's separate file: MEAD `.m4a`, CREMA-D
+   `.wav`);
+2. crop: a first pass decodes the video and runs face detection on every `detect_every`-th
+   frame (shrunk to `detect_max_side`); the union of the boxes plus a margin is ONE square crop
+   for the clip, then cropped frames are resized to `crop_size`. The first pass keeps the
+   decoded frames while they fit in `buffer_mb`; a longer or larger clip is decoded a second
+   time instead, so memory stays bounded whatever the clip's length. Corpora whose frames are
+   face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used whole (one streaming pass);
 3. per native frame, fed to the frame models (`space_data.frames`) in batches of
    `batch_size` crops: 68 + 52 eye landmarks (NaN where no face), hands on every
    `hands_every`-th frame while hands are seen and every `hands_idle_every`-th while none was

@@ -13,9 +13,9 @@ rows 1..A augmented). All randomness is seeded from (seed, rank, worker), so a s
 reproducible (resume replays it, see train.py).
 
 Emotion conditioning (paper Sec. 3.5), per frame (W, E): the corpus label as one-hot × intensity
-on every frame when the clip has one (MEAD, RAVDESS); otherwise the record's `emotion_pred`, the
-classifier's per-frame distribution (VoxCeleb2), zeros on frames without a face; zeros when a
-record has neither (shards from before `emotion_pred`).
+on every frame when the clip has one (MEAD, RAVDESS, CREMA-D); otherwise the record's
+`emotion_pred`, the classifier's per-frame distribution (VoxCeleb2, HDTF), zeros on frames
+without a face; zeros when a record has neither (shards from before `emotion_pred`).
 """
 
 from __future__ import annotations
