@@ -80,7 +80,7 @@ class Clip:
     audio_path: str | None = None
     """Separate audio file (MEAD `.m4a`); None when the audio is in the video container."""
     emotion: str | None = None
-    """One of EMOTIONS; None when the corpus has no label (VoxCeleb2)."""
+    """One of EMOTIONS; None when the corpus has no label (VoxCeleb2, HDTF)."""
     intensity: float | None = None
     """Emotion intensity in [0, 1]; None when unlabelled."""
     view: str | None = None

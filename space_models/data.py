@@ -102,7 +102,7 @@ def missing_members(shards: str | Path, members: tuple[str, ...], split: str = "
 
 
 def emotion_vector(emotion: str | None, intensity: float | None) -> np.ndarray:
-    """(len(EMOTIONS),) float32: one-hot × intensity; zeros when unlabelled (VoxCeleb2)."""
+    """(len(EMOTIONS),) float32: one-hot × intensity; zeros when unlabelled (VoxCeleb2, HDTF)."""
     vec = np.zeros(len(EMOTIONS), np.float32)
     if emotion is not None and intensity is not None:
         vec[EMOTIONS.index(emotion)] = intensity
