@@ -54,7 +54,7 @@ from space_data.frames import FrameModel
 from space_data.hands import HandDetector, HandSampler
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
-from space_data.media import MediaError, VideoReader, decode_audio, probe
+from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
@@ -199,9 +199,10 @@ class ClipExtractor:
             speech_model=self._speech.name,
         )
         try:
-            # a corpus file on object storage is downloaded once here, not by every reader
-            with storage.pinned(clip.path, clip.audio_path):
-                return self._extract(clip, meta)
+            # a corpus file on object storage is downloaded once here, and opened once: the
+            # probe, the audio and every decoding pass read the one container
+            with storage.pinned(clip.path, clip.audio_path), MediaFile(clip.path) as media:
+                return self._extract(clip, media, meta)
         except (MediaError, ClipError) as e:
             return ClipFeatures.failed(meta, f"{e.reason}: {e.detail}")
         except (SetupError, ImportError, MemoryError, NotImplementedError, FileNotFoundError):
@@ -229,19 +230,19 @@ class ClipExtractor:
         finally:
             self.timings[stage] += time.process_time() - start
 
-    def _extract(self, clip: Clip, meta: ClipMeta) -> ClipFeatures:
+    def _extract(self, clip: Clip, media: MediaFile, meta: ClipMeta) -> ClipFeatures:
         cfg = self.config
         with self._timed("decode"):
-            info = probe(clip.path)
-            audio = self._audio(clip, info.has_audio)
+            info = media.info
+            audio = self._audio(clip, media)
         whole = whole_frames(clip.dataset)
         if whole:
-            box, reader, known = None, VideoReader(clip.path), None
+            box, reader, known = None, VideoReader(media), None
             frames = _timed_iter(reader, self.timings, "decode")
         else:
-            reader, box, frames, known = self._first_pass(clip.path, cfg.buffer_mb * 2**20)
-            if frames is None:  # too big to keep: decode again
-                frames = _timed_iter(VideoReader(clip.path), self.timings, "decode")
+            reader, box, frames, known = self._first_pass(media, cfg.buffer_mb * 2**20)
+            if frames is None:  # too big to keep: decode again (the same container, rewound)
+                frames = _timed_iter(reader, self.timings, "decode")
                 known = None
         tracks = self._frames(frames, box, None if whole else cfg.crop_size, known)
         del frames
@@ -316,13 +317,15 @@ class ClipExtractor:
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
         return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
 
-    def _audio(self, clip: Clip, container_has_audio: bool) -> np.ndarray | None:
-        """(S,) float32 16 kHz mono, or None when the clip has none and audio is optional."""
-        source = clip.audio_path or clip.path
+    def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
+        """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,
+        or None when the clip has none and audio is optional."""
         try:
-            if clip.audio_path is None and not container_has_audio:
-                raise MediaError("no_audio", f"{source} has no audio stream")
-            return decode_audio(source, SAMPLE_RATE)
+            if clip.audio_path is not None:
+                return decode_audio(clip.audio_path, SAMPLE_RATE)
+            if not media.info.has_audio:
+                raise MediaError("no_audio", f"{clip.path} has no audio stream")
+            return media.audio(SAMPLE_RATE)
         except MediaError as e:
             if e.reason != "no_audio" or self.config.require_audio:
                 raise
@@ -330,17 +333,18 @@ class ClipExtractor:
 
     def crop_box(self, path: str) -> tuple[int, int, int]:
         """The clip's square crop (x0, y0, side) in full-resolution pixels (one decoding pass)."""
-        return self._first_pass(path, buffer_bytes=0)[1]
+        with MediaFile(path) as media:
+            return self._first_pass(media, buffer_bytes=0)[1]
 
     def _first_pass(
-        self, path: str, buffer_bytes: int
+        self, media: MediaFile, buffer_bytes: int
     ) -> tuple[VideoReader, tuple[int, int, int], list | None, list[bool]]:
         """Decode once at full resolution: face boxes on every `detect_every`-th frame (run at
         `detect_max_side`) → the crop box (x0, y0, side); the `(t, rgb)` frames are kept while
         they fit in `buffer_bytes` (None when they do not: the caller decodes again); and
         whether each checked frame showed a face."""
         cfg = self.config
-        reader = VideoReader(path)
+        reader = VideoReader(media)
         width, height = reader.info.width, reader.info.height
         boxes, used = [], 0
         kept: list[tuple[float, np.ndarray]] | None = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import cast
@@ -127,14 +128,75 @@ def _header(container, stream, path: str) -> tuple[float, float, int, bool]:
     return fps, duration, int(n_frames), counted
 
 
-def probe(path: str) -> VideoInfo:
-    """Header facts of the first video stream; decodes one frame for size and rotation."""
-    _check_file(path)
-    with storage.local_path(path) as local, _open(local, path) as container:
+class MediaFile:
+    """One media file opened once: its header facts (`info`), its audio (`audio`) and its frames
+    (`VideoReader(media)`) are all read from this one container, rewound to the start between
+    reads (a seek to the first packet; the decoders are flushed). A context manager; also an
+    audio-only file (MEAD `.m4a`, CREMA-D `.wav`), where only `audio` applies.
+    """
+
+    def __init__(self, path: str) -> None:
+        _check_file(path)
+        self.path = path
+        self._files = ExitStack()
+        try:
+            local = self._files.enter_context(storage.local_path(path))
+            self.container = self._files.enter_context(_open(local, path))
+        except BaseException:
+            self._files.close()
+            raise
+        if self.container.streams.video:
+            # frame threads: set before the codec opens (the probe's first frame opens it)
+            self.container.streams.video[0].thread_type = "AUTO"
+        self._moved = False
+        self._info: VideoInfo | None = None
+        self._audio: tuple[int, np.ndarray] | None = None
+        """(sample rate, samples) once decoded: a decoder run twice would not skip the AAC
+        priming samples the second time (FFmpeg skips them once per opened decoder)."""
+
+    def __enter__(self) -> MediaFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._files.close()
+
+    def rewind(self) -> av.container.InputContainer:
+        """The container, positioned at its first packet."""
+        if self._moved:
+            try:
+                self._seek_start()
+            except av.FFmpegError as e:
+                raise MediaError("unreadable", f"{self.path}: cannot seek to the start: {e}") from e
+        self._moved = True
+        return self.container
+
+    def _seek_start(self) -> None:
+        try:
+            # a time before every packet: MP4/MOV and WAV restart at their first packet (a seek
+            # to 0 would skip an AAC priming packet stamped before 0)
+            self.container.seek(-(2**40))
+        except av.FFmpegError:
+            # FLV refuses times before its first packet: seek to its earliest stream's start
+            streams = [s for s in self.container.streams if s.start_time is not None]
+            first = min(streams, key=lambda s: s.start_time * s.time_base)
+            self.container.seek(first.start_time, stream=first)
+
+    @property
+    def info(self) -> VideoInfo:
+        """Header facts of the first video stream; decodes one frame for size and rotation."""
+        if self._info is None:
+            self._info = self._probe()
+        return self._info
+
+    def _probe(self) -> VideoInfo:
+        path, container = self.path, self.container
         stream = _video_stream(container, path)
         fps, duration, n_frames, counted = _header(container, stream, path)
         try:
-            first = next(container.decode(stream), None)
+            first = next(self.rewind().decode(stream), None)
         except av.FFmpegError as e:
             raise MediaError("unreadable", f"{path}: first frame does not decode: {e}") from e
         if first is None:
@@ -154,6 +216,54 @@ def probe(path: str) -> VideoInfo:
             frames_counted=counted,
         )
 
+    def audio(self, sample_rate: int = 16_000) -> np.ndarray:
+        """`(S,) float32` mono at `sample_rate` Hz; sample 0 is the first video frame's time.
+
+        Works on a video container or an audio-only file (MEAD `.m4a`, where time 0 is the
+        audio start). Encoder padding is cut at the stream's declared end; audio starting after
+        the video is padded with leading zeros. Raises `MediaError("no_audio")` without an audio
+        stream. Decoded once: a second call returns the same array (at the same rate only).
+        """
+        if self._audio is None:
+            self._audio = sample_rate, self._decode_audio(sample_rate)
+        if self._audio[0] != sample_rate:
+            raise ValueError(f"{self.path}: audio decoded at {self._audio[0]} Hz already")
+        return self._audio[1]
+
+    def _decode_audio(self, sample_rate: int) -> np.ndarray:
+        path, container = self.path, self.container
+        if not container.streams.audio:
+            raise MediaError("no_audio", f"{path} has no audio stream")
+        stream = container.streams.audio[0]
+        t_ref = _start_time(container.streams.video[0]) if container.streams.video else 0.0
+        t_end = _end_time(stream)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        t_first: float | None = None
+        frames = self.rewind().decode(stream)
+        try:
+            for frame in frames:
+                if t_first is None:
+                    t_first = frame.time if frame.time is not None else 0.0
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+        except av.FFmpegError:
+            pass  # a damaged tail: keep what decoded, like the video
+        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        if t_first is None or audio.size == 0:
+            raise MediaError("no_audio", f"{path}: the audio stream decodes no samples")
+        lead = round((t_first - t_ref) * sample_rate)
+        audio = np.pad(audio, (lead, 0)) if lead > 0 else audio[-lead:]
+        if t_end is not None:
+            audio = audio[: max(0, round((t_end - t_ref) * sample_rate))]
+        return audio.astype(np.float32, copy=False)
+
+
+def probe(path: str) -> VideoInfo:
+    """Header facts of the first video stream (`MediaFile.info`)."""
+    with MediaFile(path) as media:
+        return media.info
+
 
 def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     if max_side is None or max(width, height) <= max_side:
@@ -165,16 +275,19 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 class VideoReader:
     """Iterate `(t, rgb)` over a video at its native rate.
 
+    `source` is a path or an open `MediaFile` (its container then serves every iteration).
     `t` is seconds since the first frame (float, from the frame's presentation time);
     `rgb` is `(H, W, 3) uint8`, upright (rotation applied), and no longer side than `max_side`
     when given (aspect kept). After iteration `decoded` counts frames and `truncated` says the
     file ended early or failed part-way (the frames before that were still yielded).
     """
 
-    def __init__(self, path: str, max_side: int | None = None) -> None:
-        self.path = path
+    def __init__(self, source: str | MediaFile, max_side: int | None = None) -> None:
+        self.media = source if isinstance(source, MediaFile) else None
+        """The open file iterated (rewound for each iteration); None: opened per iteration."""
+        self.path = source if isinstance(source, str) else source.path
         self.max_side = max_side
-        self.info = probe(path)
+        self.info = probe(source) if isinstance(source, str) else source.info
         self.decoded = 0
         self.truncated = False
         self.error: str | None = None
@@ -187,9 +300,10 @@ class VideoReader:
         # scale before rotating: the stored frame has the pre-rotation orientation
         stored_w, stored_h = (info.height, info.width) if k % 2 else (info.width, info.height)
         out_w, out_h = _scaled_size(stored_w, stored_h, self.max_side)
-        with storage.local_path(self.path) as local, _open(local, self.path) as container:
+        with ExitStack() as files:
+            media = self.media or files.enter_context(MediaFile(self.path))
+            container = media.rewind()
             stream = _video_stream(container, self.path)
-            stream.thread_type = "AUTO"
             t0: float | None = None
             last = -math.inf
             frames = container.decode(stream)
@@ -236,38 +350,9 @@ def decode_video(
 
 
 def decode_audio(path: str, sample_rate: int = 16_000) -> np.ndarray:
-    """`(S,) float32` mono at `sample_rate` Hz; sample 0 is the first video frame's time.
-
-    Works on a video container or an audio-only file (MEAD `.m4a`, where time 0 is the audio
-    start). Encoder padding is cut at the stream's declared end; audio starting after the
-    video is padded with leading zeros. Raises `MediaError("no_audio")` without an audio stream.
-    """
-    _check_file(path)
-    with storage.local_path(path) as local, _open(local, path) as container:
-        if not container.streams.audio:
-            raise MediaError("no_audio", f"{path} has no audio stream")
-        stream = container.streams.audio[0]
-        t_ref = _start_time(container.streams.video[0]) if container.streams.video else 0.0
-        t_end = _end_time(stream)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        t_first: float | None = None
-        try:
-            for frame in container.decode(stream):
-                if t_first is None:
-                    t_first = frame.time if frame.time is not None else 0.0
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-        except av.FFmpegError:
-            pass  # a damaged tail: keep what decoded, like the video
-        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if t_first is None or audio.size == 0:
-        raise MediaError("no_audio", f"{path}: the audio stream decodes no samples")
-    lead = round((t_first - t_ref) * sample_rate)
-    audio = np.pad(audio, (lead, 0)) if lead > 0 else audio[-lead:]
-    if t_end is not None:
-        audio = audio[: max(0, round((t_end - t_ref) * sample_rate))]
-    return audio.astype(np.float32, copy=False)
+    """`(S,) float32` mono at `sample_rate` Hz of a video or audio-only file (`MediaFile.audio`)."""
+    with MediaFile(path) as media:
+        return media.audio(sample_rate)
 
 
 def _start_time(stream) -> float:

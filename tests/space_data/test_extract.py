@@ -309,6 +309,38 @@ def test_batches_give_the_frame_by_frame_records(sample_corpus, extractor):
         one_by_one.close()
 
 
+def test_each_media_file_is_opened_once_per_clip(sample_corpus, extractor, monkeypatch):
+    """The probe, the audio and every decoding pass (also the second pass of a clip too big to
+    buffer) read one open container; a separate audio file (MEAD, CREMA-D) is opened once too."""
+    import av
+
+    from space_data.datasets import CORPORA
+
+    opens: list[str] = []
+    real_open = av.open
+
+    def counting_open(file, *args, **kwargs):
+        opens.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    clips = [
+        next(iter(CORPORA[d].scan(str(sample_corpus / d)))) for d in ("mead", "cremad", "hdtf")
+    ]
+    assert clips[0].audio_path and clips[1].audio_path and not clips[2].audio_path
+    unbuffered = ClipExtractor(ExtractConfig(require_audio=False, buffer_mb=0))
+    try:
+        for run in (extractor, unbuffered):
+            for clip in clips:
+                opens.clear()
+                rec = run(clip)
+                assert rec.ok, rec.reason
+                files = [clip.path] + ([clip.audio_path] if clip.audio_path else [])
+                assert sorted(opens) == sorted(files), (clip.clip_id, opens)
+    finally:
+        unbuffered.close()
+
+
 def test_sample_corpus_pose_error_median(pose_errors):
     assert np.median(pose_errors) < 2.0
     assert (np.median(pose_errors, axis=0) < 2.0).all()

@@ -18,6 +18,8 @@ import pytest
 
 from space_data.media import (
     MediaError,
+    MediaFile,
+    VideoReader,
     decode_audio,
     decode_video,
     probe,
@@ -273,6 +275,27 @@ frames = (
 )
 write_video(sys.argv[1], frames, 25.0, np.zeros(2 * 16000, np.float32))
 """
+
+
+@pytest.mark.parametrize("name", ["av.mp4", "half.mp4", "vfr.mp4", "rot90.mp4", "av.flv"])
+def test_one_open_file_serves_probe_audio_and_frames_as_separate_opens_do(media_dir, name):
+    """MediaFile rewinds its one container between reads (MP4 with AAC priming, a truncated
+    MP4, VFR, rotation, FLV with MP3): every read equals the same read of a freshly opened file."""
+    path = str(media_dir / name)
+    if name == "av.flv":
+        audio = np.load(media_dir / "audio.npy")
+        write_video(path, _frames(N_FRAMES), FPS, audio=audio)
+    frames, times, reader = decode_video(path)
+    with MediaFile(path) as media:
+        assert media.info == probe(path)
+        if media.info.has_audio:
+            np.testing.assert_array_equal(media.audio(), decode_audio(path))
+        for _ in range(2):  # a second pass (a clip too big to buffer) rewinds again
+            again = VideoReader(media)
+            pairs = list(again)
+            np.testing.assert_array_equal(np.stack([rgb for _, rgb in pairs]), frames)
+            np.testing.assert_array_equal([t for t, _ in pairs], times)
+            assert (again.decoded, again.truncated) == (reader.decoded, reader.truncated)
 
 
 def test_same_frames_give_the_same_bytes_whatever_the_heap_holds(tmp_path):
