@@ -6,6 +6,8 @@
   a phone video stored landscape with a 90° display matrix decodes upright.
 - A file that stops decoding part-way keeps the frames that decoded and is marked `truncated`.
 - Audio comes out as 16 kHz mono float32, with sample 0 at the first video frame.
+- `MediaFile` opens a file once for its probe, audio and frames (`ClipExtractor` uses one per
+  clip); `probe`, `decode_audio` and `VideoReader(path)` open their own.
 
 AAC encoder padding (measured here, PyAV 18): the MP4 edit list already makes FFmpeg drop the
 1,024 priming samples (written vs decoded noise: cross-correlation lag 0), but the decoder
@@ -151,8 +153,8 @@ class MediaFile:
         self._moved = False
         self._info: VideoInfo | None = None
         self._audio: tuple[int, np.ndarray] | None = None
-        """(sample rate, samples) once decoded: a decoder run twice would not skip the AAC
-        priming samples the second time (FFmpeg skips them once per opened decoder)."""
+        """(sample rate, samples) once decoded: a second run of the same audio decoder after a
+        rewind gives other samples (measured on AAC: FFmpeg's priming skip is not redone)."""
 
     def __enter__(self) -> MediaFile:
         return self
@@ -180,9 +182,8 @@ class MediaFile:
             self.container.seek(-(2**40))
         except av.FFmpegError:
             # FLV refuses times before its first packet: seek to its earliest stream's start
-            streams = [s for s in self.container.streams if s.start_time is not None]
-            first = min(streams, key=lambda s: s.start_time * s.time_base)
-            self.container.seek(first.start_time, stream=first)
+            first = min(self.container.streams, key=_start_time)
+            self.container.seek(first.start_time or 0, stream=first)
 
     @property
     def info(self) -> VideoInfo:
