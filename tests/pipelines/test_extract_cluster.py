@@ -15,6 +15,7 @@ Clean-up is by PID (processes that name the private RAY_TMPDIR, and their childr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.units import COMMITS, UNITS, Journal
+from space_data.clip import Clip, make_clip_id
 from space_data.datasets import write_manifest
 from space_data.record import ClipFeatures
 
@@ -239,11 +241,14 @@ def test_losing_a_node_mid_run_finishes_on_the_survivor_with_the_same_records(
     cluster, short_clips, tmp_path
 ):
     """`RAY_ADDRESS=… space extract` on the cluster: both nodes run actors; once a unit has
-    committed and the worker node's actor has a clip in flight, that node's raylet is
-    SIGKILLed. The job completes on the head node (the clip in flight is retried, not failed),
-    and every record equals a single-node run's (one actor)."""
+    committed and the worker node's actor has a clip in flight, the node is lost: its raylet
+    and its actor processes are SIGKILLed (on a quiet machine a one-second clip finishes before
+    an orphaned actor notices its raylet is gone). The job completes on the head node (the clip
+    in flight is retried, not failed), and every record equals a single-node run's (one actor).
+    """
+    clips = _copies(short_clips, tmp_path / "copies", 2)  # 12 units: work left after the loss
     manifest = tmp_path / "m.parquet"
-    write_manifest(short_clips, str(manifest))
+    write_manifest(clips, str(manifest))
     env = dict(cluster.env, RAY_ADDRESS=cluster.address)
     runs = {}
     for name, params in (("reference", PARAMS + "  num_actors: 1\n"), ("features", PARAMS)):
@@ -262,6 +267,10 @@ def test_losing_a_node_mid_run_finishes_on_the_survivor_with_the_same_records(
             assert time.monotonic() < deadline, "the worker node never had a clip in flight"
             time.sleep(0.02)
         os.kill(raylet, signal.SIGKILL)
+        for pid, node in _opened_on(out).items():
+            if node == cluster.worker:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         assert proc.wait(timeout=600) == 0, (tmp_path / "features.log").read_text()[-3000:]
     finally:
         proc.kill()
@@ -272,11 +281,25 @@ def test_losing_a_node_mid_run_finishes_on_the_survivor_with_the_same_records(
     deaths = int(re.search(r"; (\d+) worker deaths;", log).group(1))
     assert deaths >= 1, log[-3000:]
     rows = pq.read_table(out / "clips.parquet").to_pylist()
-    assert [r["status"] for r in rows] == ["ok"] * 6, [r["reason"] for r in rows]
+    assert [r["status"] for r in rows] == ["ok"] * len(clips), [r["reason"] for r in rows]
     records, expected = load_records(out), load_records(tmp_path / "reference")
-    assert sorted(records) == sorted(expected) == sorted(c.clip_id for c in short_clips)
+    assert sorted(records) == sorted(expected) == sorted(c.clip_id for c in clips)
     for clip_id, record in records.items():
         assert_same_arrays(record, expected[clip_id])
+
+
+def _copies(clips: list[Clip], root: Path, n: int) -> list[Clip]:
+    """`clips` plus `n` copies of each under new ids (the same speaker, so the same units'
+    group), as files of their own."""
+    out = list(clips)
+    for k in range(1, n + 1):
+        for clip in clips:
+            path = root / f"copy{k}" / Path(clip.path).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(clip.path, path)
+            clip_id = make_clip_id("mead", f"copy{k}/{Path(clip.path).parent.name}/{path.name}")
+            out.append(dataclasses.replace(clip, clip_id=clip_id, path=str(path)))
+    return out
 
 
 def _in_flight_on(out: Path, node: str) -> bool:
