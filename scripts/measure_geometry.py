@@ -5,7 +5,8 @@
    (scripts/ibug_reference.py) on every second frame of the realdata clips the map was NOT
    fitted on (scripts/fit_ibug_map.py HELD_OUT_VIDEOS), median over frames of the per-frame
    mean, overall and per region; the vertical offset of the jaw ends 0/16. The previous
-   one-vertex-per-point map (`LEGACY_MAP`) is measured on the same frames for comparison. The
+   one-vertex-per-point map (`LEGACY_MAP`) and the surface map without the jaw's contour
+   marching are measured on the same frames for comparison. The
    same on sample-corpus-style renders of the held-out faces of 2. at near-frontal poses
    (`FRONTAL_GRID`; FaceMesh and dlib in static image mode).
 2. Head pose on renders of held-out identities (scripts/pose_renders.py held_out_photos: never
@@ -30,7 +31,7 @@ import numpy as np
 from scripts.fit_ibug_map import HELD_OUT_VIDEOS, mirrored_sources, summary
 from scripts.ibug_reference import Pairs, collect, nme, realdata_option, video_sources
 from scripts.pose_renders import held_out_photos, pose_grid, render_frames, render_meshes
-from space_data.landmarks import LandmarksConfig, make_landmarker, mesh_to_ibug68
+from space_data.landmarks import LandmarksConfig, ibug68_weights, make_landmarker, mesh_to_ibug68
 from space_data.pose import estimate_pose
 from space_data.testing.faces import PORTRAITS, read_rgb, video_frames
 
@@ -55,6 +56,11 @@ def _cached(path: Path | None, make) -> dict[str, np.ndarray]:
     return out
 
 
+def surface_map(mesh: np.ndarray) -> np.ndarray:
+    """(F, 68, 3) `IBUG68_FROM_MESH` alone: the jaw without its contour marching."""
+    return np.einsum("kv,fvc->fkc", ibug68_weights(), mesh)
+
+
 def landmark_report(pairs: Pairs) -> None:
     yaw = estimate_pose(mesh_to_ibug68(pairs.mesh))[0][:, 0]
     plain = np.array(["-mirror" not in s for s in pairs.source])
@@ -62,6 +68,7 @@ def landmark_report(pairs: Pairs) -> None:
     iod = np.linalg.norm(pairs.ref[:, 36] - pairs.ref[:, 45], axis=-1)
     for label, points in (
         ("new map", mesh_to_ibug68(pairs.mesh)),
+        ("surface map alone (no jaw marching)", surface_map(pairs.mesh)),
         ("legacy map", pairs.mesh[:, list(LEGACY_MAP)]),
     ):
         err = nme(points, pairs.ref)
@@ -167,6 +174,7 @@ def main(realdata: Path, cache: Path | None) -> None:
     z = _cached(cache / "held_out_frontal_renders.npz" if cache else None, frontal_renders)
     err = nme(mesh_to_ibug68(z["mesh"]), z["ref"])
     click.echo(summary("renders of held-out faces", err))
+    click.echo(summary("  surface map alone", nme(surface_map(z["mesh"]), z["ref"])))
     click.echo(summary("  legacy map", nme(z["mesh"][:, list(LEGACY_MAP)], z["ref"])))
     z = _cached(cache / "held_out_renders.npz" if cache else None, renders)
     pose_report(z["truth"], z["mesh"])

@@ -6,7 +6,8 @@ further from the camera) on the same pixel scale as x.
 Backends (`LandmarksConfig.backend`):
 - "mediapipe" (default): MediaPipe face mesh with refined eyes/iris (478 points), tracking mode
   across the frames of one clip (`reset()` between clips). Offline, CPU, model bundled in the
-  wheel. 68 points are fixed convex combinations of mesh vertices (`IBUG68_FROM_MESH`), 52
+  wheel. 68 points are fixed convex combinations of mesh vertices (`IBUG68_FROM_MESH`; the jaw
+  0–16 then moved onto the face's visible outline in each frame, `mesh_to_ibug68`), 52
   eye points are mesh vertices picked by `MESH_TO_EYES52`. Mesh z comes normalised by the image
   width: multiplied by width here.
 - "fan": face-alignment's 3D FAN (`LandmarksType.THREE_D`) with its SFD or BlazeFace detector,
@@ -30,8 +31,13 @@ of point k with the same weights). Each row's comment names the point; in short:
 the jaw ends at the ear, a little below the outer eye corners (not at the temples), 8 the chin,
 17–26 the brows along their middle, 27–30 the nose bridge down to the tip, 31–35 the nostrils,
 36–47 the eye corners and lids (36–41 the subject's right eye, image left when frontal), 48–59
-the outer and 60–67 the inner lip contour. Measured against dlib on held-out clips (README):
-median NME 3.0 % of the inter-ocular distance (the widely used one-vertex-per-point map: 4.2 %).
+the outer and 60–67 the inner lip contour. iBUG's jaw line is the visible outline of the face,
+which moves over the mesh as the head turns, so the jaw points are "marched": each surface-map
+jaw point moves outwards (image plane, along the jaw line's normal) onto the silhouette found
+among a strip of vertices across the outline (`JAW_SILHOUETTE`, `silhouette_depth`), then by a
+fitted outset (`JAW_OUTSET`; scripts/fit_jaw_contour.py). Measured against dlib on held-out
+clips (README): median NME 2.9 % of the inter-ocular distance, jaw 3.8 % (the widely used
+one-vertex-per-point map: 4.2 %, jaw 6.8 %).
 
 Eye points `eyes52` (`EYES52_*` name the slices): two blocks of 26, block 0 = the subject's right
 eye (iBUG 36–41 side, image left when frontal), block 1 = the subject's left eye. Per block:
@@ -260,10 +266,94 @@ def face_mesh_points(model, rgb: np.ndarray) -> np.ndarray | None:
     return mesh * (width, height, width)
 
 
+JAW_SILHOUETTE: tuple[tuple[int, ...], ...] = (
+    (34, 127, 162, 227, 234),  # 0
+    (34, 93, 137, 227, 234),  # 1
+    (93, 132, 137, 147, 177),  # 2
+    (58, 132, 177, 213, 215),  # 3
+    (58, 135, 138, 172, 215),  # 4
+    (135, 136, 150, 172),  # 5
+    (140, 149, 150, 170, 176),  # 6
+    (148, 149, 171, 176),  # 7
+    (148, 152, 175, 377),  # 8
+    (377, 378, 396, 400),  # 9
+    (369, 378, 379, 395, 400),  # 10
+    (364, 365, 379, 397),  # 11
+    (288, 364, 367, 397, 435),  # 12
+    (288, 361, 401, 433, 435),  # 13
+    (323, 361, 366, 376, 401),  # 14
+    (264, 323, 366, 447, 454),  # 15
+    (264, 356, 389, 447, 454),  # 16
+)
+"""Per jaw point 0–16: the FaceMesh vertices on a short strip across the face outline at that
+point (within 0.2 inter-ocular distances of it along the contour, at most 0.05 inside it, on the
+mean frontal face), among which the visible silhouette is looked for (scripts/fit_jaw_contour.py;
+mirror-symmetric: row 16 − k holds the mirror vertices of row k)."""
+JAW_OUTSET: tuple[float, ...] = (
+    -0.007, -0.012, -0.019, -0.017, -0.004, 0.004, 0.004, 0.016, 0.017,
+    0.016, 0.004, 0.004, -0.004, -0.017, -0.019, -0.012, -0.007,
+)  # fmt: skip
+"""Per jaw point 0–16: how far (inter-ocular distances, outwards along the contour normal) dlib's
+iBUG jaw line lies beyond the FaceMesh silhouette, median over the fitting frames
+(scripts/fit_jaw_contour.py; mirror-symmetric)."""
+SILHOUETTE_SOFTNESS = 0.01
+"""Temperature (inter-ocular distances) of the smooth maximum that finds the silhouette."""
+
+
+def jaw_normals(lm68: np.ndarray) -> np.ndarray:
+    """(..., 68, ≥2) points → (..., 17, 2) unit image-plane normals of the jaw line 0–16,
+    pointing out of the face (central differences; one-sided at the ends)."""
+    jaw = np.asarray(lm68, dtype=np.float64)[..., :17, :2]
+    tangent = np.concatenate(
+        [jaw[..., 1:2, :] - jaw[..., :1, :], jaw[..., 2:, :] - jaw[..., :-2, :],
+         jaw[..., -1:, :] - jaw[..., -2:-1, :]],
+        axis=-2,
+    )  # fmt: skip
+    normal = np.stack([-tangent[..., 1], tangent[..., 0]], axis=-1)
+    return normal / np.linalg.norm(normal, axis=-1, keepdims=True)
+
+
+def silhouette_depth(
+    mesh: np.ndarray, surface68: np.ndarray, strips: tuple[tuple[int, ...], ...] = JAW_SILHOUETTE
+) -> np.ndarray:
+    """How far the visible face outline lies beyond each surface-map jaw point, (..., 17) ≥ 0 in
+    inter-ocular distances (outer eye corners 36–45 of `surface68`).
+
+    mesh (..., 478, 3) pixels; surface68 (..., 68, 3) = `ibug68_weights() @ mesh`. Per jaw point
+    k, the vertices `strips[k]` are projected on the point's outward normal
+    (`jaw_normals`) in this frame's image; the outermost of them is on the silhouette: as the
+    head turns, the outline moves over the mesh and a different strip vertex comes out. A smooth
+    maximum (log-sum-exp at `SILHOUETTE_SOFTNESS`) keeps the result a smooth function of the
+    mesh, so it adds no jitter of its own when the outermost vertex changes.
+    """
+    mesh = np.asarray(mesh, dtype=np.float64)
+    normal = jaw_normals(surface68)
+    iod = np.linalg.norm(surface68[..., 36, :2] - surface68[..., 45, :2], axis=-1)[..., None]
+    depth = np.empty(normal.shape[:-1])
+    for k, strip in enumerate(strips):
+        reach = np.einsum("...vc,...c->...v", mesh[..., strip, :2], normal[..., k, :])
+        reach = reach / iod / SILHOUETTE_SOFTNESS
+        top = reach.max(axis=-1)
+        outline = SILHOUETTE_SOFTNESS * (top + np.log(np.exp(reach - top[..., None]).sum(-1)))
+        own = np.einsum("...c,...c->...", surface68[..., k, :2], normal[..., k, :]) / iod[..., 0]
+        depth[..., k] = outline - own
+    return np.maximum(depth, 0.0)
+
+
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
-    """(..., 478, 3) FaceMesh points → (..., 68, 3) iBUG points, same dtype and units."""
+    """(..., 478, 3) FaceMesh points → (..., 68, 3) iBUG points, same dtype and units.
+
+    Points 17–67: the fixed surface map `IBUG68_FROM_MESH`. Jaw points 0–16 follow the visible
+    outline as the view changes ("contour marching"): the surface-map point moves outwards, in
+    the image plane along the jaw line's normal, onto the face silhouette (`silhouette_depth`)
+    and then by `JAW_OUTSET` (z unchanged).
+    """
     mesh = np.asarray(mesh)
-    return np.einsum("kv,...vc->...kc", ibug68_weights(), mesh).astype(mesh.dtype)
+    points = np.einsum("kv,...vc->...kc", ibug68_weights(), mesh.astype(np.float64))
+    iod = np.linalg.norm(points[..., 36, :2] - points[..., 45, :2], axis=-1)[..., None]
+    shift = (silhouette_depth(mesh, points) + np.array(JAW_OUTSET)) * iod
+    points[..., :17, :2] += shift[..., None] * jaw_normals(points)
+    return points.astype(mesh.dtype)
 
 
 EYES52_LID = slice(0, 16)  # within a 26-point block

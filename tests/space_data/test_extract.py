@@ -149,7 +149,7 @@ def test_strong_yaw_clip_exceeds_45_degrees(real_records):
 @pytest.mark.realdata
 @pytest.mark.xfail(
     strict=True,
-    reason="52° target not met: the clip (about 57° by its source) peaks near 49°; FaceMesh's "
+    reason="52° target not met: the clip (about 57° by its source) peaks near 47°; FaceMesh's "
     "pose response differs from face to face (see README, Head pose)",
 )
 def test_strong_yaw_clip_reaches_52_degrees(real_records):
