@@ -76,3 +76,16 @@ def test_colour_histogram_sees_colours_not_positions():
     other[..., 2] = 200  # all blue
     jumps = histogram_jumps(np.stack([h, colour_histogram(moved), colour_histogram(other)]))
     assert jumps[0] < 0.1 and jumps[1] > 0.9
+
+
+def test_the_hue_of_near_grey_pixels_is_not_a_colour_change():
+    # a grey picture whose faint tint swings from red to blue (a codec's keyframe pop on a
+    # low-saturation face) keeps its histogram; a saturated picture changing hue does not
+    grey = np.full((64, 64, 3), 120, np.uint8)
+    reddish, bluish = grey.copy(), grey.copy()
+    reddish[..., 0] += 6
+    bluish[..., 2] += 6
+    assert histogram_jumps(np.stack([colour_histogram(reddish), colour_histogram(bluish)])) == 0
+    red, blue = np.zeros_like(grey), np.zeros_like(grey)
+    red[..., 0], blue[..., 2] = 200, 200
+    assert histogram_jumps(np.stack([colour_histogram(red), colour_histogram(blue)])) == 1
