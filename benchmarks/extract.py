@@ -28,7 +28,7 @@ import click
 import numpy as np
 import torch
 
-from space_data.datasets import CORPORA, whole_frames
+from space_data.datasets import sample_clips, whole_frames
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.face import crop_and_resize
 from space_data.hands import HandDetector, HandSampler
@@ -65,10 +65,7 @@ HAND_VARIANTS = {  # name → (model_complexity, min_confidence, every, idle_eve
 
 
 def corpus_clips(root: Path) -> list:
-    clips = []
-    for dataset, corpus in CORPORA.items():
-        if (root / dataset).is_dir():
-            clips += [c for c in corpus.scan(str(root / dataset)) if c.reason is None]
+    clips = sample_clips(str(root))
     if not clips:
         raise click.ClickException(f"no usable clips under {root} (run `space synth` first)")
     return clips

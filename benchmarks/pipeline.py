@@ -33,7 +33,7 @@ import ray
 
 from pipelines.extract import RayConfig, run_extract
 from pipelines.ray_cluster import ray_init
-from space_data.datasets import CORPORA
+from space_data.datasets import sample_clips
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.params import load_section
 
@@ -43,10 +43,7 @@ MIB = 2**20
 def corpus_clips(root: Path, limit: int | None, repeat: int) -> list:
     """Usable clips of every corpus tree under `root`, sorted by id, at most `limit`, each
     listed `repeat` times under distinct ids (more work to amortize actor start-up)."""
-    clips = []
-    for dataset, corpus in CORPORA.items():
-        if (root / dataset).is_dir():
-            clips += [c for c in corpus.scan(str(root / dataset)) if c.usable]
+    clips = sample_clips(str(root))
     if not clips:
         raise click.ClickException(f"no usable clips under {root} (run `space synth` first)")
     clips = sorted(clips, key=lambda c: c.clip_id)[:limit]

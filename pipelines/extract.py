@@ -69,7 +69,7 @@ from pipelines.units import (
 )
 from space_data import storage
 from space_data.clip import Clip
-from space_data.config import config_hash
+from space_data.config import config_hash, require_at_least_one
 from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.params import load_section, manifest_option, params_option
@@ -124,9 +124,7 @@ class RayConfig:
             raise ValueError(f"cpus_per_actor must be > 0, not {self.cpus_per_actor}")
         if self.gpus_per_actor < 0:
             raise ValueError(f"gpus_per_actor must be >= 0, not {self.gpus_per_actor}")
-        for name in ("clips_per_unit", "recycle_after_clips", "max_clip_deaths"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
+        require_at_least_one(self, ("clips_per_unit", "recycle_after_clips", "max_clip_deaths"))
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, not {self.max_retries}")
         if self.placement_timeout_s <= 0:

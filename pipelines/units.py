@@ -150,14 +150,6 @@ def committed_markers(features_dir: str | PathLike) -> dict[str, str]:
     return markers
 
 
-def read_marker(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> dict | None:
-    """The unit's current commit marker, or None when absent or unreadable (= not committed)."""
-    try:
-        return json.loads(storage.read_bytes(_marker_path(unit_dir, unit, params_hash)))
-    except (OSError, ValueError):
-        return None
-
-
 def is_committed(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> bool:
     """True when a marker with the same extraction params and member rows exists (one check;
     to scan many units use `resume_scan`)."""

@@ -44,6 +44,7 @@ __all__ = [
     "assign_splits",
     "probe_clips",
     "read_manifest",
+    "sample_clips",
     "scan_corpora",
     "whole_frames",
     "write_manifest",
@@ -138,6 +139,17 @@ def scan_corpora(config: CorporaRoots) -> list[Clip]:
                 f"(fix corpora.{name} in params.yaml, or set it to null to skip {name})"
             )
         clips.extend(CORPORA[name].scan(root))
+    return clips
+
+
+def sample_clips(root: str) -> list[Clip]:
+    """Usable clips of every registered corpus whose tree is under `root` (`root/<name>/`, the
+    sample corpus's layout), in `CORPORA` order; corpora without a folder there are skipped."""
+    clips: list[Clip] = []
+    for name, corpus in CORPORA.items():
+        folder = storage.join(root, name)
+        if storage.isdir(folder):
+            clips.extend(c for c in corpus.scan(folder) if c.usable)
     return clips
 
 

@@ -21,6 +21,7 @@ from space_data.datasets import (
     assign_splits,
     probe_clips,
     read_manifest,
+    sample_clips,
     scan_corpora,
     write_manifest,
 )
@@ -469,3 +470,12 @@ def test_scan_and_probe_through_a_url(tiny):
         assert probed[1].reason == "song"
     finally:
         fs.rm("/corpus", recursive=True)
+
+
+def test_sample_clips_are_the_usable_clips_of_every_corpus_tree(sample_corpus, tmp_path):
+    clips = sample_clips(str(sample_corpus))
+    assert {c.dataset for c in clips} == set(DATASETS) and all(c.usable for c in clips)
+    scanned = [c for name in DATASETS for c in CORPORA[name].scan(str(sample_corpus / name))]
+    assert [c.clip_id for c in clips] == [c.clip_id for c in scanned if c.usable]
+    assert len(clips) < len(scanned)  # the designed index rejects (song, excluded view, ...)
+    assert sample_clips(str(tmp_path)) == []
