@@ -96,6 +96,18 @@ def gather(realdata: Path, videos: tuple[str, ...], photos: tuple[str, ...]) -> 
     )
 
 
+def fit_pairs(realdata: Path, cache: Path | None) -> Pairs:
+    """The fitting pairs (`gather` on FIT_VIDEOS and FIT_PHOTOS), read from the npz `cache` when
+    it exists, else gathered and written there (when given)."""
+    if cache is not None and cache.is_file():
+        z = np.load(cache)
+        return Pairs(z["mesh"], z["ref"], z["source"])
+    pairs = gather(realdata, FIT_VIDEOS, FIT_PHOTOS)
+    if cache is not None:
+        np.savez(cache, mesh=pairs.mesh, ref=pairs.ref, source=pairs.source)
+    return pairs
+
+
 def frontal_mesh(mesh: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the 468 face vertices moved into the canonical frame (similarity fit of the
     68 points `weights @ mesh` onto CANONICAL_FACE68), and the frames' yaw (3D fit, degrees)."""
@@ -236,13 +248,7 @@ def main(realdata: Path, cache: Path | None) -> None:
     """Fit the MediaPipe → iBUG-68 map against dlib and print it as a Python literal."""
     from space_data.landmarks import ibug68_weights
 
-    if cache is not None and cache.is_file():
-        z = np.load(cache)
-        pairs = Pairs(z["mesh"], z["ref"], z["source"])
-    else:
-        pairs = gather(realdata, FIT_VIDEOS, FIT_PHOTOS)
-        if cache is not None:
-            np.savez(cache, mesh=pairs.mesh, ref=pairs.ref, source=pairs.source)
+    pairs = fit_pairs(realdata, cache)
     aligned, yaw = frontal_mesh(pairs.mesh, ibug68_weights())
     pairs = pairs.select(np.abs(yaw) < MAX_YAW)
     mean = aligned[np.abs(yaw) < MAX_YAW].mean(0)

@@ -27,14 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from scripts.fit_ibug_map import (
-    FIT_PHOTOS,
-    FIT_VIDEOS,
-    frontal_mesh,
-    gather,
-    summary,
-    vertex_mirror,
-)
+from scripts.fit_ibug_map import fit_pairs, frontal_mesh, summary, vertex_mirror
 from scripts.ibug_reference import Pairs, nme, realdata_option
 from space_data.landmarks import ibug68_weights, jaw_normals, mesh_to_ibug68, silhouette_depth
 
@@ -79,13 +72,7 @@ def outsets(pairs: Pairs, rows: tuple[tuple[int, ...], ...]) -> np.ndarray:
 )
 def main(realdata: Path, cache: Path | None) -> None:
     """Fit the jaw strips and outsets against dlib and print them as Python literals."""
-    if cache is not None and cache.is_file():
-        z = np.load(cache)
-        pairs = Pairs(z["mesh"], z["ref"], z["source"])
-    else:
-        pairs = gather(realdata, FIT_VIDEOS, FIT_PHOTOS)
-        if cache is not None:
-            np.savez(cache, mesh=pairs.mesh, ref=pairs.ref, source=pairs.source)
+    pairs = fit_pairs(realdata, cache)
     aligned, _ = frontal_mesh(pairs.mesh, ibug68_weights())
     mean = aligned.mean(0)
     partner = vertex_mirror(mean)
