@@ -8,10 +8,8 @@ import dataclasses
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,6 +21,7 @@ from space_data.clip import Clip
 from space_data.datasets import read_manifest, write_manifest
 from space_data.extract import ExtractConfig
 from space_data.keypoints import KeypointsConfig
+from tests.pipelines.driver import kill_after_first_commit
 
 ray = pytest.importorskip("ray")
 
@@ -94,19 +93,7 @@ def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address
     space = Path(sys.executable).with_name("space")
     command = [space, "extract", "--manifest", manifest, "--out", out, "--params", params]
     env = dict(os.environ, RAY_ADDRESS=ray_address)
-    log = tmp_path / "driver.log"
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob(f"{COMMITS}/*.json")):
-            assert proc.poll() is None, f"driver ended early: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, "no unit committed within 120 s"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    kill_after_first_commit(command, str(out), env, ROOT, tmp_path / "driver.log", timeout=120)
     n_units = len(plan_units(clips[:4], RAY.clips_per_unit))
     committed = len(list(out.glob(f"{COMMITS}/*.json")))
     assert 1 <= committed < n_units, "the kill must land mid-run"

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from space_data.datasets import read_manifest
 from space_data.media import decode_audio, decode_video, write_video
 from space_data.shards import data_version
 from space_models.data import eval_clips, missing_members
+from tests.pipelines.driver import kill_after_first_commit
 
 ray = pytest.importorskip("ray")
 
@@ -124,20 +122,9 @@ def test_chain_on_object_storage(s3_server, s3_bucket, ray_address, local_corpus
     # extract as its own process, SIGKILLed once a unit has committed on object storage
     mark = len(s3_server.lines())
     command = [SPACE, "extract", "--manifest", manifest, "--out", features, "--params", params]
-    log = tmp_path / "driver.log"
     env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONPATH=str(ROOT))
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 180
-        while not committed_markers(features):
-            assert proc.poll() is None, f"driver ended early: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, "no unit committed within 180 s"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    log = tmp_path / "driver.log"
+    kill_after_first_commit(command, features, env, tmp_path, log, timeout=180, poll=0.2)
     first = committed_markers(features)
     assert 1 <= len(first) < n_units, "the kill must land mid-run"
     assert not storage.exists(f"{features}/clips.parquet")
