@@ -43,7 +43,7 @@ pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.realdata]
 
 ROOT = Path(__file__).resolve().parents[2]
-# one clip per unit: six units, so a kill lands mid-run
+# one clip per unit, so a kill lands mid-run
 PARAMS = "extract:\n  crop_size: 256\nray:\n  clips_per_unit: 1\n"
 RAY_BIN = Path(sys.executable).with_name("ray")
 SPACE_BIN = Path(sys.executable).with_name("space")
@@ -205,12 +205,16 @@ def _left_behind(own: dict[int, tuple]) -> list[str]:
 def test_a_local_run_beside_a_cluster_is_private_and_stops_on_signals(
     cluster, short_clips, tmp_path
 ):
+    """18 one-clip units: after each signal's first new commit a dozen or more are still to
+    run, so the signal always lands mid-run (with 6, the last two could commit together
+    before it arrived)."""
+    clips = _copies(short_clips, tmp_path / "copies", 2)
     out, manifest, params = tmp_path / "features", tmp_path / "m.parquet", tmp_path / "p.yaml"
-    write_manifest(short_clips, str(manifest))
+    write_manifest(clips, str(manifest))
     params.write_text(PARAMS)
     command = [SPACE_BIN, "extract", "--manifest", manifest, "--out", out, "--params", params]
     message = re.compile(
-        r"extract: stopped by (SIG\w+); (\d) of 6 units are committed and kept; "
+        r"extract: stopped by (SIG\w+); (\d+) of 18 units are committed and kept; "
         r"run the same command again to resume\n$"
     )
 
@@ -229,7 +233,7 @@ def test_a_local_run_beside_a_cluster_is_private_and_stops_on_signals(
         cluster, command, out, tmp_path / "2.log", signal.SIGTERM
     )
     assert status == 143, log[-3000:]
-    assert f"6 clips in 6 units; {len(first)} committed, {6 - len(first)} to run" in log
+    assert f"18 clips in 18 units; {len(first)} committed, {18 - len(first)} to run" in log
     assert message.search(log).groups() == ("SIGTERM", str(len(_markers(out)))), log[-3000:]
     assert seconds < 30, f"took {seconds:.1f} s to stop"
     assert not _left_behind(own)
