@@ -74,7 +74,7 @@ UPPER_LID = {37: 0, 38: 0, 43: 1, 44: 1}  # iBUG point → eye (0 subject's righ
 LOWER_LID = {40: 0, 41: 0, 46: 1, 47: 1}
 UPPER_LIP = (49, 50, 51, 52, 53, 61, 62, 63)
 LOWER_LIP = (55, 56, 57, 58, 59, 65, 66, 67)
-EYE_CORNERS = ((33, 133), (362, 263))  # FaceMesh outer/inner corners of each eye
+EYE_CORNER_PAIRS = ((33, 133), (362, 263))  # FaceMesh outer/inner corners of each eye
 MOUTH_LINE = (78, 13, 14, 308)  # inner-lip corners and the inner-lip midline points
 
 
@@ -142,7 +142,7 @@ def side_of_lines(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     xs = mean[[left_c, top, right_c], 0]
     ys = np.array([mean[left_c, 1], (mean[top, 1] + mean[bottom, 1]) / 2, mean[right_c, 1]])
     mouth = y - np.polyval(np.polyfit(xs, ys, 2), x)
-    return line(*EYE_CORNERS[0]), line(*EYE_CORNERS[1]), mouth
+    return line(*EYE_CORNER_PAIRS[0]), line(*EYE_CORNER_PAIRS[1]), mouth
 
 
 def _convex_lstsq(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:

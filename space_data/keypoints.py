@@ -295,7 +295,7 @@ def driving_keypoints(
 # Checkpoint loading and the per-clip extractor.
 
 
-class CheckpointError(SetupError, ValueError):
+class Vid2VidCheckpointError(SetupError, ValueError):
     """The configured face-vid2vid checkpoint cannot be used (stops the run, names the file)."""
 
 
@@ -303,9 +303,10 @@ CHECKPOINT_ENTRIES = ("kp_detector", "he_estimator")
 """Entries of the public checkpoint dict that hold our modules' state dicts."""
 
 
-def read_checkpoint(path: str, entries: tuple[str, ...]) -> dict:
-    """A face-vid2vid checkpoint dict (local path or URL, `weights_only=True`) that holds the
-    state-dict `entries`; FileNotFoundError / CheckpointError naming the file otherwise."""
+def read_vid2vid_checkpoint(path: str, entries: tuple[str, ...]) -> dict:
+    """The state-dict `entries` of a face-vid2vid checkpoint (local path or URL,
+    `weights_only=True`), by name (other entries, e.g. optimizer states, are dropped);
+    FileNotFoundError / Vid2VidCheckpointError naming the file otherwise."""
     if not storage.exists(path):
         raise FileNotFoundError(
             f"face-vid2vid checkpoint {path} not found: set extract.keypoints.checkpoint in "
@@ -315,36 +316,40 @@ def read_checkpoint(path: str, entries: tuple[str, ...]) -> dict:
         with storage.open_file(path) as f:
             ckpt = torch.load(f, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {e}") from e
+        raise Vid2VidCheckpointError(f"{path} is not a readable torch checkpoint: {e}") from e
     found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
     missing = [k for k in entries if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise CheckpointError(
+        raise Vid2VidCheckpointError(
             f"{path} is not a face-vid2vid checkpoint: expected entries {list(entries)} "
             f"(state dicts), missing {missing}; found {found}"
         )
-    return ckpt
+    return {k: ckpt[k] for k in entries}
 
 
 def load_entry(module: nn.Module, ckpt: dict, name: str, path: str) -> None:
     """Load `ckpt[name]` into `module` strictly (assigning tensors, so a module built on the
-    meta device gets real ones); CheckpointError naming the missing, extra or mis-shaped keys."""
+    meta device gets real ones); Vid2VidCheckpointError naming the missing, extra or
+    mis-shaped keys."""
     try:
         module.load_state_dict(ckpt[name], strict=True, assign=True)
     except RuntimeError as e:
-        raise CheckpointError(
+        raise Vid2VidCheckpointError(
             f"{path}: entry {name!r} does not fit {type(module).__name__}: {e}"
         ) from e
 
 
-def load_keypoint_models(path: str) -> tuple[KPDetector, HEEstimator]:
+def load_keypoint_models(path: str, ckpt: dict | None = None) -> tuple[KPDetector, HEEstimator]:
     """KPDetector and HEEstimator in eval mode from a face-vid2vid checkpoint (local path or URL).
 
     The file is a `torch.save` dict whose `kp_detector` and `he_estimator` entries are state
     dicts (e.g. the public Vox-256 `00000189-checkpoint.pth.tar`); other entries (generator,
-    optimizers, epoch) are ignored. Loaded with `weights_only=True` and `strict=True`.
+    optimizers, epoch) are ignored. Loaded with `weights_only=True` and `strict=True`. `ckpt`:
+    that dict when the caller has already read it (`space animate` reads the file once for the
+    keypoint nets and the generator).
     """
-    ckpt = read_checkpoint(path, CHECKPOINT_ENTRIES)
+    if ckpt is None:
+        ckpt = read_vid2vid_checkpoint(path, CHECKPOINT_ENTRIES)
     with torch.device("meta"):  # no random init of 72 M weights that are overwritten anyway
         detector, estimator = KPDetector(), HEEstimator()
     for name, module in zip(CHECKPOINT_ENTRIES, (detector, estimator)):
@@ -402,10 +407,12 @@ def prepare_images(crops: np.ndarray, size: int = IMAGE_SIZE) -> torch.Tensor:
 class KeypointExtractor:
     """Per-clip face-vid2vid keypoints, a frame model (`space_data.frames`): the canonical
     keypoints come from the first frame after `reset()`; each `batch` is one forward pass of
-    the estimator. The models load at first use (picklable until then)."""
+    the estimator. The models load at first use (picklable until then), from `ckpt` when the
+    caller has already read the checkpoint dict (see `load_keypoint_models`)."""
 
-    def __init__(self, config: KeypointsConfig) -> None:
+    def __init__(self, config: KeypointsConfig, ckpt: dict | None = None) -> None:
         self.config = config
+        self._ckpt = ckpt
         self._models: tuple[KPDetector, HEEstimator, torch.device] | None = None
         self._source: torch.Tensor | None = None  # (1, K, 3) canonical keypoints of the clip
 
@@ -471,6 +478,7 @@ class KeypointExtractor:
             if self.config.checkpoint is None:
                 raise RuntimeError(self.missing_reason)
             device = torch_device(self.config.device)
-            detector, estimator = load_keypoint_models(self.config.checkpoint)
+            detector, estimator = load_keypoint_models(self.config.checkpoint, self._ckpt)
+            self._ckpt = None
             self._models = (detector.to(device), estimator.to(device), device)
         return self._models

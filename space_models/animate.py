@@ -36,8 +36,13 @@ from space_data import storage
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
 from space_data.extract import ExtractConfig
-from space_data.keypoints import CheckpointError as KeypointCheckpointError
-from space_data.keypoints import KeypointExtractor, torch_device
+from space_data.keypoints import (
+    CHECKPOINT_ENTRIES,
+    KeypointExtractor,
+    Vid2VidCheckpointError,
+    read_vid2vid_checkpoint,
+    torch_device,
+)
 from space_data.landmarks import EYE_BLOCK, EYES52_IRIS, EYES52_LID, EYES52_LID_CORNERS
 from space_data.media import MediaError, decode_audio, write_video
 from space_data.params import DEFAULT_PARAMS, load_section, params_option
@@ -236,7 +241,7 @@ def animate(
         "emotion": emo[0].numpy(),
         "fps": np.float32(FPS),
     }
-    note = _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result)
+    note, vid2vid = _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result)
     print(f"animate: {note or 'keypoints from L2L written'}")
 
     s, rot, t = fit_similarity(posed[0], src["lm68"])  # normalized posed space → image pixels
@@ -250,7 +255,8 @@ def animate(
             write_video(mp4, (draw(rgb, p) for p in pixels), FPS, speech)
             print(f"animate: landmark preview only ({note})")
         else:
-            generator = load_generator(kp_config.checkpoint).to(torch_device(render.device))
+            generator = load_generator(kp_config.checkpoint, vid2vid)
+            generator = generator.to(torch_device(render.device))
             frames = render_frames(
                 generator,
                 rgb,
@@ -265,16 +271,19 @@ def animate(
     return {**paths, "video": "landmarks" if note else "rendered", "note": note}
 
 
-def _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result) -> str:
-    """Add L2L keypoints to `result` when possible; returns why not ("" when added)."""
+def _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result) -> tuple[str, dict | None]:
+    """Add L2L keypoints to `result` when possible; returns why not ("" when added) and the
+    face-vid2vid state dicts read for them, the generator's included (one read of the file
+    for the keypoint nets and the generator)."""
     try:
         l2l, _ = load_model(storage.join(ckpts, "l2l.pt"), "l2l")
     except CheckpointError as e:
-        return f"no keypoints: {e}"
-    extractor = KeypointExtractor(kp_config)
-    if extractor.missing_reason:
-        return f"no keypoints: {extractor.missing_reason}"
-    source = extractor(rgb[None])
+        return f"no keypoints: {e}", None
+    missing = KeypointExtractor(kp_config).missing_reason
+    if missing:
+        return f"no keypoints: {missing}", None
+    vid2vid = read_vid2vid_checkpoint(kp_config.checkpoint, (*CHECKPOINT_ENTRIES, "generator"))
+    source = KeypointExtractor(kp_config, vid2vid)(rgb[None])
     kp = l2l.predict(
         mfcc,
         torch.from_numpy(posed)[None],
@@ -285,7 +294,7 @@ def _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result) -> str:
     result["kp"] = kp[0].numpy()
     result["kp_source"] = source["kp_source"]
     result["kp_source_driving"] = source["kp"][0]
-    return ""
+    return "", vid2vid
 
 
 @click.command("animate")
@@ -379,6 +388,6 @@ def cli(
     render = RenderOptions(checkpoint, relative, adapt_scale, batch_size, device)
     try:
         paths = animate(image, audio, out_dir, emotion, pose_mode, blink, params, seed, render)
-    except (AnimateError, CheckpointError, KeypointCheckpointError, FileNotFoundError) as e:
+    except (AnimateError, CheckpointError, Vid2VidCheckpointError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"wrote {paths['npz']} and {paths['mp4']} ({paths['video']})")

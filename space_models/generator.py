@@ -41,7 +41,7 @@ from space_data.keypoints import (
     load_entry,
     make_coordinate_grid,
     prepare_images,
-    read_checkpoint,
+    read_vid2vid_checkpoint,
 )
 
 KP_VARIANCE = 0.01
@@ -335,11 +335,13 @@ class OcclusionAwareSPADEGenerator(nn.Module):
         return self.render(self.encode(source), kp_source, kp_driving)
 
 
-def load_generator(path: str) -> OcclusionAwareSPADEGenerator:
+def load_generator(path: str, ckpt: dict | None = None) -> OcclusionAwareSPADEGenerator:
     """The generator in eval mode from the `generator` entry of a face-vid2vid checkpoint
-    (local path or URL), loaded with `weights_only=True` and `strict=True`; a missing, extra or
-    mis-shaped key raises space_data.keypoints.CheckpointError naming it."""
-    ckpt = read_checkpoint(path, ("generator",))
+    (local path or URL; `ckpt`: its dict when already read), loaded with `weights_only=True`
+    and `strict=True`; a missing, extra or mis-shaped key raises
+    space_data.keypoints.Vid2VidCheckpointError naming it."""
+    if ckpt is None:
+        ckpt = read_vid2vid_checkpoint(path, ("generator",))
     with torch.device("meta"):  # no random init of 101 M weights that are overwritten anyway
         generator = OcclusionAwareSPADEGenerator()
     load_entry(generator, ckpt, "generator", path)

@@ -17,8 +17,8 @@ from space_data.clip import EMOTIONS, Clip
 from space_data.record import ClipFeatures, ClipMeta
 from space_data.shards import PackConfig, sample_members, write_shards
 from space_models.l2l import posed_landmarks
+from space_models.s2l import MOUTH
 
-MOUTH = np.arange(48, 68)
 N_KEYPOINTS = 15
 _rng0 = np.random.default_rng(0)
 _jaw = np.linspace(np.pi, 0, 17)
@@ -51,7 +51,7 @@ def make_talking_record(
     mfcc = np.concatenate([clean[None], clean[None] + noise])
     opening = 0.15 * np.tanh(clean[:, 0])  # (T,)
     lm = np.repeat(FACE[None], n_frames, 0)
-    lm[:, MOUTH, 1] += opening[:, None] * np.where(MOUTH < 55, -1.0, 1.0)
+    lm[:, MOUTH, 1] += opening[:, None] * np.where(np.arange(68)[MOUTH] < 55, -1.0, 1.0)
     eyes = np.repeat(EYES[None], n_frames, 0)
     eyes[:, :, 1] += 0.05 * np.tanh(clean[:, 1])[:, None]
     pose = np.zeros((n_frames, 6), np.float32)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-SAMPLE_RATE = 16_000
+from space_data.record import SAMPLE_RATE
 
 # (F1, F2, F3) Hz of five vowels (adult averages), bandwidths (B1, B2, B3) Hz
 VOWELS = {

@@ -8,6 +8,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from space_data import storage
 from space_data.clip import EMOTIONS
 from space_data.media import probe
 from space_models.animate import (
@@ -112,11 +113,12 @@ def test_animate_a_real_portrait(realdata, two_step_config, tmp_path):
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_animate_renders_frames_with_a_random_weight_checkpoint(
-    realdata, two_step_config, tmp_path
+    realdata, two_step_config, tmp_path, monkeypatch
 ):
     """The whole chain image + speech → S2L → L2L → generator → mp4 on a face-vid2vid
     checkpoint saved from our own randomly initialised modules: shapes and plumbing only, the
-    pixels mean nothing (the public weights are not on these machines)."""
+    pixels mean nothing (the public weights are not on these machines). The checkpoint file
+    (about 700 MB for the public one, maybe in object storage) is opened once."""
     from space_data.keypoints import HEEstimator, KPDetector
     from space_models.generator import OcclusionAwareSPADEGenerator
 
@@ -140,9 +142,17 @@ def test_animate_renders_frames_with_a_random_weight_checkpoint(
     args = ["--image", str(realdata / "images" / "portrait_frontal_woman.jpg")]
     args += ["--audio", str(audio), "--out", str(out), "--checkpoint", str(ckpt)]
     params = _params(tmp_path / "params.yaml", tmp_path / "ckpt")
+    opened, open_file = [], storage.open_file
+
+    def counting_open(path, mode="rb"):
+        opened.append(path)
+        return open_file(path, mode)
+
+    monkeypatch.setattr(storage, "open_file", counting_open)
     result = CliRunner().invoke(cli, [*args, "--relative", "--batch-size", "2", "--params", params])
     assert result.exit_code == 0, result.output
     assert "(rendered)" in result.output
+    assert opened.count(str(ckpt)) == 1
     with np.load(out / "animation.npz") as z:
         assert z["kp"].shape == (2, 15, 3) and z["kp_source_driving"].shape == (15, 3)
     info = probe(str(out / "animation.mp4"))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from space_data.keypoints import CheckpointError, load_entry, make_coordinate_grid
+from space_data.keypoints import Vid2VidCheckpointError, load_entry, make_coordinate_grid
 from space_models.generator import (
     DenseMotionNetwork,
     OcclusionAwareSPADEGenerator,
@@ -83,14 +83,14 @@ def test_a_bad_generator_entry_names_the_key():
     extra = {**good, "module.extra": torch.zeros(1)}
     wrong = {**good, "decoder.fc.weight": torch.zeros(512, 256, 1, 1)}
     for state, needle in ((missing, "fourth.bias"), (extra, "module.extra"), (wrong, "fc.weight")):
-        with pytest.raises(CheckpointError, match=needle):
+        with pytest.raises(Vid2VidCheckpointError, match=needle):
             load_entry(generator, {"generator": state}, "generator", "ckpt.pth.tar")
 
 
 def test_load_generator_without_the_entry(tmp_path):
     path = tmp_path / "kp_only.pth.tar"
     torch.save({"kp_detector": {}, "he_estimator": {}}, path)
-    with pytest.raises(CheckpointError, match=r"missing \['generator'\]"):
+    with pytest.raises(Vid2VidCheckpointError, match=r"missing \['generator'\]"):
         load_generator(str(path))
     with pytest.raises(FileNotFoundError, match="not found"):
         load_generator(str(tmp_path / "absent.pth.tar"))
