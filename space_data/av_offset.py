@@ -10,21 +10,27 @@ opening and closing should move with the loudness of speech. On the 30 fps timel
   delay), energy in a window of two frames (1/15 s) centred on k / 30 s, log;
 - both smoothed by a Gaussian of `SMOOTH` frames (landmark jitter and single-frame noise), then
   differenced frame to frame: the velocities (raw levels gave worse peaks on the realdata clips);
-- both velocities are z-scored over the frames where both exist, and the Pearson correlation is
-  taken at every lag L in ±`MAX_LAG` frames: mouth frame t against audio frame t + L. The peak
-  lag is refined with a parabola through its neighbours.
+- the mouth velocities are cut into fixed windows of `WINDOW` frames (2 s) every `HOP` frames;
+  for each window and every lag L in ±`MAX_LAG` frames the Pearson correlation of the window's
+  mouth frames t with the audio frames t + L (z-scored over the pairs where both exist) is taken,
+  and the per-window curves are averaged. A window keeps the same mouth frames at every lag, so a
+  shifted copy of the audio gives the same curve translated by the shift (correlating the whole
+  clip at each lag would compare a different subset of frames per lag). The peak lag is refined
+  with a parabola through its neighbours.
 
 Positive = audio late (the sound of frame t arrives at t + L). Mouth movement naturally leads the
 sound it makes (articulators move before the acoustic event); measured on the in-sync realdata
-talking clips (README: "Emotion, speech and A/V offset") the raw peak sits at `MOUTH_LEAD`
-frames, which is subtracted, so an in-sync clip reads about 0.
+talking clips (README: "A/V offset") the raw peak sits at `MOUTH_LEAD` frames, which is
+subtracted, so an in-sync clip reads about 0.
 
 `av_offset_confidence` = peak correlation − median correlation over all lags (SyncNet's
 "confidence" is the same contrast on its distances); 0 when there is less than `MIN_SPEECH_S`
-of speech (by `speech` ≥ 0.5) or of frames with a face, so such clips are never dropped for
-offset. Limits: lips that barely move (mumbling, profile views, a hand over the mouth), heavy
-background sound or music, dubbed or voice-over audio give a flat correlation (low confidence)
-or a wrong peak; offsets beyond ±15 frames are not measured.
+of speech (by `speech` ≥ 0.5) or of frames with a face, and (offset 0, confidence 0) for clips
+of `WINDOW` frames or fewer (2 s: no whole window), so such clips are never dropped for offset.
+Limits: lips that barely move (mumbling, profile views, a hand over the mouth), heavy background
+sound or music, dubbed or voice-over audio give a flat correlation (low confidence) or a wrong
+peak; the curve is periodic at the syllable rate, so a short clip can peak a syllable (~10
+frames) away; raw lags beyond ±`MAX_LAG` frames (offsets outside −24..+16) are not measured.
 """
 
 from __future__ import annotations
@@ -38,10 +44,15 @@ import scipy.signal
 from space_data.audio import frame_centres
 from space_data.record import FPS, SAMPLE_RATE
 
-MAX_LAG = 15
-"""Largest offset searched, frames (0.5 s)."""
+MAX_LAG = 20
+"""Largest raw lag searched, frames (0.67 s): ±8 and ±12 shifts on top of the mouth lead fit."""
+WINDOW = 60
+"""Mouth window, frames (2 s): a few syllables, short enough for several windows per clip."""
+HOP = 15
+"""Step between mouth windows, frames (0.5 s)."""
 MOUTH_LEAD = 4.0
-"""Raw peak lag (frames) on in-sync clips: the mouth moves before the sound it makes."""
+"""Raw peak lag (frames) on in-sync clips: the mouth moves before the sound it makes (may 3.6,
+interview 4.6: mean 4.1; README "A/V offset")."""
 SMOOTH = 1.5
 """Gaussian sigma (frames) applied to the gap and the envelope before differencing."""
 ENVELOPE_FRAMES = 2
@@ -91,6 +102,15 @@ def estimate_offset(
     face_frames = int(np.isfinite(mouth_gap(lm3d, scale)).sum())
     if not np.isfinite(corr).any():
         return 0, 0.0
+    peak, confidence = peak_lag(lags, corr)
+    if min(speech_frames, face_frames) < MIN_SPEECH_S * FPS:
+        confidence = 0.0
+    return int(round(peak - MOUTH_LEAD)), confidence
+
+
+def peak_lag(lags: np.ndarray, corr: np.ndarray) -> tuple[float, float]:
+    """(raw peak lag in frames, refined by a parabola through its neighbours; peak − median of
+    `corr`) of a curve over integer `lags` with at least one finite value."""
     best = int(np.nanargmax(corr))
     peak = float(lags[best])
     if 0 < best < len(corr) - 1 and np.isfinite(corr[best - 1 : best + 2]).all():
@@ -98,32 +118,50 @@ def estimate_offset(
         denom = a - 2 * b + c
         if denom < 0:
             peak += 0.5 * (a - c) / denom
-    confidence = float(corr[best] - np.nanmedian(corr))
-    if min(speech_frames, face_frames) < MIN_SPEECH_S * FPS:
-        confidence = 0.0
-    return int(round(peak - MOUTH_LEAD)), confidence
+    return peak, float(corr[best] - np.nanmedian(corr))
 
 
 def lag_correlation(
     lm3d: np.ndarray, scale: np.ndarray, audio: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lags −MAX_LAG..MAX_LAG (frames) and the Pearson correlation of mouth-gap velocity at t
-    with envelope velocity at t + lag (NaN where fewer than 2 s of frames overlap)."""
+    """Lags −MAX_LAG..MAX_LAG (frames) and the correlation curve: the mean over mouth windows of
+    the Pearson correlation of mouth-gap velocity at t with envelope velocity at t + lag.
+
+    All NaN when no window has a face in half its frames (clips of `WINDOW` frames or fewer
+    have no window at all).
+    """
     n = len(scale)
     mouth = np.diff(_smooth(mouth_gap(lm3d, scale)))
     sound = np.diff(_smooth(speech_envelope(audio, n)))
     lags = np.arange(-MAX_LAG, MAX_LAG + 1)
-    corr = np.full(len(lags), np.nan)
-    for i, lag in enumerate(lags):
-        m = mouth[max(0, -lag) : len(mouth) - max(0, lag)]
-        s = sound[max(0, lag) : len(sound) - max(0, -lag)]
-        ok = np.isfinite(m) & np.isfinite(s)
-        if ok.sum() < 2 * FPS:
+    padded = np.pad(sound, MAX_LAG, constant_values=np.nan)  # audio beyond the clip: missing
+    curves = []
+    for start in range(0, len(mouth) - WINDOW + 1, HOP):
+        m = mouth[start : start + WINDOW]
+        if np.isfinite(m).sum() < WINDOW // 2:
             continue
-        m, s = m[ok] - m[ok].mean(), s[ok] - s[ok].mean()
-        denom = np.sqrt((m**2).sum() * (s**2).sum())
-        corr[i] = (m * s).sum() / denom if denom > 0 else 0.0
-    return lags, corr
+        rows = start + MAX_LAG + lags[:, None] + np.arange(WINDOW)  # (lags, WINDOW) into padded
+        curves.append(_pearson_rows(np.broadcast_to(m, rows.shape), padded[rows]))
+    if not curves:
+        return lags, np.full(len(lags), np.nan)
+    curves = np.array(curves)  # (windows, lags)
+    counts = np.isfinite(curves).sum(0)
+    total = np.nansum(curves, 0)
+    with np.errstate(invalid="ignore"):
+        return lags, np.where(counts > 0, total / counts, np.nan)
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(R,) Pearson correlation of each row of (R, N) `x` and `y` over the pairs where both are
+    finite; NaN with fewer than WINDOW / 2 pairs, 0 where either is constant."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    count = ok.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.where(ok, x - np.where(ok, x, 0.0).sum(1, keepdims=True) / count[:, None], 0.0)
+        y = np.where(ok, y - np.where(ok, y, 0.0).sum(1, keepdims=True) / count[:, None], 0.0)
+        denom = np.sqrt((x**2).sum(1) * (y**2).sum(1))
+        r = np.where(denom > 0, (x * y).sum(1) / denom, 0.0)
+    return np.where(count >= WINDOW // 2, r, np.nan)
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:

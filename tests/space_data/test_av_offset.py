@@ -1,7 +1,8 @@
 """A/V offset from mouth-gap and speech-envelope velocities (space_data.av_offset).
 
 The acceptance check of issue 11 on real talking clips of 5 s or more: audio shifted by ±8
-frames (samples added or cut at the start) moves the estimate by 8 ± 2 frames the right way.
+frames (samples added or cut at the start) moves the estimate by 8 ± 2 frames the right way;
+also ±12, which the ±20-lag search must represent on top of the mouth lead.
 """
 
 from __future__ import annotations
@@ -10,25 +11,15 @@ import numpy as np
 import pytest
 
 from space_data import av_offset
-from space_data.av_offset import MOUTH_LEAD, estimate_offset, mouth_gap
+from space_data.av_offset import MOUTH_LEAD, WINDOW, estimate_offset, mouth_gap
 from space_data.clip import Clip
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.filters import FilterConfig, filter_clip
 from space_data.media import decode_audio, decode_video, probe, write_video
 from space_data.record import FPS, SAMPLE_RATE
+from space_data.testing.talking import IN_SYNC, TALKING, shifted, talking_path
 
-TALKING = ("frontal_talking_may", "interview_talking", "news_talking", "outdoor_singing",
-           "voxceleb2_style_224_frontal")  # fmt: skip
-"""The realdata talking clips of 5 s or more (all 25 fps)."""
-SHIFT = 8
-
-
-def shifted(audio: np.ndarray, frames: int) -> np.ndarray:
-    """`audio` made `frames` late (zeros in front) or early (its start cut)."""
-    n = round(abs(frames) * SAMPLE_RATE / FPS)
-    if frames >= 0:
-        return np.concatenate([np.zeros(n, np.float32), audio])
-    return audio[n:]
+SHIFTS = (8, -8, 12, -12)
 
 
 def _faces(n: int, gap: np.ndarray) -> np.ndarray:
@@ -57,6 +48,13 @@ def test_sign_convention_on_a_synthetic_talker() -> None:
     # no speech: confidence 0 (never dropped for offset)
     _, confidence = estimate_offset(lm, scale, audio, speech=np.zeros(n, np.float32))
     assert confidence == 0.0
+    # no whole mouth window (WINDOW + 1 frames make WINDOW velocities): no estimate; one window
+    # still finds the lag (its peak sits half-way between raw lags 5 and 6 here)
+    short = WINDOW + 1
+    cut = shifted(audio, 5)[: round(short * SAMPLE_RATE / FPS)]
+    assert estimate_offset(lm[:WINDOW], scale[:WINDOW], cut) == (0, 0.0)
+    offset, confidence = estimate_offset(lm[:short], scale[:short], cut)
+    assert abs(offset - round(5 - MOUTH_LEAD)) <= 1 and confidence > 0.5
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +69,7 @@ def talking(realdata, extractor) -> dict:
     """name → (record, original 16 kHz audio) of the TALKING clips, whole-frame path."""
     out = {}
     for name in TALKING:
-        path = realdata / "video" / f"{name}_25fps.mp4"
-        if not path.is_file():
-            path = realdata / "video" / f"{name}.mp4"
+        path = talking_path(realdata, name)
         record = extractor(Clip(name, "voxceleb2", "s", str(path)))
         assert record.ok, record.reason
         out[name] = (record, decode_audio(str(path)))
@@ -82,25 +78,26 @@ def talking(realdata, extractor) -> dict:
 
 @pytest.mark.slow
 def test_shifted_audio_moves_the_estimate(talking) -> None:
-    """Measured (bias-corrected, −8 / 0 / +8): may −7/0/+8, interview −7/+1/+9, news
-    −19/−10/−2, singing −3/+5/−10, VoxCeleb2-style −19/−12/−3."""
-    moved = {+SHIFT: [], -SHIFT: []}
+    """Measured (bias-corrected, −12 / −8 / 0 / +8 / +12): may −12/−8/0/+8/+12, interview
+    −11/−7/+1/+9/+13, news −23/−19/−11/−3/+1, singing −7/−3/+5/+13/+16, VoxCeleb2-style
+    −23/−19/−11/−3/+1: every shift moves by its size ± 2 on all five clips."""
+    moved = {shift: [] for shift in SHIFTS}
     for name, (record, audio) in talking.items():
         lm, scale = record.arrays["lm3d"], record.arrays["scale"]
         base, _ = estimate_offset(lm, scale, audio)
         assert base == record.stats.av_offset_frames, name  # the extractor's own estimate
-        for shift in moved:
+        for shift in SHIFTS:
             est, _ = estimate_offset(lm, scale, shifted(audio, shift))
             if abs(est - base - shift) <= 2:
                 moved[shift].append(name)
-    assert len(moved[+SHIFT]) >= 4, moved
-    assert len(moved[-SHIFT]) >= 4, moved
+    assert all(len(names) >= 4 for names in moved.values()), moved
 
 
 @pytest.mark.slow
 def test_in_sync_reading_after_the_bias(talking) -> None:
-    """The two clips whose sync is plausible by eye read within ±3; the others do not (README)."""
-    for name in ("frontal_talking_may", "interview_talking"):
+    """The two clips whose sync is plausible by eye (and from which MOUTH_LEAD is measured) read
+    within ±3; the others do not (README)."""
+    for name in IN_SYNC:
         assert abs(talking[name][0].stats.av_offset_frames) <= 3, name
 
 
