@@ -394,10 +394,19 @@ class ClipExtractor:
             model.reset()
         self._hands.start()
         tracks = _Tracks()
-        batch: list[tuple[int, float, np.ndarray, bool]] = []  # (frame index, t, crop, faceless)
+        # crops are written straight into one (batch_size, H, W, 3) buffer, reused per batch
+        buffer: np.ndarray | None = None
+        batch: list[tuple[int, float, bool]] = []  # (frame index, t, faceless)
         for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
-                crop = rgb if box is None else crop_and_resize(rgb, box, size)
+                if buffer is None:
+                    shape = rgb.shape if box is None else (size, size, 3)
+                    buffer = np.empty((cfg.batch_size, *shape), np.uint8)
+                crop = buffer[len(batch)]
+                if box is None:
+                    crop[...] = rgb
+                else:
+                    crop_and_resize(rgb, box, size, out=crop)
                 tracks.histograms.append(colour_histogram(crop))
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
@@ -409,22 +418,22 @@ class ClipExtractor:
                 else:
                     with self._timed("face_detection"):
                         faceless = self._detect(crop) is None
-            batch.append((i, t, crop, faceless))
+            batch.append((i, t, faceless))
             if len(batch) == cfg.batch_size:
-                self._run_batch(landmarker, batch, tracks)
+                self._run_batch(landmarker, batch, buffer, tracks)
                 batch = []
         if batch:
-            self._run_batch(landmarker, batch, tracks)
+            self._run_batch(landmarker, batch, buffer[: len(batch)], tracks)
         return tracks
 
-    def _run_batch(self, landmarker: Landmarker, batch: list[tuple[int, float, np.ndarray, bool]],
-                   tracks: _Tracks) -> None:  # fmt: skip
-        """The frame models on one batch of consecutive crops: landmarks on every frame, hands
+    def _run_batch(self, landmarker: Landmarker, batch: list[tuple[int, float, bool]],
+                   crops: np.ndarray, tracks: _Tracks) -> None:  # fmt: skip
+        """The frame models on one batch of consecutive crops (N, H, W, 3) uint8 (a buffer
+        the next batch overwrites: nothing keeps a view of it): landmarks on every frame, hands
         where the sampler says, keypoints when a checkpoint is configured; and the emotion
         classifier's face crops of every `emotion.every`-th frame with a face."""
         cfg = self.config
-        index, times, crop_list, faceless = zip(*batch, strict=True)
-        crops = np.stack(crop_list)  # (N, H, W, 3)
+        index, times, faceless = zip(*batch, strict=True)
         with self._timed("face_mesh"):
             landmarks = landmarker.batch(crops, faceless=np.array(faceless))
         tracks.add(landmarks)

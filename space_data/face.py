@@ -124,20 +124,30 @@ def _place(centre: float, side: int, extent: int) -> int:
     return min(max(round(centre - 0.5 * side), 0), extent - side)
 
 
-def crop_and_resize(rgb: np.ndarray, box: tuple[int, int, int], out_size: int | None) -> np.ndarray:
+def crop_and_resize(
+    rgb: np.ndarray, box: tuple[int, int, int], out_size: int | None, out: np.ndarray | None = None
+) -> np.ndarray:
     """The square `box = (x0, y0, side)` of an (H, W, 3) image, resized to (out_size, out_size, 3).
 
     `out_size=None` keeps the side. Downscaling uses cv2.INTER_AREA (averages, no aliasing),
     upscaling cv2.INTER_LINEAR. The box must lie inside the image (as `square_crop_box` returns).
+    `out`: a C-contiguous (size, size, 3) uint8 array the crop is written into (e.g. a slot of
+    a preallocated batch, saving a copy per frame) and returned; None = a new array.
     """
     x0, y0, side = (int(v) for v in box)
     height, width = rgb.shape[:2]
     if side <= 0 or x0 < 0 or y0 < 0 or x0 + side > width or y0 + side > height:
         raise ValueError(f"crop box {box} does not lie inside a {width}x{height} image")
+    size = side if out_size is None else out_size
+    if out is not None and (out.shape != (size, size, 3) or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous ({size}, {size}, 3) array, not {out.shape}")
     crop = rgb[y0 : y0 + side, x0 : x0 + side]
-    if out_size is None or out_size == side:
-        return np.ascontiguousarray(crop)
-    if out_size <= 0:
+    if size == side:
+        if out is None:
+            return np.ascontiguousarray(crop)
+        out[...] = crop
+        return out
+    if size <= 0:
         raise ValueError(f"out_size must be positive, got {out_size}")
-    interpolation = cv2.INTER_AREA if out_size < side else cv2.INTER_LINEAR
-    return cv2.resize(crop, (out_size, out_size), interpolation=interpolation)
+    interpolation = cv2.INTER_AREA if size < side else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), dst=out, interpolation=interpolation)

@@ -144,3 +144,11 @@ def test_crop_and_resize():
     assert small.shape == (32, 32, 3) and np.all(np.abs(small.astype(int) - 128) <= 1)
     with pytest.raises(ValueError, match="inside"):
         crop_and_resize(rgb, (150, 0, 80), 64)
+    # written into a slot of a batch: the same pixels as a fresh crop, resized or not
+    batch = np.zeros((2, 80, 80, 3), np.uint8)
+    crop_and_resize(rgb, (30, 10, 80), None, out=batch[0])
+    crop_and_resize(rgb, (0, 0, 100), 80, out=batch[1])
+    assert np.array_equal(batch[0], same)
+    assert np.array_equal(batch[1], crop_and_resize(rgb, (0, 0, 100), 80))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        crop_and_resize(rgb, (30, 10, 80), 64, out=batch[0])
