@@ -7,7 +7,8 @@ opening and closing should move with the loudness of speech. On the 30 fps timel
 - mouth: the inner-lip gap (mean distance of iBUG points 61–67, 62–66, 63–65) divided by the face
   size (`scale`, half the ear-to-ear distance), frame by frame;
 - audio: a 300–3000 Hz band (4th-order Butterworth, run forwards and backwards so it adds no
-  delay), energy in a window of two frames (1/15 s) centred on k / 30 s, log;
+  delay), energy in a window of two frames (1/15 s) centred on k / 30 s, log (missing where the
+  window reaches past the audio);
 - both smoothed by a Gaussian of `SMOOTH` frames (landmark jitter and single-frame noise), then
   differenced frame to frame: the velocities (raw levels gave worse peaks on the realdata clips);
 - the mouth velocities are cut into fixed windows of `WINDOW` frames (2 s) every `HOP` frames;
@@ -74,18 +75,23 @@ def mouth_gap(lm3d: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return gap / np.asarray(scale, dtype=np.float64)
 
 
-def speech_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
-    """(T,) float64 log energy of the 300–3000 Hz band in a 2/30-s window around k / 30 s."""
+def speech_envelope(
+    audio: np.ndarray, n_frames: int, band: tuple[float, float] = BAND_HZ
+) -> np.ndarray:
+    """(T,) float64 log energy of the `band` (Hz; default 300–3000) in a 2/30-s window around
+    k / 30 s; NaN where that window is not wholly inside the audio (frame 0, audio shorter than
+    the video)."""
     audio = np.asarray(audio, dtype=np.float64)
     if len(audio) > 27:  # sosfiltfilt needs a few samples more than its padding
-        audio = scipy.signal.sosfiltfilt(_band(), audio)
+        audio = scipy.signal.sosfiltfilt(_band(band), audio)
     half = ENVELOPE_FRAMES * SAMPLE_RATE // FPS // 2
     power = np.concatenate([[0.0], np.cumsum(audio**2)])
     centres = frame_centres(n_frames)
     lo = np.clip(centres - half, 0, len(audio))
     hi = np.clip(centres + half, 0, len(audio))
     energy = (power[hi] - power[lo]) / (2 * half)
-    return np.log(energy + 1e-8)
+    # a window reaching past either end of the audio has no level: NaN, not a step to silence
+    return np.where(hi - lo == 2 * half, np.log(energy + 1e-8), np.nan)
 
 
 def estimate_offset(
@@ -131,8 +137,8 @@ def lag_correlation(
     have no window at all).
     """
     n = len(scale)
-    mouth = np.diff(_smooth(mouth_gap(lm3d, scale)))
-    sound = np.diff(_smooth(speech_envelope(audio, n)))
+    mouth = np.diff(smooth(mouth_gap(lm3d, scale)))
+    sound = np.diff(smooth(speech_envelope(audio, n)))
     lags = np.arange(-MAX_LAG, MAX_LAG + 1)
     padded = np.pad(sound, MAX_LAG, constant_values=np.nan)  # audio beyond the clip: missing
     curves = []
@@ -164,7 +170,7 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(count >= WINDOW // 2, r, np.nan)
 
 
-def _smooth(x: np.ndarray) -> np.ndarray:
+def smooth(x: np.ndarray) -> np.ndarray:
     """Gaussian smoothing of (T,) `x` over its finite values; NaN stays NaN (no face)."""
     ok = np.isfinite(x)
     weight = scipy.ndimage.gaussian_filter1d(ok.astype(np.float64), SMOOTH, mode="nearest")
@@ -174,5 +180,5 @@ def _smooth(x: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _band() -> np.ndarray:
-    return scipy.signal.butter(4, BAND_HZ, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+def _band(band: tuple[float, float]) -> np.ndarray:
+    return scipy.signal.butter(4, band, btype="bandpass", fs=SAMPLE_RATE, output="sos")

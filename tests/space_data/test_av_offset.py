@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from space_data import av_offset
-from space_data.av_offset import MOUTH_LEAD, WINDOW, estimate_offset, mouth_gap
+from space_data.av_offset import MOUTH_LEAD, WINDOW, estimate_offset, mouth_gap, speech_envelope
 from space_data.clip import Clip
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.filters import FilterConfig, filter_clip
@@ -48,6 +48,11 @@ def test_sign_convention_on_a_synthetic_talker() -> None:
     # no speech: confidence 0 (never dropped for offset)
     _, confidence = estimate_offset(lm, scale, audio, speech=np.zeros(n, np.float32))
     assert confidence == 0.0
+    # audio that ends half-way: no level past its end (not a step down to silence), nor at frame 0
+    envelope = speech_envelope(audio[: n // 2 * SAMPLE_RATE // FPS], n)
+    assert (
+        np.isnan(envelope[[0, *range(n // 2, n)]]).all() and np.isfinite(envelope[1 : n // 2]).all()
+    )
     # no whole mouth window (WINDOW + 1 frames make WINDOW velocities): no estimate; one window
     # still finds the lag (its peak sits half-way between raw lags 5 and 6 here)
     short = WINDOW + 1
