@@ -59,8 +59,9 @@ SIGNALS = ("emotion", "speech", "av_offset")
 """Stages of issue 11 with their budget: emotion ≤ 10 % of extraction time."""
 HAND_VARIANTS = {  # name → (model_complexity, min_confidence, every, idle_every)
     "full, every 10th frame (before)": (1, 0.5, 10, 10),
-    "full, idle every 30th (chosen)": (1, 0.5, 10, 30),
-    "full, idle every 60th": (1, 0.5, 10, 60),
+    "full, idle every 30th": (1, 0.5, 10, 30),
+    "full, idle every 60th (chosen)": (1, 0.5, 10, 60),
+    "full, idle every 90th": (1, 0.5, 10, 90),
     "lite, every 10th": (0, 0.5, 10, 10),
     "lite score 0.7, idle every 30th": (0, 0.7, 10, 30),
 }
