@@ -80,11 +80,12 @@ def test_jump_cut_of_one_person_before_one_background_is_seen_by_the_landmarks(
     extractor, realdata, tmp_path
 ):
     """emotion_angry_man_30fps jumps from a frontal to a turned head at 0.97 s (a jump cut
-    in the source): the colours hardly change, the landmarks jump 0.7 face sizes."""
+    in the source): the colours hardly change, the landmarks jump 0.7 face sizes. (The turned
+    head also reads past `max_rotation_deg`, so `rotation` may come first among the reasons.)"""
     clip = square_frames(str(realdata / "video" / "emotion_angry_man_30fps.mp4"), 256)
     runs = stats_at_rates(extractor, tmp_path, clip, None, {25.0: 1, 60.0: 1}, a_end=0.9,
                           before=0.5, after=0.5)  # fmt: skip
     for _, _, stats in runs:
         assert stats.max_histogram_jump < FILTERS.max_histogram_jump
         assert stats.max_landmark_jump > 1.5 * FILTERS.max_jump
-        assert filter_clip(stats, FILTERS)[:1] == ["cut"]
+        assert "cut" in filter_clip(stats, FILTERS)
