@@ -342,6 +342,32 @@ def test_each_media_file_is_opened_once_per_clip(sample_corpus, extractor, monke
         unbuffered.close()
 
 
+def test_a_clip_is_extracted_with_one_blas_thread(sample_corpus, extractor, monkeypatch):
+    """numpy's BLAS runs one thread inside the extractor (its other threads only spin: CPU time,
+    no speed), and the process's own setting is back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from space_data import extract
+    from space_data.datasets import CORPORA
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    real_mfcc = extract.audio_features.mfcc_record
+
+    def recording_mfcc(*args, **kwargs):
+        seen.append(blas_threads())
+        return real_mfcc(*args, **kwargs)
+
+    monkeypatch.setattr(extract.audio_features, "mfcc_record", recording_mfcc)
+    before = blas_threads()
+    clip = next(iter(CORPORA["hdtf"].scan(str(sample_corpus / "hdtf"))))
+    assert extractor(clip).ok
+    assert seen and all(n == 1 for n in seen[0]), seen
+    assert blas_threads() == before
+
+
 def test_sample_corpus_pose_error_median(pose_errors):
     assert np.median(pose_errors) < 2.0
     assert (np.median(pose_errors, axis=0) < 2.0).all()
