@@ -244,6 +244,7 @@ N_MESH = 478
 
 
 @functools.cache
+@functools.cache
 def ibug68_weights() -> np.ndarray:
     """(68, 478) float64 read-only matrix of `IBUG68_FROM_MESH`: lm68 = W @ mesh478."""
     weights = np.zeros((N_LM, N_MESH))
@@ -349,7 +350,7 @@ def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
     and then by `JAW_OUTSET` (z unchanged).
     """
     mesh = np.asarray(mesh)
-    points = np.einsum("kv,...vc->...kc", ibug68_weights(), mesh.astype(np.float64))
+    points = ibug68_weights() @ mesh.astype(np.float64)  # BLAS: ~20x einsum's time
     iod = np.linalg.norm(points[..., 36, :2] - points[..., 45, :2], axis=-1)[..., None]
     shift = (silhouette_depth(mesh, points) + np.array(JAW_OUTSET)) * iod
     points[..., :17, :2] += shift[..., None] * jaw_normals(points)
@@ -481,8 +482,18 @@ class MeshLandmarker:
         When the tracker loses the face of the previous frame (a cut to another shot), the frame
         is searched afresh instead of being left empty.
         """
+        meshes = self.meshes(frames, faceless)
+        found = ~np.isnan(meshes[:, 0, 0])
+        out = empty_landmarks(len(meshes))
+        out["lm68"][found] = mesh_to_ibug68(meshes[found])  # one vectorised pass per batch
+        out["eyes52"][found] = meshes[found][:, list(MESH_TO_EYES52)]
+        return out
+
+    def meshes(self, frames: np.ndarray, faceless: np.ndarray | None = None) -> np.ndarray:
+        """(N, 478, 3) float32 FaceMesh points in pixels, NaN without a face: the face mesh
+        stage alone (`batch` maps its output to the record's points)."""
         frames = check_frames(frames)
-        out = empty_landmarks(len(frames))
+        out = np.full((len(frames), N_MESH, 3), np.nan, np.float32)
         for i, rgb in enumerate(frames):
             if faceless is not None and faceless[i]:
                 self.reset()
@@ -493,8 +504,7 @@ class MeshLandmarker:
                 mesh = self._mesh_points(rgb)
             self._had_face = mesh is not None
             if mesh is not None:
-                out["lm68"][i] = mesh_to_ibug68(mesh)
-                out["eyes52"][i] = mesh[list(MESH_TO_EYES52)]
+                out[i] = mesh
         return out
 
     def _mesh_points(self, rgb: np.ndarray) -> np.ndarray | None:

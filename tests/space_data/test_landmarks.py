@@ -212,6 +212,24 @@ def test_tracking_through_the_talking_videos(landmarker, detector, realdata, nam
         assert_inside_face(lm.eyes52, detector(rgb)[0])
 
 
+@pytest.mark.realdata
+def test_a_batch_maps_its_meshes_as_frame_by_frame(landmarker, realdata):
+    """`batch` maps a whole batch of meshes at once (one BLAS product); each frame's points are
+    what `mesh_to_ibug68` gives for that frame's mesh alone, and frames without a face (here
+    one marked faceless) stay NaN in both."""
+    frames = video_frames(realdata / "video" / TALKING_VIDEOS[0], 6)
+    faceless = np.array([False, False, True, False, False, False])
+    landmarker.reset()
+    meshes = landmarker.meshes(frames, faceless)
+    landmarker.reset()
+    batch = landmarker.batch(frames, faceless)
+    assert meshes.shape == (6, 478, 3) and np.isnan(meshes[2]).all()
+    assert np.isnan(batch["lm68"][2]).all() and not np.isnan(batch["lm68"][[0, 1, 3, 4, 5]]).any()
+    for i in (0, 1, 3, 4, 5):
+        np.testing.assert_allclose(batch["lm68"][i], mesh_to_ibug68(meshes[i]), rtol=0, atol=1e-3)
+        np.testing.assert_array_equal(batch["eyes52"][i], meshes[i][list(MESH_TO_EYES52)])
+
+
 def test_landmarker_pickles_before_and_after_use(landmarker):
     still(landmarker, skimage.data.astronaut())
     copy = pickle.loads(pickle.dumps(landmarker))
