@@ -150,9 +150,9 @@ def lag_correlation(
         curves.append(_pearson_rows(np.broadcast_to(m, rows.shape), padded[rows]))
     if not curves:
         return lags, np.full(len(lags), np.nan)
-    curves = np.array(curves)  # (windows, lags)
-    counts = np.isfinite(curves).sum(0)
-    total = np.nansum(curves, 0)
+    stacked = np.array(curves)  # (windows, lags)
+    counts = np.isfinite(stacked).sum(0)
+    total = np.nansum(stacked, 0)
     with np.errstate(invalid="ignore"):
         return lags, np.where(counts > 0, total / counts, np.nan)
 

@@ -433,6 +433,7 @@ class ClipExtractor:
                 self._run_batch(landmarker, batch, buffer, tracks)
                 batch = []
         if batch:
+            assert buffer is not None  # made with the batch's first crop
             self._run_batch(landmarker, batch, buffer[: len(batch)], tracks)
         return tracks
 

@@ -13,6 +13,7 @@ matter, MediaPipe resizes to 192² itself).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class HandDetector:
         self.min_confidence = min_confidence
         self.max_hands = max_hands
         self.model_complexity = model_complexity
-        self._model = None
+        self._model: Any = None  # mediapipe Hands, created at the first call
 
     def __call__(self, rgb: np.ndarray) -> bool:
         return self.count(rgb) > 0
@@ -81,7 +82,7 @@ class HandDetector:
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
+        HandDetector.__init__(self, **state)
 
 
 class HandSampler:
