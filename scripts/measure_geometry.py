@@ -32,7 +32,7 @@ from scripts.fit_ibug_map import HELD_OUT_VIDEOS, mirrored_sources, summary
 from scripts.ibug_reference import Pairs, collect, nme, realdata_option, video_sources
 from scripts.pose_renders import held_out_photos, pose_grid, render_frames, render_meshes
 from space_data.landmarks import LandmarksConfig, ibug68_weights, make_landmarker, mesh_to_ibug68
-from space_data.pose import estimate_pose, fit_response_model
+from space_data.pose import estimate_pose
 from space_data.testing.faces import PORTRAITS, read_rgb, video_frames
 
 LEGACY_MAP = (
@@ -82,16 +82,6 @@ def landmark_report(pairs: Pairs) -> None:
             0,
         )
         click.echo(f"  jaw ends 0/16 below dlib's by {drop[0]:+.3f} / {drop[1]:+.3f} IOD")
-    jitter = []
-    for clip in HELD_OUT_VIDEOS:
-        lm68 = mesh_to_ibug68(pairs.mesh[pairs.source == clip])
-        full, alone = estimate_pose(lm68)[0][:, :3], response_model_alone(lm68)
-        change, change_alone = (np.abs(np.diff(a, axis=0)).mean(0) for a in (full, alone))
-        jitter.append(change / change_alone)
-    click.echo(
-        "head pose jitter (mean |change| between the clips' kept frames) over step 1 alone, "
-        f"yaw/pitch/roll, mean over clips: {np.round(np.mean(jitter, axis=0), 2)}"
-    )
     err = nme(mesh_to_ibug68(pairs.mesh), pairs.ref)
     for clip in HELD_OUT_VIDEOS:
         sel = (pairs.source == clip) & frontal
@@ -99,25 +89,17 @@ def landmark_report(pairs: Pairs) -> None:
             click.echo(summary(f"  {clip[:26]}", err[sel]))
 
 
-def response_model_alone(lm68: np.ndarray) -> np.ndarray:
-    """(T, 3) angles of the estimator's step 1 (the pose-response model without the correction)."""
-    return fit_response_model(lm68)[0]
-
-
 def pose_report(truth: np.ndarray, mesh: np.ndarray) -> None:
-    lm68 = mesh_to_ibug68(mesh)
-    est = estimate_pose(lm68)[0][:, :3].astype(np.float64)
+    est = estimate_pose(mesh_to_ibug68(mesh))[0][:, :3].astype(np.float64)
     err = np.abs(est - truth)
     axes = ("yaw", "pitch", "roll")
     click.echo(f"head pose on {len(truth)} renders of held-out identities, degrees:")
-    for label, angles in (("", est), (" (step 1 alone)", response_model_alone(lm68))):
-        for i, axis in enumerate(axes):
-            e = np.abs(angles[:, i] - truth[:, i])
-            slope = np.polyfit(truth[:, i], angles[:, i], 1)[0]
-            click.echo(
-                f"  {axis:5s} median {np.median(e):.2f}  p95 {np.percentile(e, 95):.2f}"
-                f"  max {e.max():.2f}  slope {slope:.3f}{label}"
-            )
+    for i, axis in enumerate(axes):
+        slope = np.polyfit(truth[:, i], est[:, i], 1)[0]
+        click.echo(
+            f"  {axis:5s} median {np.median(err[:, i]):.2f}  p95 {np.percentile(err[:, i], 95):.2f}"
+            f"  max {err[:, i].max():.2f}  slope {slope:.3f}"
+        )
     for i, axis in enumerate(axes[:2]):
         head = " | ".join(f"{a} median / p95" for a in axes)
         click.echo(f"\n| abs {axis} | renders | {head} |")
@@ -139,11 +121,7 @@ def real_report(realdata: Path) -> None:
         found = [landmarker(rgb) for rgb in frames]
         lm = np.array([np.full((68, 3), np.nan) if f is None else f.lm68 for f in found])
         yaw = estimate_pose(lm)[0][:, 0]
-        alone = response_model_alone(lm)[:, 0]
-        click.echo(
-            f"\nstrong-yaw clip: peak |yaw| {np.nanmax(np.abs(yaw)):.1f}° "
-            f"(step 1 alone {np.nanmax(np.abs(alone)):.1f}°)"
-        )
+        click.echo(f"\nstrong-yaw clip: peak |yaw| {np.nanmax(np.abs(yaw)):.1f}°")
         for name in PORTRAITS:
             rgb = read_rgb(realdata / "images" / name)
             h, w = rgb.shape[:2]

@@ -15,8 +15,7 @@ scripts/build_canonical_face.py from FaceMesh on frontal photos: symmetric about
 centroid at 0, landmarks 0 and 16 two apart, "frontal" = its symmetry plane and principal
 plane face the camera), deformed the way the landmarker deforms a face at each pose
 (`model_face`, learnt by scripts/build_pose_response.py), is fitted to a frame's 68 landmarks
-by similarity transforms (Umeyama); the rotation gives the angles above, corrected by what
-the landmarks deviate from the model (`estimate_pose`).
+by similarity transforms (Umeyama); the rotation gives the angles above (`estimate_pose`).
 `frontalize` undoes the rotation of the plain similarity fit for `lm_norm` / `eyes_norm`.
 """
 
@@ -144,11 +143,8 @@ def _umeyama(
 
 
 RESPONSE_PATH = ASSETS / "pose_response.npy"
-CORRECTION_PATH = ASSETS / "pose_correction.npy"
-RESPONSE_ITERATIONS = 12
-"""Fixed-point steps of the pose fit (the change per step shrinks ~3×: the 12th changes the
-angles by < 0.0001°, so the correction, which sees the model's residual, is not fed an
-unconverged fit)."""
+RESPONSE_ITERATIONS = 8
+"""Fixed-point steps of the pose fit (the change per step shrinks ~5×; 8 reach < 0.01°)."""
 
 
 RESPONSE_RANGE = (70.0, 45.0)
@@ -165,70 +161,16 @@ def response_features(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     return np.stack([sy, sp, sy * sy, sp * sp, sy * sp], -1)
 
 
-def model_face(
-    yaw: np.ndarray,
-    pitch: np.ndarray,
-    canonical: np.ndarray | None = None,
-    response: np.ndarray | None = None,
-) -> np.ndarray:
+def model_face(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """(..., 68, 3) the canonical face as the landmarker sees it at this yaw and pitch (degrees,
-    (...) arrays), unrotated: canonical + Σ_j f_j · D_j. canonical (68, 3) and response D
-    (5, 68, 3) default to the committed assets (scripts/build_pose_response.py passes its own)."""
-    canonical = _canonical_face() if canonical is None else canonical
-    response = _response() if response is None else response
-    return canonical + np.einsum("...j,jnc->...nc", response_features(yaw, pitch), response)
+    (...) arrays), unrotated: CANONICAL_FACE68 + Σ_j f_j · D_j."""
+    feats = response_features(yaw, pitch)
+    return _canonical_face() + np.einsum("...j,jnc->...nc", feats, _response())
 
 
 @functools.cache
 def _response() -> np.ndarray:
     return _read_asset(RESPONSE_PATH, "python -m scripts.build_pose_response")
-
-
-@functools.cache
-def _correction() -> np.ndarray:
-    return _read_asset(CORRECTION_PATH, "python -m scripts.build_pose_response")
-
-
-def fit_response_model(
-    lm68: np.ndarray, canonical: np.ndarray | None = None, response: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Step 1 of `estimate_pose`: the fixed-point fit of the response model (no correction).
-
-    lm68 (T, 68, 3); canonical (68, 3) and response (5, 68, 3) default to the committed assets.
-    Returns angles (T, 3) degrees, s (T,), R (T, 3, 3), t (T, 3) of the similarity fit of the
-    deformed face (NaN where fewer than 3 landmarks are finite).
-    """
-    canonical = _canonical_face() if canonical is None else canonical
-    lm68 = np.asarray(lm68, dtype=np.float64)
-    s, rot, t = _umeyama(canonical, lm68, None)
-    for _ in range(RESPONSE_ITERATIONS):
-        angles = np.nan_to_num(matrix_to_euler(rot))
-        face = model_face(angles[:, 0], angles[:, 1], canonical, response)
-        s, rot, t = _umeyama(face, lm68, None)
-    return matrix_to_euler(rot), s, rot, t
-
-
-def correction_features(
-    lm68: np.ndarray,
-    fit: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    canonical: np.ndarray,
-    response: np.ndarray,
-) -> np.ndarray:
-    """(T, 612) what the response model leaves unexplained, the input of the angle correction.
-
-    The residual shape r (68 × 3, canonical units) = the landmarks with the fitted similarity
-    undone minus the model face at the fitted yaw and pitch; features = r, r · sin y, r · sin p
-    (sin y, sin p as in `response_features`). The residual is measured in the face's own frame,
-    so it does not change when the image turns in-plane; it mirrors with the landmarks. Landmarks
-    that are NaN (where the fit is not) contribute 0.
-    """
-    angles, s, rot, t = fit
-    lm68 = np.asarray(lm68, dtype=np.float64)
-    own = np.einsum("tji,tnj->tni", rot, lm68 - t[:, None]) / s[:, None, None]
-    residual = own - model_face(angles[:, 0], angles[:, 1], canonical, response)
-    residual = np.where(np.isfinite(own), residual, 0.0).reshape(len(lm68), -1)
-    sines = response_features(angles[:, 0], angles[:, 1])[:, :2]
-    return np.concatenate([residual, residual * sines[:, :1], residual * sines[:, 1:]], -1)
 
 
 def estimate_pose(
@@ -243,21 +185,14 @@ def estimate_pose(
     FaceMesh does not turn its landmarks rigidly with the head: it regresses towards a frontal
     face, in depth and in the image alike (on renders at known poses a similarity fit of the
     canonical face reads ~0.81 of the yaw and pitch, a fit to the image positions alone ~0.87
-    and ~0.8), and by how much differs from face to face. The model, in two steps:
-    1. the landmarks are a similarity transform of the canonical face deformed by the
-       landmarker's average response to the pose,
-           lm68 ≈ s · R(yaw, pitch, roll) · (CANONICAL_FACE68 + Σ_j f_j(yaw, pitch) · D_j) + t,
-       (`model_face`), f = `response_features`, D (5, 68, 3) =
-       `space_data/assets/pose_response.npy`; fitting alternates a Umeyama similarity fit to
-       the deformed face with updating the deformation from the fitted angles
-       (`fit_response_model`, `RESPONSE_ITERATIONS` steps, from the undeformed face);
-    2. what this face's landmarks deviate from that model (`correction_features`) predicts the
-       angles step 1 misses: angles += features @ W, W (612, 3) =
-       `space_data/assets/pose_correction.npy`, a ridge regression without intercept (a face
-       that matches the model exactly is not corrected).
-    Both were learnt by scripts/build_pose_response.py from renders of ten calibration faces
-    at known poses and their mirror images: the estimate is mirror-equivariant, and turning the
-    image in-plane changes roll only.
+    and ~0.8). The model: the landmarks are a similarity transform of the canonical face
+    deformed by the landmarker's response to the pose,
+        lm68 ≈ s · R(yaw, pitch, roll) · (CANONICAL_FACE68 + Σ_j f_j(yaw, pitch) · D_j) + t,
+    (`model_face`), f = `response_features`, D (5, 68, 3) = `space_data/assets/pose_response.npy`
+    learnt by scripts/build_pose_response.py from renders of the canonical-face photos at known
+    poses (mirror-symmetric, roll-free: an in-plane turn of the image is a plain rotation).
+    Fitting alternates a Umeyama similarity fit to the deformed face with updating the
+    deformation from the fitted angles (`RESPONSE_ITERATIONS` steps, from the undeformed face).
 
     Returns
       pose (T, 6) float32: yaw, pitch, roll in degrees (this module's convention), then
@@ -273,14 +208,11 @@ def estimate_pose(
     """
     lm68 = np.asarray(lm68, dtype=np.float64)
     s, rot, t = _umeyama(_canonical_face(), lm68, None)
-    if response:
-        fit = fit_response_model(lm68)
-        features = correction_features(lm68, fit, _canonical_face(), _response())
-        angles, s_k, _, t_k = fit
-        angles = angles + features @ _correction()
-    else:
-        angles, s_k, t_k = matrix_to_euler(rot), s, t
-    pose = np.concatenate([angles, t_k], -1)
+    s_k, rot_k, t_k = s, rot, t
+    for _ in range(RESPONSE_ITERATIONS if response else 0):
+        angles = np.nan_to_num(matrix_to_euler(rot_k))
+        s_k, rot_k, t_k = _umeyama(model_face(angles[:, 0], angles[:, 1]), lm68, None)
+    pose = np.concatenate([matrix_to_euler(rot_k), t_k], -1)
     return pose.astype(np.float32), s_k.astype(np.float32), rot
 
 
