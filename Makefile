@@ -22,6 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	@if [ -f sample/truth.json ]; then $(BIN)/python -m pipelines.check_sample; fi
 	@echo
 	@echo "shards: data/shards/ (index: data/shards/index.json)"
 	@echo "report: reports/report.html (metrics: reports/metrics.json)"

@@ -27,6 +27,7 @@ from space_data.datasets import (
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.record import ClipFeatures, ClipMeta
 from space_data.shards import open_shards, shard_urls
+from space_data.synth.outcomes import outcome_mismatches
 from space_data.synth.plan import DESIGNS
 from space_data.testing.corpora import write_tiny_video
 from space_data.testing.records import clip_of, make_record, write_tables
@@ -227,20 +228,13 @@ def test_sample_corpus_designed_outcomes(sample_tables, sample_corpus, design):
     keep = pd.read_parquet(sample_tables / "keep.parquet")
     truth = json.loads((sample_corpus / "truth.json").read_text())
     assert len(keep) == len(truth)
-    # match by file: truth.json paths are `<dataset>/<path inside the corpus>`
-    by_path = {str(Path(path).relative_to(sample_corpus)): row for path, row in
-               zip(keep["path"], keep.itertuples(index=False), strict=True)}  # fmt: skip
-    ids = sorted(c for c in chosen_clips(truth) if truth[c]["design"] == design)
+    # the indexer derives each file's id as truth.json does (`<dataset>/<path in the corpus>`)
+    for clip_id, path in zip(keep["clip_id"], keep["path"], strict=True):
+        assert truth[clip_id]["path"] == str(Path(path).relative_to(sample_corpus))
+    ids = {c for c in chosen_clips(truth) if truth[c]["design"] == design}
     if not ids:
         pytest.skip(f"the sample corpus has no {design} clip (hand photo absent?)")
-    got, want = {}, {}
-    for clip_id in ids:
-        designed = truth[clip_id]
-        outcome = designed["outcome"]
-        want[clip_id] = f"index:{outcome}" if designed["stage"] == "index" else outcome
-        row = by_path[designed["path"]]
-        got[clip_id] = "keep" if row.keep else row.reason
-    assert got == want
+    assert outcome_mismatches(truth, keep, only=ids) == {}
 
 
 @pytest.mark.slow
