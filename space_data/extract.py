@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from space_data import audio as audio_features
@@ -165,6 +166,24 @@ class _Tracks:
         return np.concatenate(self.batches[name])
 
 
+@contextmanager
+def one_core() -> Iterator[None]:
+    """One clip is one core's work (a Ray actor asks for one CPU): numpy's BLAS, OpenCV and torch
+    run one thread each inside, and the process's own settings are back afterwards. OpenBLAS's
+    second thread only spins between numpy calls (measured: MFCC, speech and A/V-offset CPU time
+    halved, wall time the same); OpenCV's and torch's extra threads oversubscribe a core that
+    another actor uses."""
+    opencv, intra_op = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        cv2.setNumThreads(opencv)
+        torch.set_num_threads(intra_op)
+
+
 class ClipExtractor:
     """Extracts one clip at a time; models are created at first use, so a fresh extractor
     pickles (ships to a Ray actor). `timings` accumulates CPU seconds per stage across calls
@@ -205,10 +224,7 @@ class ClipExtractor:
             # a corpus file on object storage is downloaded once here, and opened once: the
             # probe, the audio and every decoding pass read the one container
             with (
-                # one BLAS thread: a clip is one core's work (a Ray actor has one); OpenBLAS's
-                # second thread only spins between numpy calls (measured: MFCC, speech and
-                # A/V-offset CPU time halved, wall time the same)
-                threadpool_limits(limits=1, user_api="blas"),
+                one_core(),
                 storage.pinned(clip.path, clip.audio_path),
                 MediaFile(clip.path) as media,
             ):

@@ -341,30 +341,40 @@ def test_each_media_file_is_opened_once_per_clip(sample_corpus, extractor, monke
         unbuffered.close()
 
 
-def test_a_clip_is_extracted_with_one_blas_thread(sample_corpus, extractor, monkeypatch):
-    """numpy's BLAS runs one thread inside the extractor (its other threads only spin: CPU time,
-    no speed), and the process's own setting is back afterwards."""
+def test_a_clip_is_extracted_on_one_core(sample_corpus, extractor, monkeypatch):
+    """numpy's BLAS, OpenCV and torch run one thread each inside the extractor (a clip is one
+    core's work), and the process's own settings are back afterwards."""
+    import cv2
+    import torch
     from threadpoolctl import threadpool_info
 
     from space_data import extract
     from space_data.datasets import CORPORA
 
-    def blas_threads() -> list[int]:
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    def threads() -> tuple:
+        blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        return blas, cv2.getNumThreads(), torch.get_num_threads()
 
-    seen: list[list[int]] = []
+    seen: list[tuple] = []
     real_mfcc = extract.audio_features.mfcc_record
 
     def recording_mfcc(*args, **kwargs):
-        seen.append(blas_threads())
+        seen.append(threads())
         return real_mfcc(*args, **kwargs)
 
     monkeypatch.setattr(extract.audio_features, "mfcc_record", recording_mfcc)
-    before = blas_threads()
+    original = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(2)  # the process's own settings, more than one thread each
+    torch.set_num_threads(2)
+    before = threads()
     clip = next(iter(CORPORA["hdtf"].scan(str(sample_corpus / "hdtf"))))
-    assert extractor(clip).ok
-    assert seen and all(n == 1 for n in seen[0]), seen
-    assert blas_threads() == before
+    try:
+        assert extractor(clip).ok
+        assert seen and all(n == 1 for n in seen[0][0]) and seen[0][1:] == (1, 1), seen
+        assert threads() == before
+    finally:
+        cv2.setNumThreads(original[0])
+        torch.set_num_threads(original[1])
 
 
 def test_sample_corpus_pose_error_median(pose_errors):
