@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from scripts.ibug_reference import realdata_option
+from scripts.ibug_reference import cached_npz, npz_cache_option, realdata_option
 from scripts.pose_renders import calibration_photos, pose_grid, render_meshes
 from space_data.landmarks import mesh_to_ibug68
 from space_data.pose import (
@@ -64,22 +64,17 @@ def fit_response(truth: np.ndarray, lm68: np.ndarray) -> np.ndarray:
 
 @click.command()
 @realdata_option
-@click.option(
-    "--cache",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="npz of the renders' landmarks: read when present, else written.",
-)
+@npz_cache_option("the renders' landmarks")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=RESPONSE_PATH)
 def main(realdata: Path, cache: Path | None, out: Path) -> None:
     """Render the calibration faces, fit the pose response basis and write it to OUT."""
-    if cache is not None and cache.is_file():
-        z = np.load(cache)
-        truth, mesh = z["truth"], z["mesh"]
-    else:
+
+    def renders() -> dict[str, np.ndarray]:
         _, truth, mesh = render_meshes(calibration_photos(realdata), GRID)
-        if cache is not None:
-            np.savez(cache, truth=truth, mesh=mesh)
+        return {"truth": truth, "mesh": mesh}
+
+    z = cached_npz(cache, renders)
+    truth, mesh = z["truth"], z["mesh"]
     basis = fit_response(truth, mesh_to_ibug68(mesh))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, basis)

@@ -38,8 +38,10 @@ from scipy.optimize import nnls
 
 from scripts.ibug_reference import (
     Pairs,
+    cached_npz,
     collect,
     nme,
+    npz_cache_option,
     photo_sources,
     realdata_option,
     video_sources,
@@ -99,13 +101,7 @@ def gather(realdata: Path, videos: tuple[str, ...], photos: tuple[str, ...]) -> 
 def fit_pairs(realdata: Path, cache: Path | None) -> Pairs:
     """The fitting pairs (`gather` on FIT_VIDEOS and FIT_PHOTOS), read from the npz `cache` when
     it exists, else gathered and written there (when given)."""
-    if cache is not None and cache.is_file():
-        z = np.load(cache)
-        return Pairs(z["mesh"], z["ref"], z["source"])
-    pairs = gather(realdata, FIT_VIDEOS, FIT_PHOTOS)
-    if cache is not None:
-        np.savez(cache, mesh=pairs.mesh, ref=pairs.ref, source=pairs.source)
-    return pairs
+    return Pairs(**cached_npz(cache, lambda: vars(gather(realdata, FIT_VIDEOS, FIT_PHOTOS))))
 
 
 def frontal_mesh(mesh: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,12 +234,7 @@ def summary(label: str, err: np.ndarray) -> str:
 
 @click.command()
 @realdata_option
-@click.option(
-    "--cache",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="npz of the fitting pairs: read when present, else written.",
-)
+@npz_cache_option("the fitting pairs")
 def main(realdata: Path, cache: Path | None) -> None:
     """Fit the MediaPipe → iBUG-68 map against dlib and print it as a Python literal."""
     from space_data.landmarks import ibug68_weights

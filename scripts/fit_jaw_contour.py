@@ -28,7 +28,7 @@ import click
 import numpy as np
 
 from scripts.fit_ibug_map import fit_pairs, frontal_mesh, summary, vertex_mirror
-from scripts.ibug_reference import Pairs, nme, realdata_option
+from scripts.ibug_reference import Pairs, nme, npz_cache_option, realdata_option
 from space_data.landmarks import ibug68_weights, jaw_normals, mesh_to_ibug68, silhouette_depth
 
 STRIP_WIDTH = 0.2
@@ -64,12 +64,7 @@ def outsets(pairs: Pairs, rows: tuple[tuple[int, ...], ...]) -> np.ndarray:
 
 @click.command()
 @realdata_option
-@click.option(
-    "--cache",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="npz of the fitting pairs (as scripts/fit_ibug_map.py): read when present, else written.",
-)
+@npz_cache_option("the fitting pairs (as scripts/fit_ibug_map.py)")
 def main(realdata: Path, cache: Path | None) -> None:
     """Fit the jaw strips and outsets against dlib and print them as Python literals."""
     pairs = fit_pairs(realdata, cache)

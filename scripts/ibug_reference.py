@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,29 @@ realdata_option = click.option(
     help="The realdata folder (images/, video/).",
 )
 """The scripts' `--realdata` option (default REALDATA)."""
+
+
+def npz_cache_option(contents: str) -> Callable:
+    """The scripts' `--cache FILE.npz` option, holding `contents` (see `cached_npz`)."""
+    return click.option(
+        "--cache",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"npz of {contents}: read when present, else written.",
+    )
+
+
+def cached_npz(
+    path: Path | None, make: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The arrays of the npz file `path` when it exists; else `make()`'s, written to `path` when
+    one is given (a script's slow collection, made once)."""
+    if path is not None and path.is_file():
+        return dict(np.load(path))
+    out = make()
+    if path is not None:
+        np.savez(path, **out)
+    return out
 
 
 def predictor_path() -> Path:

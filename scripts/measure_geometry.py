@@ -29,7 +29,14 @@ import cv2
 import numpy as np
 
 from scripts.fit_ibug_map import HELD_OUT_VIDEOS, mirrored_sources, summary
-from scripts.ibug_reference import Pairs, collect, nme, realdata_option, video_sources
+from scripts.ibug_reference import (
+    Pairs,
+    cached_npz,
+    collect,
+    nme,
+    realdata_option,
+    video_sources,
+)
 from scripts.pose_renders import held_out_photos, pose_grid, render_frames, render_meshes
 from space_data.landmarks import LandmarksConfig, ibug68_weights, make_landmarker, mesh_to_ibug68
 from space_data.pose import estimate_pose
@@ -45,15 +52,6 @@ LEGACY_MAP = (
 GRID = pose_grid(range(-60, 61, 10), range(-30, 31, 15), (-10, 0, 10))
 FRONTAL_GRID = pose_grid(range(-20, 21, 10), range(-15, 16, 15), (0,))
 STRONG_YAW = "strong_yaw_noaudio_30fps.mp4"
-
-
-def _cached(path: Path | None, make) -> dict[str, np.ndarray]:
-    if path is not None and path.is_file():
-        return dict(np.load(path))
-    out = make()
-    if path is not None:
-        np.savez(path, **out)
-    return out
 
 
 def surface_map(mesh: np.ndarray) -> np.ndarray:
@@ -156,27 +154,24 @@ def main(realdata: Path, cache: Path | None) -> None:
 
     def pairs() -> dict[str, np.ndarray]:
         clips = video_sources(realdata / "video", list(HELD_OUT_VIDEOS), step=2)
-        p = collect({**clips, **mirrored_sources(clips)})
-        return {"mesh": p.mesh, "ref": p.ref, "source": p.source}
+        return vars(collect({**clips, **mirrored_sources(clips)}))
 
     def renders() -> dict[str, np.ndarray]:
         _, truth, mesh = render_meshes(held_out_photos(realdata), GRID)
         return {"truth": truth, "mesh": mesh}
 
-    z = _cached(cache / "held_out_pairs.npz" if cache else None, pairs)
-    landmark_report(Pairs(z["mesh"], z["ref"], z["source"]))
+    landmark_report(Pairs(**cached_npz(cache / "held_out_pairs.npz" if cache else None, pairs)))
 
     def frontal_renders() -> dict[str, np.ndarray]:
         frames = [f for _, _, f in render_frames(held_out_photos(realdata), FRONTAL_GRID)]
-        p = collect({"renders": frames}, static=True)
-        return {"mesh": p.mesh, "ref": p.ref, "source": p.source}
+        return vars(collect({"renders": frames}, static=True))
 
-    z = _cached(cache / "held_out_frontal_renders.npz" if cache else None, frontal_renders)
+    z = cached_npz(cache / "held_out_frontal_renders.npz" if cache else None, frontal_renders)
     err = nme(mesh_to_ibug68(z["mesh"]), z["ref"])
     click.echo(summary("renders of held-out faces", err))
     click.echo(summary("  surface map alone", nme(surface_map(z["mesh"]), z["ref"])))
     click.echo(summary("  legacy map", nme(z["mesh"][:, list(LEGACY_MAP)], z["ref"])))
-    z = _cached(cache / "held_out_renders.npz" if cache else None, renders)
+    z = cached_npz(cache / "held_out_renders.npz" if cache else None, renders)
     pose_report(z["truth"], z["mesh"])
     real_report(realdata)
 
