@@ -17,7 +17,7 @@ Estimators:
   like the windows estimator, over one fixed set of frames (the same mouth frames at every lag),
   ridge 0.01 on each covariance. Its design was fixed before it was run, not tuned on these clips.
 
-Run: .venv/bin/python scripts/av_offset_check.py [--realdata ../shared/realdata]  (~40 s)
+Run (project root): .venv/bin/python -m scripts.av_offset_check [--realdata DIR]  (~40 s)
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from scripts.ibug_reference import realdata_option
 from space_data import av_offset
 from space_data.clip import Clip
 from space_data.extract import ClipExtractor, ExtractConfig
@@ -86,8 +87,7 @@ ESTIMATORS = {"windows": av_offset.lag_correlation, "cca": cca_correlation}
 
 
 @click.command()
-@click.option("--realdata", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("../shared/realdata"), show_default=True)  # fmt: skip
+@realdata_option
 def main(realdata: Path) -> None:
     """Print both estimators' readings of the realdata talking clips with shifted audio."""
     extractor = ClipExtractor(ExtractConfig())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,9 @@ import numpy as np
 
 from space_data.landmarks import face_mesh_points
 from space_data.media import VideoReader
-from space_data.testing.faces import read_rgb
+from space_data.testing.faces import read_rgb, realdata_root
 
-REALDATA = Path(
-    os.environ.get("SPACE_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata")
-)
+REALDATA = realdata_root()
 """Default realdata folder: $SPACE_REALDATA, else ../shared/realdata from the project root."""
 
 realdata_option = click.option(

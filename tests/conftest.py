@@ -3,17 +3,16 @@ tests that need it skip with a reason where it is absent."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from space_data.testing.faces import realdata_root
 
 
 @pytest.fixture(scope="session")
 def realdata() -> Path:
-    path = Path(os.environ.get("SPACE_REALDATA", ROOT.parent / "shared" / "realdata"))
+    path = realdata_root()
     if not path.is_dir():
         pytest.skip(f"real media folder {path} is absent (set SPACE_REALDATA to use another)")
     return path
@@ -30,7 +29,7 @@ def sample_config():
     """The SynthConfig the session's sample corpus is built with (realdata photos when present)."""
     from space_data.synth import SynthConfig
 
-    images = Path(os.environ.get("SPACE_REALDATA", ROOT.parent / "shared" / "realdata")) / "images"
+    images = realdata_root() / "images"
     hand = images / "hand_on_cheek.jpg"
     return SynthConfig(
         photos_dir=str(images) if images.is_dir() else None,

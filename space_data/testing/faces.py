@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from space_data.media import VideoReader
+
+
+def realdata_root() -> Path:
+    """The real media folder (images/, video/, audio/): $SPACE_REALDATA, else ../shared/realdata
+    beside the project root. It may be absent; tests then skip."""
+    default = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+    return Path(os.environ.get("SPACE_REALDATA", default))
+
 
 PORTRAITS = (
     "portrait_frontal_woman.jpg",
