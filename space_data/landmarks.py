@@ -484,9 +484,10 @@ class MeshLandmarker:
         """
         meshes = self.meshes(frames, faceless)
         found = ~np.isnan(meshes[:, 0, 0])
+        faces = meshes[found]
         out = empty_landmarks(len(meshes))
-        out["lm68"][found] = mesh_to_ibug68(meshes[found])  # one vectorised pass per batch
-        out["eyes52"][found] = meshes[found][:, list(MESH_TO_EYES52)]
+        out["lm68"][found] = mesh_to_ibug68(faces)  # one vectorised pass per batch
+        out["eyes52"][found] = faces[:, list(MESH_TO_EYES52)]
         return out
 
     def meshes(self, frames: np.ndarray, faceless: np.ndarray | None = None) -> np.ndarray:
