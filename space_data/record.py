@@ -101,8 +101,9 @@ class ClipStats:
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
-# mel filters, augmentations (audiomentations draws through python-stretch), keypoint nets, the
-# emotion classifier (fer's file read by h5py) and the speech detector (silero-vad, onnxruntime)
+# MFCCs (librosa's mel filters, scipy's FFT and DCT, numpy's draws of the augmentations), keypoint
+# nets, the emotion classifier (fer's file read by h5py) and the speech detector (silero-vad,
+# onnxruntime)
 RECORD_PACKAGES = (
     "space",
     "av",
@@ -110,8 +111,7 @@ RECORD_PACKAGES = (
     "mediapipe",
     "numpy",
     "librosa",
-    "audiomentations",
-    "python-stretch",
+    "scipy",
     "torch",
     "h5py",
     "onnxruntime",
