@@ -183,7 +183,7 @@ EQ_BANDS = (
 """The seven-band parametric EQ: (RBJ biquad kind, centre-frequency range Hz, Q range), the
 ranges of audiomentations 0.43's SevenBandParametricEQ. A centre is drawn uniformly on the HTK
 mel scale between its limits, a Q uniformly; a centre above 0.9999 × Nyquist is clamped there,
-as audiomentations does (the high shelf then changes nothing below Nyquist)."""
+as audiomentations does (the high shelf then acts only next to Nyquist)."""
 
 
 def draw_variant(clip_id: str, index: int, config: AudioConfig) -> Variant:
