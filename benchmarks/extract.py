@@ -136,7 +136,8 @@ def end_to_end_and_mesh(config: ExtractConfig, clips: list, crops_of, repeats: i
 
 
 def crop_maker(config: ExtractConfig):
-    """clip → (N, S, S, 3) crops exactly as the extractor makes them (its own crop box)."""
+    """clip → (N, S, S, 3) crops exactly as the extractor makes them (its own crop box, at
+    the crop's native resolution)."""
     helper = ClipExtractor(config)
 
     def crops_of(clip) -> np.ndarray:
@@ -144,7 +145,7 @@ def crop_maker(config: ExtractConfig):
         if whole_frames(clip.dataset):
             return frames
         box = helper.crop_box(clip.path)
-        return np.stack([crop_and_resize(f, box, config.crop_size) for f in frames])
+        return np.stack([crop_and_resize(f, box, None) for f in frames])
 
     return crops_of
 

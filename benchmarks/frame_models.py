@@ -36,13 +36,13 @@ CLIP = "frontal_talking_may_25fps.mp4"
 
 
 def clip_crops(path: Path, n: int) -> np.ndarray:
-    """(n, 512, 512, 3) uint8 crops of the clip's first n frames, cropped as the extractor does."""
-    config = ExtractConfig()
-    box = ClipExtractor(config).crop_box(str(path))
+    """(n, S, S, 3) uint8 crops of the clip's first n frames, cropped as the extractor does
+    (native resolution)."""
+    box = ClipExtractor(ExtractConfig()).crop_box(str(path))
     frames, _, _ = decode_video(str(path))
     if len(frames) < n:
         raise click.ClickException(f"{path} has {len(frames)} frames, fewer than {n}")
-    return np.stack([crop_and_resize(f, box, config.crop_size) for f in frames[:n]])
+    return np.stack([crop_and_resize(f, box, None) for f in frames[:n]])
 
 
 def seconds(model: FrameModel, frames: np.ndarray, batch_size: int) -> float:

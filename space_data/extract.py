@@ -5,7 +5,10 @@ Steps (paper Sec. 3.1 and Appendix B):
    `.wav`);
 2. crop: a first pass decodes the video and runs face detection on every `detect_every`-th
    frame (shrunk to `detect_max_side`); the union of the boxes plus a margin is ONE square crop
-   for the clip, then cropped frames are resized to `crop_size`. The first pass keeps the
+   for the clip. The frame models see the crop at its native resolution (no resize per
+   frame: MediaPipe shrinks its input to 192² itself); their points are then mapped to the
+   record's crop frame, the crop resized to `crop_size` (`face.resized_points`), which is
+   also the size of `frame0`. The first pass keeps the
    decoded frames while they fit in `buffer_mb`; a longer or larger clip is decoded a second
    time instead, so memory stays bounded whatever the clip's length. Corpora whose frames are
    face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used whole (one streaming pass);
@@ -51,7 +54,13 @@ from space_data.config import config_hash, require_at_least_one
 from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
 from space_data.errors import SetupError
-from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
+from space_data.face import (
+    FaceBox,
+    FaceDetector,
+    crop_and_resize,
+    resized_points,
+    square_crop_box,
+)
 from space_data.frames import FrameModel
 from space_data.hands import HandDetector, HandSampler
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
@@ -71,7 +80,9 @@ class ExtractConfig:
     crop_margin: float = 0.3
     """Fraction of the face-box union's larger side added on each side of the square crop."""
     crop_size: int = 512
-    """Side in pixels the crop is resized to (every corpus but those used whole)."""
+    """Side in pixels of the record's crop frame (every corpus but those used whole): landmark
+    coordinates and `frame0` are those of the crop resized to this size (the frame models
+    themselves run on the crop at its native resolution)."""
     hands_every: int = 10
     """Run hand detection on every k-th native frame while hands are seen; flags are held."""
     hands_idle_every: int = 60
@@ -426,17 +437,17 @@ class ClipExtractor:
         for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
                 if buffer is None:
-                    shape = rgb.shape if box is None else (size, size, 3)
+                    shape = rgb.shape if box is None else (box[2], box[2], 3)
                     buffer = np.empty((cfg.batch_size, *shape), np.uint8)
                 crop = buffer[len(batch)]
                 if box is None:
                     crop[...] = rgb
                 else:
-                    crop_and_resize(rgb, box, size, out=crop)
+                    crop_and_resize(rgb, box, None, out=crop)
                 tracks.histograms.append(colour_histogram(crop))
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
-                tracks.frame0 = _jpeg(crop)
+                tracks.frame0 = _jpeg(crop if box is None else crop_and_resize(rgb, box, size))
             faceless = False
             if i % cfg.detect_every == 0:
                 if known is not None:
@@ -446,24 +457,26 @@ class ClipExtractor:
                         faceless = self._detect(crop) is None
             batch.append((i, t, faceless))
             if len(batch) == cfg.batch_size:
-                self._run_batch(landmarker, batch, buffer, tracks)
+                self._run_batch(landmarker, batch, buffer, size, tracks)
                 batch = []
         if batch:
             assert buffer is not None  # made with the batch's first crop
-            self._run_batch(landmarker, batch, buffer[: len(batch)], tracks)
+            self._run_batch(landmarker, batch, buffer[: len(batch)], size, tracks)
         return tracks
 
     def _run_batch(self, landmarker: Landmarker, batch: list[tuple[int, float, bool]],
-                   crops: np.ndarray, tracks: _Tracks) -> None:  # fmt: skip
+                   crops: np.ndarray, size: int | None, tracks: _Tracks) -> None:  # fmt: skip
         """The frame models on one batch of consecutive crops (N, H, W, 3) uint8 (a buffer
-        the next batch overwrites: nothing keeps a view of it): landmarks on every frame, hands
-        where the sampler says, keypoints when a checkpoint is configured; and the emotion
-        classifier's face crops of every `emotion.every`-th frame with a face."""
+        the next batch overwrites: nothing keeps a view of it): landmarks on every frame (kept
+        in the pixels of the crop resized to `size`), hands where the sampler says, keypoints
+        when a checkpoint is configured; and the emotion classifier's face crops of every
+        `emotion.every`-th frame with a face."""
         cfg = self.config
         index, times, faceless = zip(*batch, strict=True)
         with self._timed("face_mesh"):
             landmarks = landmarker.batch(crops, faceless=np.array(faceless))
-        tracks.add(landmarks)
+            side = crops.shape[1]
+            tracks.add({name: resized_points(p, side, size) for name, p in landmarks.items()})
         for k, i in enumerate(index):
             if i % cfg.emotion.every == 0 and np.isfinite(landmarks["lm68"][k]).all():
                 with self._timed("emotion"):

@@ -124,6 +124,19 @@ def _place(centre: float, side: int, extent: int) -> int:
     return min(max(round(centre - 0.5 * side), 0), extent - side)
 
 
+def resized_points(points: np.ndarray, side: int, size: int | None) -> np.ndarray:
+    """Pixel coordinates in a `side`² crop → the same points in that crop resized to `size`²
+    (`crop_and_resize`): x and y as OpenCV maps pixel centres, (p + 0.5) · size / side − 0.5;
+    z (on the scale of x) times size / side. (..., 3) float32; `size=None` keeps them."""
+    if size is None or size == side:
+        return points
+    f = np.float32(size / side)
+    out = np.empty_like(points)
+    out[..., :2] = (points[..., :2] + np.float32(0.5)) * f - np.float32(0.5)
+    out[..., 2] = points[..., 2] * f
+    return out
+
+
 def crop_and_resize(
     rgb: np.ndarray, box: tuple[int, int, int], out_size: int | None, out: np.ndarray | None = None
 ) -> np.ndarray:

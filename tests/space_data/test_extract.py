@@ -15,8 +15,10 @@ import pytest
 from space_data.clip import Clip
 from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig, extract_clip
+from space_data.face import crop_and_resize
 from space_data.filters import FilterConfig, filter_clip
 from space_data.keypoints import KeypointsConfig
+from space_data.landmarks import LandmarksConfig, make_landmarker
 from space_data.media import decode_audio, decode_video, probe, write_video
 from space_data.record import ARRAY_MEMBERS, OPTIONAL_MEMBERS
 from space_data.timeline import resample_track, timeline_length
@@ -120,6 +122,28 @@ def test_real_videos_meta_crop_and_timeline(real_records, realdata):
     # she talks throughout; her audio is in sync (README: A/V offset)
     assert may.stats.speech_fraction > 0.7
     assert abs(may.stats.av_offset_frames) <= 3
+
+
+@pytest.mark.realdata
+def test_landmarks_are_those_of_the_crop_resized_to_crop_size(real_records, realdata):
+    """The frame models see the native crop (about 400² here); the recorded points are where
+    FaceMesh puts them on the crop resized to 512², as `frame0` shows it: the same within
+    MediaPipe's own resampling noise (a pixel-centre slip of half a native pixel would read
+    about 1 % of the inter-ocular distance)."""
+    may = real_records["may"]
+    x0, y0, x1, _ = may.meta.crop_box
+    frames, times, _ = decode_video(str(realdata / "video" / "frontal_talking_may_25fps.mp4"))
+    assert x1 - x0 < 512  # an upscaled crop: the mapping is exercised
+    crops = np.stack([crop_and_resize(f, (x0, y0, x1 - x0), 512) for f in frames])
+    landmarker = make_landmarker(LandmarksConfig())
+    lm512 = landmarker.batch(crops)["lm68"]
+    landmarker.close()
+    expected = resample_track(times, lm512, len(may.arrays["lm3d"]))
+    got = may.arrays["lm3d"]
+    iod = np.linalg.norm(expected[:, 36:42, :2].mean(1) - expected[:, 42:48, :2].mean(1), axis=1)
+    nme = np.linalg.norm(got[..., :2] - expected[..., :2], axis=-1).mean(1) / iod
+    print(f"native vs 512² crop: NME median {np.median(nme):.2%}, max {nme.max():.2%}")
+    assert np.median(nme) < 0.005 and nme.max() < 0.02
 
 
 @pytest.mark.realdata

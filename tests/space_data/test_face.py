@@ -11,7 +11,13 @@ import skimage.data
 from hypothesis import given
 from hypothesis import strategies as st
 
-from space_data.face import FaceBox, FaceDetector, crop_and_resize, square_crop_box
+from space_data.face import (
+    FaceBox,
+    FaceDetector,
+    crop_and_resize,
+    resized_points,
+    square_crop_box,
+)
 from space_data.testing.faces import PORTRAITS, TALKING_VIDEOS, read_rgb, video_frames
 
 
@@ -152,3 +158,21 @@ def test_crop_and_resize():
     assert np.array_equal(batch[1], crop_and_resize(rgb, (0, 0, 100), 80))
     with pytest.raises(ValueError, match="C-contiguous"):
         crop_and_resize(rgb, (30, 10, 80), 64, out=batch[0])
+
+
+@pytest.mark.parametrize("side, size", [(80, 512), (150, 512), (700, 512), (64, 64)])
+def test_resized_points_follow_the_pixels_of_the_resized_crop(side, size):
+    """A dot at a point of the native crop sits at `resized_points` of it in the resized crop
+    (the dot's brightness-weighted centre), to a twentieth of a resized pixel."""
+    yy, xx = np.mgrid[0:side, 0:side]
+    for x, y in [(side * 0.31, side * 0.62), (side * 0.75, side * 0.2)]:
+        dot = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (side / 40) ** 2))
+        rgb = np.repeat((dot * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+        big = crop_and_resize(rgb, (0, 0, side), size)[..., 0].astype(float)
+        ys, xs = np.mgrid[0:size, 0:size]
+        seen = np.array([(xs * big).sum(), (ys * big).sum()]) / big.sum()
+        mapped = resized_points(np.array([[x, y, 10.0]], np.float32), side, size)[0]
+        np.testing.assert_allclose(mapped[:2], seen, atol=0.05 * max(1.0, size / side))
+        assert mapped[2] == pytest.approx(10.0 * size / side)
+    same = np.ones((2, 3), np.float32)
+    assert resized_points(same, side, None) is same
