@@ -8,8 +8,9 @@ Steps (paper Sec. 3.1 and Appendix B):
    for the clip. The frame models see the crop at its native resolution (no resize per
    frame: MediaPipe shrinks its input to 192² itself); their points are then mapped to the
    record's crop frame, the crop resized to `crop_size` (`face.resized_points`), which is
-   also the size of `frame0`. The first pass keeps the
-   decoded frames while they fit in `buffer_mb`; a longer or larger clip is decoded a second
+   also the size of `frame0`. The first pass keeps the decoded frames, in the decoder's
+   own format (4:2:0 video: half the bytes of RGB; converted to RGB when the second pass
+   uses them), while they fit in `buffer_mb`; a longer or larger clip is decoded a second
    time instead, so memory stays bounded whatever the clip's length. Corpora whose frames are
    face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used whole (one streaming pass);
 3. per native frame, fed to the frame models (`space_data.frames`) in batches of
@@ -36,10 +37,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -100,8 +102,9 @@ class ExtractConfig:
     detect_max_side: int = 640
     """Longer side (pixels) frames are shrunk to for face detection."""
     buffer_mb: int = 512
-    """Decoded frames kept between the crop-box pass and the landmark pass (MiB); a clip
-    larger than this is decoded twice instead, so memory stays bounded."""
+    """Decoded frames kept between the crop-box pass and the landmark pass (MiB), in the
+    decoder's format (4:2:0: 1.5 bytes per pixel, so 512 MiB hold ~170 frames of 1080p); a
+    clip larger than this is decoded twice instead, so memory stays bounded."""
     batch_size: int = 16
     """Frames per batch fed to the frame models (landmarks, hands, keypoints; see
     `space_data.frames`): a torch model runs each batch as one forward pass."""
@@ -277,10 +280,12 @@ class ClipExtractor:
             box, reader, known = None, VideoReader(media), None
             frames = _timed_iter(reader, self.timings, "decode")
         else:
-            reader, box, frames, known = self._first_pass(media, cfg.buffer_mb * 2**20)
-            if frames is None:  # too big to keep: decode again (the same container, rewound)
+            reader, box, kept, known = self._first_pass(media, cfg.buffer_mb * 2**20)
+            if kept is None:  # too big to keep: decode again (the same container, rewound)
                 frames = _timed_iter(reader, self.timings, "decode")
                 known = None
+            else:  # converted to RGB as they are used
+                frames = _timed_iter(((t, reader.rgb(f)) for t, f in kept), self.timings, "decode")
         tracks = self._frames(frames, box, None if whole else cfg.crop_size, known)
         del frames
         if not tracks.times:
@@ -377,22 +382,25 @@ class ClipExtractor:
         self, media: MediaFile, buffer_bytes: int
     ) -> tuple[VideoReader, tuple[int, int, int], list | None, list[bool]]:
         """Decode once at full resolution: face boxes on every `detect_every`-th frame (run at
-        `detect_max_side`) → the crop box (x0, y0, side); the `(t, rgb)` frames are kept while
-        they fit in `buffer_bytes` (None when they do not: the caller decodes again); and
-        whether each checked frame showed a face."""
+        `detect_max_side`) → the crop box (x0, y0, side); the `(t, frame)` decoded frames, kept
+        in the decoder's format (4:2:0 video: half the bytes of RGB) while they fit in
+        `buffer_bytes` (None when they do not: the caller decodes again); and whether each
+        checked frame showed a face."""
         cfg = self.config
         reader = VideoReader(media)
         width, height = reader.info.width, reader.info.height
         boxes, used = [], 0
-        kept: list[tuple[float, np.ndarray]] | None = []
-        for i, (t, rgb) in enumerate(_timed_iter(reader, self.timings, "decode")):
+        kept: list[tuple[float, av.VideoFrame]] | None = []
+        for i, (t, frame) in enumerate(_timed_iter(reader.frames(), self.timings, "decode")):
             if kept is not None:
-                used += rgb.nbytes
+                used += sum(plane.buffer_size for plane in frame.planes)
                 if used <= buffer_bytes:
-                    kept.append((t, rgb))
+                    kept.append((t, frame))
                 else:
                     kept = None
             if i % cfg.detect_every == 0:
+                with self._timed("decode"):
+                    rgb = reader.rgb(frame)
                 with self._timed("face_detection"):
                     boxes.append(self._detect(rgb))
         box = square_crop_box(boxes, width, height, cfg.crop_margin)
@@ -518,9 +526,10 @@ def extract_clip(clip: Clip, config: ExtractConfig) -> ClipFeatures:
         extractor.close()
 
 
-def _timed_iter(reader: VideoReader, timings: dict[str, float], stage: str):
-    """Iterate a VideoReader, adding the CPU time spent inside the decoder to timings[stage]."""
-    frames = iter(reader)
+def _timed_iter(items: Iterable, timings: dict[str, float], stage: str):
+    """Iterate `items` (decoded frames), adding the CPU time spent making each to
+    timings[stage]."""
+    frames = iter(items)
     while True:
         start = time.process_time()
         item = next(frames, None)

@@ -283,6 +283,8 @@ class VideoReader:
     `rgb` is `(H, W, 3) uint8`, upright (rotation applied), and no longer side than `max_side`
     when given (aspect kept). After iteration `decoded` counts frames and `truncated` says the
     file ended early or failed part-way (the frames before that were still yielded).
+    `frames()` iterates the decoded frames themselves and `rgb(frame)` converts one, for a
+    caller that keeps frames in the decoder's own (smaller, e.g. 4:2:0) format for a while.
     """
 
     def __init__(self, source: str | MediaFile, max_side: int | None = None) -> None:
@@ -295,14 +297,35 @@ class VideoReader:
         self.truncated = False
         self.error: str | None = None
         """Decoder message when decoding stopped on an error."""
+        # scale before rotating: the stored frame has the pre-rotation orientation
+        k = self.info.rotation // 90
+        stored = (
+            (self.info.height, self.info.width) if k % 2 else (self.info.width, self.info.height)
+        )
+        self._size = _scaled_size(*stored, max_side)
+        # one reformatter per reader: frame.to_ndarray(width=...) builds a new swscale context
+        # for every frame (measured: 0.3-0.45 ms per small frame, same pixels)
+        self._reformatter = VideoReformatter()
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        for t, frame in self.frames():
+            yield t, self.rgb(frame)
+
+    def rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """(H, W, 3) uint8 RGB of a frame of this video: upright, scaled to `max_side`."""
+        width, height = self._size
+        # area averaging: a downscaled frame without aliasing for the face detector
+        rgb: np.ndarray = self._reformatter.reformat(
+            frame, width=width, height=height, format="rgb24", interpolation="AREA"
+        ).to_ndarray()
+        k = self.info.rotation // 90
+        return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+    def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        """`(t, frame)` per decoded frame, as FFmpeg returns it (each frame holds its own
+        buffers, so frames may be kept); counts `decoded` and sets `truncated`."""
         self.decoded, self.truncated, self.error = 0, False, None
         info = self.info
-        k = info.rotation // 90
-        # scale before rotating: the stored frame has the pre-rotation orientation
-        stored_w, stored_h = (info.height, info.width) if k % 2 else (info.width, info.height)
-        out_w, out_h = _scaled_size(stored_w, stored_h, self.max_side)
         with ExitStack() as files:
             media = self.media or files.enter_context(MediaFile(self.path))
             container = media.rewind()
@@ -310,9 +333,6 @@ class VideoReader:
             t0: float | None = None
             last = -math.inf
             frames = container.decode(stream)
-            # one reformatter per clip: frame.to_ndarray(width=...) builds a new swscale
-            # context for every frame (measured: 0.3-0.45 ms per small frame, same pixels)
-            reformatter = VideoReformatter()
             while True:
                 try:
                     frame = next(frames, None)
@@ -325,14 +345,8 @@ class VideoReader:
                 if t < last:
                     continue  # a frame stamped before its predecessor (broken muxing): skip it
                 t0, last = (t if t0 is None else t0), t
-                # area averaging: a downscaled frame without aliasing for the face detector
-                rgb: np.ndarray = reformatter.reformat(
-                    frame, width=out_w, height=out_h, format="rgb24", interpolation="AREA"
-                ).to_ndarray()
-                if k:
-                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
                 self.decoded += 1
-                yield float(t - t0), rgb
+                yield float(t - t0), frame
         slack = 0 if info.frames_counted else math.ceil(ESTIMATE_SLACK_S * info.fps)
         if self.decoded < info.n_frames - slack:
             self.truncated = True

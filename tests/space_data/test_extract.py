@@ -353,6 +353,7 @@ def test_each_media_file_is_opened_once_per_clip(sample_corpus, extractor, monke
     ]
     assert clips[0].audio_path and clips[1].audio_path and not clips[2].audio_path
     unbuffered = ClipExtractor(ExtractConfig(require_audio=False, buffer_mb=0))
+    records: dict[str, list] = {}
     try:
         for run in (extractor, unbuffered):
             for clip in clips:
@@ -361,8 +362,15 @@ def test_each_media_file_is_opened_once_per_clip(sample_corpus, extractor, monke
                 assert rec.ok, rec.reason
                 files = [clip.path] + ([clip.audio_path] if clip.audio_path else [])
                 assert sorted(opens) == sorted(files), (clip.clip_id, opens)
+                records.setdefault(clip.clip_id, []).append(rec)
     finally:
         unbuffered.close()
+    # frames kept in the decoder's format and decoded again give the same records
+    for buffered, decoded_twice in records.values():
+        assert buffered.frame0 == decoded_twice.frame0
+        assert buffered.stats == decoded_twice.stats
+        for name, array in buffered.arrays.items():
+            np.testing.assert_array_equal(array, decoded_twice.arrays[name], err_msg=name)
 
 
 def test_a_clip_is_extracted_on_one_core(sample_corpus, extractor, monkeypatch):

@@ -298,6 +298,20 @@ def test_one_open_file_serves_probe_audio_and_frames_as_separate_opens_do(media_
             assert (again.decoded, again.truncated) == (reader.decoded, reader.truncated)
 
 
+@pytest.mark.parametrize("name", ["av.mp4", "half.mp4", "vfr.mp4", "rot90.mp4", "av.flv"])
+def test_kept_decoded_frames_convert_to_the_streamed_pixels(media_dir, name):
+    """`frames()` gives frames that stay valid while later ones decode (the extractor keeps a
+    clip's frames in the decoder's format); `rgb` of each kept frame equals what iterating the
+    reader streams, rotation included."""
+    path = str(media_dir / name)
+    if name == "av.flv":
+        write_video(path, _frames(N_FRAMES), FPS, audio=np.load(media_dir / "audio.npy"))
+    streamed, times, reader = decode_video(path)
+    kept = list(reader.frames())
+    assert [t for t, _ in kept] == list(times) and reader.decoded == len(streamed)
+    np.testing.assert_array_equal(np.stack([reader.rgb(f) for _, f in kept]), streamed)
+
+
 def test_same_frames_give_the_same_bytes_whatever_the_heap_holds(tmp_path):
     """The sample corpus is rebuilt clip by clip (`synth.only`): an encoder that reads memory it
     never wrote (x264's AVX-512 macroblock-tree path did, on 224-px frames) makes the bytes
