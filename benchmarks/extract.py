@@ -12,12 +12,16 @@ Three measurements, one process, models warm (each measured pass follows a warm-
    their ratio is measured under the same conditions;
    then (`--hands`) each hand-detection variant of HAND_VARIANTS over the same crops: its CPU
    cost and how it flags the designed hand clips and the hand-free ones (truth.json);
-3. keypoints: the extractor again on a few clips with a face-vid2vid checkpoint saved from
+3. `--hd`: the extractor on a 1920×1080 clip (MEAD's frame size) made from realdata's 512²
+   frontal talking clip (scaled up to 1080², bicubic, in the middle of a black frame), time
+   per stage: what the small sample corpus cannot show (decoding and crop sizes of HD video);
+4. keypoints: the extractor again on a few clips with a face-vid2vid checkpoint saved from
    space_data.keypoints' own freshly initialised modules — RANDOM WEIGHTS, a timing of the
    network cost only, never features.
 
 "Per core": frames divided by the process CPU seconds (all threads), besides wall-clock fps.
 Run: .venv/bin/python benchmarks/extract.py [--corpus sample] [--keypoint-clips 2] [--repeats 1]
+[--no-hands] [--no-hd]
 """
 
 from __future__ import annotations
@@ -29,17 +33,20 @@ import time
 from pathlib import Path
 
 import click
+import cv2
 import numpy as np
 import torch
 
+from space_data.clip import Clip
 from space_data.datasets import sample_clips, whole_frames
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.face import crop_and_resize
 from space_data.hands import HandDetector, HandSampler
 from space_data.keypoints import KeypointsConfig
 from space_data.landmarks import make_landmarker
-from space_data.media import decode_video, probe
+from space_data.media import decode_audio, decode_video, probe, write_video
 from space_data.params import load_section
+from space_data.testing.faces import realdata_root
 from space_data.testing.keypoints import random_checkpoint
 from space_data.timeline import resample_flags, timeline_length
 
@@ -200,6 +207,29 @@ def designed_hand_clips(corpus: Path, clips: list) -> set[str]:
     }
 
 
+HD_SOURCE = "video/frontal_talking_may_25fps.mp4"
+"""The realdata clip the `--hd` clip is made from."""
+
+
+def hd_clip(folder: Path) -> Clip | None:
+    """A 1920×1080 MEAD-style clip written into `folder` from realdata's HD_SOURCE (scaled up
+    to 1080², bicubic, centred on black; its own audio), or None without realdata."""
+    source = realdata_root() / HD_SOURCE
+    if not source.is_file():
+        return None
+    frames, _, _ = decode_video(str(source))
+
+    def framed(rgb: np.ndarray) -> np.ndarray:
+        canvas = np.zeros((1080, 1920, 3), np.uint8)
+        canvas[:, 420:1500] = cv2.resize(rgb, (1080, 1080), interpolation=cv2.INTER_CUBIC)
+        return canvas
+
+    path = folder / "hd_1080p.mp4"
+    write_video(str(path), (framed(f) for f in frames), probe(str(source)).fps,
+                decode_audio(str(source)))  # fmt: skip
+    return Clip(clip_id="hd-1080p", dataset="mead", speaker="hd", path=str(path))
+
+
 def table(label: str, run: dict) -> list[str]:
     """Stage timings are CPU seconds (the extractor's timers), shares of the run's CPU time."""
     lines = [
@@ -228,9 +258,12 @@ def table(label: str, run: dict) -> list[str]:
               help="Passes over the corpus for the end-to-end / face-mesh ratio.")  # fmt: skip
 @click.option("--hands/--no-hands", "compare_hands", default=True, show_default=True,
               help="Also compare the hand-detection variants (HAND_VARIANTS).")  # fmt: skip
+@click.option("--hd/--no-hd", default=True, show_default=True,
+              help="Also time a 1920×1080 clip made from realdata (skipped without).")  # fmt: skip
 def main(
-    corpus: Path, params_path: str, keypoint_clips: int, repeats: int, compare_hands: bool
-) -> None:
+    corpus: Path, params_path: str, keypoint_clips: int, repeats: int, compare_hands: bool,
+    hd: bool,
+) -> None:  # fmt: skip
     """Benchmark per-clip extraction on the sample corpus and print a table."""
     config: ExtractConfig = load_section("extract", ExtractConfig, params_path)
     clips = corpus_clips(corpus)
@@ -269,6 +302,16 @@ def main(
     if compare_hands:
         for line in hand_variants(clips, crops_of, designed_hand_clips(corpus, clips)):
             click.echo(line)
+
+    if hd:
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = hd_clip(Path(tmp))
+            if clip is None:
+                click.echo(f"no {realdata_root() / HD_SOURCE}: the 1080p timing is skipped")
+            else:
+                run = run_extractor(config, [clip] * repeats)
+                for line in table(f"1920×1080 clip, {repeats} pass(es)", run):
+                    click.echo(line)
 
     if keypoint_clips > 0:
         with tempfile.TemporaryDirectory() as tmp:
