@@ -69,9 +69,9 @@ from pipelines.units import (
 )
 from space_data import storage
 from space_data.clip import Clip
-from space_data.config import config_hash, require_at_least_one
+from space_data.config import require_at_least_one
 from space_data.errors import SetupError
-from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.extract import ClipExtractor, ExtractConfig, extraction_hash
 from space_data.params import load_section, manifest_option, params_option
 from space_data.record import ClipFeatures, ClipMeta
 
@@ -216,7 +216,7 @@ def run_extract(
     """
     t0 = time.perf_counter()
     features_dir = str(features_dir)  # a local path or a URL, never turned into the other
-    params_hash = config_hash(extract_config)
+    params_hash = extraction_hash(extract_config)
     units = plan_units(clips, ray_config.clips_per_unit)
     scan = resume_scan(features_dir, units, params_hash)
     pending, stale = scan.pending, scan.stale

@@ -52,7 +52,7 @@ from space_data import storage
 from space_data.audio import AudioConfig
 from space_data.av_offset import estimate_offset
 from space_data.clip import EMOTIONS, Clip
-from space_data.config import config_hash, require_at_least_one
+from space_data.config import config_hash, require_at_least_one, to_mapping
 from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
 from space_data.errors import SetupError
@@ -69,7 +69,7 @@ from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_in
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
 from space_data.pose import estimate_pose, frontalize
-from space_data.record import SAMPLE_RATE, ClipFeatures, ClipMeta
+from space_data.record import RECORD_VERSION, SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
@@ -206,7 +206,7 @@ class ClipExtractor:
     def __init__(self, config: ExtractConfig) -> None:
         self.config = config
         self.timings: dict[str, float] = defaultdict(float)
-        self._params_hash = config_hash(config)
+        self._params_hash = extraction_hash(config)
         self._detector = FaceDetector()
         self._landmarker: Landmarker | None = None
         self._hands = HandSampler(
@@ -515,6 +515,12 @@ class ClipExtractor:
             out[name] = resample_track(times, out[name], n)
         out["kp_pose"] = resample_track(times, out["kp_pose"], n, angles=True)
         return out
+
+
+def extraction_hash(config: ExtractConfig) -> str:
+    """The hash records (`meta.params_hash`) and commit markers carry: of the `extract`
+    parameters and `record.RECORD_VERSION`."""
+    return config_hash({"extract": to_mapping(config), "record_version": RECORD_VERSION})
 
 
 def extract_clip(clip: Clip, config: ExtractConfig) -> ClipFeatures:

@@ -100,6 +100,15 @@ class ClipStats:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+RECORD_VERSION = 2
+"""What extraction computes from given parameters, as a number, bumped with every change of the
+code that changes what records hold (their layout is checked by `ClipMeta` itself). It is part
+of the hash records and commit markers carry (`extract.extraction_hash`), so units committed by
+an earlier version are extracted again, and dvc.yaml's extract stage depends on this file.
+1: up to 2026-12-01; 2: augmented MFCC rows from the power spectrum, frame models on
+native-resolution crops."""
+
+
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
 # MFCCs (librosa's mel filters, scipy's FFT and DCT, numpy's draws of the augmentations), keypoint
 # nets, the emotion classifier (fer's file read by h5py) and the speech detector (silero-vad,

@@ -14,7 +14,7 @@ import pytest
 
 from space_data.clip import Clip
 from space_data.errors import SetupError
-from space_data.extract import ClipExtractor, ExtractConfig, extract_clip
+from space_data.extract import ClipExtractor, ExtractConfig, extract_clip, extraction_hash
 from space_data.face import crop_and_resize
 from space_data.filters import FilterConfig, filter_clip
 from space_data.keypoints import KeypointsConfig
@@ -116,7 +116,8 @@ def test_real_videos_meta_crop_and_timeline(real_records, realdata):
     assert np.nanmin(may.arrays["lm3d"][..., :2]) > 0 and np.nanmax(may.arrays["lm3d"]) < 512
     assert turned.meta.crop_box == [0, 0, 224, 224] and turned.meta.crop_size is None
     assert np.nanmax(turned.arrays["lm3d"][..., :2]) < 224
-    assert may.meta.params_hash and may.meta.versions["mediapipe"]
+    assert may.meta.params_hash == extraction_hash(ExtractConfig(require_audio=False))
+    assert may.meta.versions["mediapipe"]
     assert {"librosa", "numpy", "av"} <= set(may.meta.versions)
     assert may.stats.has_audio and abs(may.stats.av_mismatch) < 0.05
     # she talks throughout; her audio is in sync (README: A/V offset)
@@ -252,6 +253,18 @@ def test_extractor_pickles_before_and_after_use(tmp_path):
     rec = clone(_clip(tmp_path / "nothing.mp4", "mead"))
     assert rec.reason.startswith("missing_file:")
     clone.close()
+
+
+def test_the_extraction_hash_covers_the_parameters_and_the_record_version(monkeypatch):
+    """Records and commit markers carry it: a new RECORD_VERSION (extraction code that computes
+    something else) makes every unit stale, as changed parameters do."""
+    from space_data import extract
+
+    base = extraction_hash(ExtractConfig())
+    assert extraction_hash(ExtractConfig()) == base and len(base) == 16
+    assert extraction_hash(ExtractConfig(crop_size=256)) != base
+    monkeypatch.setattr(extract, "RECORD_VERSION", extract.RECORD_VERSION + 1)
+    assert extraction_hash(ExtractConfig()) != base
 
 
 def test_config_validation():
