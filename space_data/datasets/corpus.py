@@ -24,6 +24,9 @@ class Corpus:
     a bad file."""
     root: str
     """What the configured root is (one line, shown in `space index --help` and the README)."""
+    layout: str
+    """Where the media files lie below the root (one line; a root with no media file of this
+    layout is an error naming it)."""
     whole_frames: bool
     """True: the frames are face tracks already (VoxCeleb2) and are used whole; False: a square
     crop around the face, resized to `extract.crop_size`."""

@@ -128,6 +128,7 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_cremad,
     root="the corpus folder (holding VideoFlash/ and AudioWAV/) or its VideoFlash/ folder",
+    layout="VideoFlash/<ActorID>_<Sentence>_<Emotion>_<Level>.flv",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
 )

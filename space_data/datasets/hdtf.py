@@ -67,6 +67,7 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_hdtf,
     root="the folder of clips <source>_<Name>_<NNN>.mp4",
+    layout="<source>_<Name>_<NNN>.mp4 (source RD, WDA or WRA)",
     whole_frames=False,
     labels=(),
 )

@@ -86,6 +86,7 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_voxceleb2,
     root="the corpus folder, dev/ or test/, or an mp4/ folder",
+    layout="{dev,test}/mp4/idNNNNN/<youtube id>/NNNNN.mp4",
     whole_frames=True,
     labels=(),
 )
