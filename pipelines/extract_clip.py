@@ -11,20 +11,9 @@ from space_data.clip import Clip, make_clip_id
 from space_data.datasets import CORPORA, DATASETS
 from space_data.extract import ExtractConfig, extract_clip
 from space_data.params import DEFAULT_PARAMS, load_section, reports_params_errors
-from space_data.record import ARRAY_MEMBERS, OPTIONAL_MEMBERS
-
-HELP = (
-    "Extract the per-clip feature record of VIDEO (a path or a URL) into OUT (.npz).\n\n"
-    "The npz holds the record arrays named in space_data/record.py (ARRAY_MEMBERS): "
-    + ", ".join(ARRAY_MEMBERS)
-    + f" (absent when not computed: {', '.join(sorted(OPTIONAL_MEMBERS))}); `header`, `meta` "
-    "and `stats` (JSON strings), `frame0` (JPEG bytes) and `audio` (FLAC bytes, with "
-    "extract.audio.store_flac). A video that cannot be processed exits with status 1 and one "
-    "line naming the reason."
-)
 
 
-@click.command("extract-clip", help=HELP)
+@click.command("extract-clip")
 @click.argument("video")
 @click.option("--audio", help="Separate audio file (MEAD .m4a, CREMA-D .wav).")
 @click.option(
@@ -44,6 +33,14 @@ HELP = (
 @click.option("--out", required=True, help="Output .npz (a path or a URL).")
 @reports_params_errors
 def cli(video: str, audio: str | None, dataset: str | None, params: str | None, out: str) -> None:
+    """Extract the per-clip feature record of VIDEO (a path or a URL) into OUT (.npz).
+
+    The npz holds the record arrays under their names in docs/record.md (lm3d, pose, scale,
+    face, lm_norm, eyes, eyes_norm, hands, emotion_pred; mfcc and speech with audio; kp,
+    kp_source, kp_pose, kp_t, kp_exp with a keypoint checkpoint), plus `meta` and `stats` (JSON
+    strings), `frame0` (JPEG bytes) and, when enabled, `audio` (FLAC bytes).
+    A video that cannot be processed exits with status 1 and one line naming the reason.
+    """
     config = _config(params)
     name = dataset or "custom"
     clip = Clip(
