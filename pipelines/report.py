@@ -52,8 +52,10 @@ FIGURES = "figures"
 
 def collect_tables(manifest: pd.DataFrame, keep: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:
     """One row per manifest clip: manifest labels, keep decision, and extraction statistics."""
-    for frame in (manifest, keep, clips):  # an empty table may come back with float ids
-        frame["clip_id"] = frame["clip_id"].astype(str)
+    # an empty table may come back with float ids, which cannot be merged with strings
+    manifest, keep, clips = (
+        f.assign(clip_id=f["clip_id"].astype(str)) for f in (manifest, keep, clips)
+    )
     labels = manifest[["clip_id", "emotion", "duration"]].rename(
         columns={"duration": "header_duration"}
     )
