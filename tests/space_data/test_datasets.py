@@ -34,6 +34,7 @@ from space_data.datasets.splits import (
     balanced_table,
     empty_splits,
     read_split_table,
+    speaker_position,
     split_counts,
     write_split_table,
 )
@@ -413,6 +414,9 @@ def test_balanced_table_has_exact_fractions_and_keeps_pinned_rows(tmp_path):
     clips = _clips("ravdess", 24)
     table = balanced_table(clips, IndexConfig())
     assert sorted(Counter(table.values()).items()) == [("test", 2), ("train", 19), ("val", 3)]
+    # the order splits had before they were hashed: speakers by hash, cut train | val | test
+    order = sorted(table, key=lambda k: speaker_position(*k, 0))
+    assert [table[k] for k in order] == ["train"] * 19 + ["val"] * 3 + ["test"] * 2
     small = balanced_table(_clips("mead", 3), IndexConfig())
     assert sorted(small.values()) == ["test", "train", "val"]
     # rows already pinned stay, absent speakers' rows included; the rest fill the shares
