@@ -100,8 +100,8 @@ def counts_figure(table: pd.DataFrame, out: Path) -> Figure:
     _save(fig, out, "counts.png")
     return (
         "counts.png",
-        f"Clips per corpus ({len(table)}: {len(kept)} kept, {len(table) - len(kept)} dropped), "
-        "kept clips per split and per emotion label.",
+        f"Clips per corpus ({len(table)} in all: {len(kept)} kept, "
+        f"{len(table) - len(kept)} dropped), kept clips per split and per emotion label.",
     )
 
 
