@@ -32,8 +32,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-# params.yaml section → "module:dataclass" that parses it (imported only for sections present:
-# an absent section is the dataclass defaults, valid by construction)
+# params.yaml section → "module:dataclass" that parses it (imported for the sections present,
+# and for the defaults a rule spanning sections needs; an absent section is valid by construction)
 PARAMS_CLASSES: dict[str, str] = {
     "corpora": "space_data.datasets:CorporaConfig",
     "index": "space_data.datasets:IndexConfig",
