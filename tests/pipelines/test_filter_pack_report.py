@@ -220,6 +220,7 @@ def test_an_empty_dataset_gives_a_report_that_says_so(tmp_path, case, note):
     }[case]
     out = _empty_run(tmp_path, manifest, records)
     assert note in out
+    assert pd.read_parquet(tmp_path / "keep.parquet")["keep"].dtype == bool  # not float64
     page = (tmp_path / "reports" / "report.html").read_text()
     assert note in page
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
