@@ -130,4 +130,6 @@ CORPUS = Corpus(
     root="the corpus folder (holding VideoFlash/ and AudioWAV/) or its VideoFlash/ folder",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
+    licence="odbl",
+    terms=("Open Database License 1.0, contents under the Database Contents License 1.0"),
 )

@@ -69,4 +69,9 @@ CORPUS = Corpus(
     root="the folder of clips <source>_<Name>_<NNN>.mp4",
     whole_frames=False,
     labels=(),
+    licence="other",
+    terms=(
+        "a list of YouTube URLs and time spans; the videos stay with their YouTube owners "
+        "(research use)"
+    ),
 )

@@ -111,4 +111,6 @@ CORPUS = Corpus(
     root="the folder holding the speaker folders (M003, W009, ...)",
     whole_frames=False,
     labels=tuple(EMOTION_MAP.values()),
+    licence="other",
+    terms="research use only, by request to the authors (see the MEAD project page)",
 )

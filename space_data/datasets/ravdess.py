@@ -111,4 +111,6 @@ CORPUS = Corpus(
     root="the folder holding the Actor_NN folders",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
+    licence="cc-by-nc-sa-4.0",
+    terms="CC BY-NC-SA 4.0 (non-commercial, share alike)",
 )

@@ -88,4 +88,6 @@ CORPUS = Corpus(
     root="the corpus folder, dev/ or test/, or an mp4/ folder",
     whole_frames=True,
     labels=(),
+    licence="cc-by-4.0",
+    terms=("CC BY 4.0 for the metadata; the videos stay with their YouTube owners (research use)"),
 )
