@@ -134,7 +134,10 @@ def card_header(index: dict, data: CardData, decisions: pd.DataFrame) -> dict:
         ],
         dataset_info={
             "features": data.types.features(),
-            "splits": [{"name": s, "num_examples": totals[s]["samples"]} for s in split_names],
+            "splits": [  # num_bytes: of the split's tar files
+                {"name": s, "num_bytes": totals[s]["bytes"], "num_examples": totals[s]["samples"]}
+                for s in split_names
+            ],
         },
         space=_numbers(index, data, dropped, corpora),
     )
