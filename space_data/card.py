@@ -260,24 +260,28 @@ From the folder of this card (`data/shards` after `dvc repro`); every loader yie
 samples, members named as in the table (`lm_norm.npy`, `meta.json`, ...).
 
 ```python
-import webdataset as wds  # the project's loader: space_data.shards.open_shards
-ds = wds.WebDataset("data/shards/train-{000000..000000}.tar", shardshuffle=False).decode()
+import glob
+train = sorted(glob.glob("data/shards/train-*.tar"))
+
+import webdataset as wds  # the project's own loader (space_data.shards.open_shards)
+ds = wds.WebDataset(train, shardshuffle=False).decode()
 
 import ray  # Ray Data
-ds = ray.data.read_webdataset("data/shards/", file_extensions=["tar"])
+ds = ray.data.read_webdataset(train)
 
 import datasets  # Hugging Face: this card gives the splits, their files and every member's type
 ds = datasets.load_dataset("data/shards", split="train")
 
-from space_models.data import clip_loader  # PyTorch DataLoader with worker processes
+from space_models.data import clip_loader  # PyTorch DataLoader, one clip at a time, decoded
 loader = clip_loader("data/shards", "train", num_workers=4)
 ```
 
 `audio.flac` stays bytes in every loader (`soundfile.read(io.BytesIO(b))`). A member a clip
 lacks (no audio: no `speech.npy`, no `audio.flac`) is absent in webdataset and null in Hugging
-Face; Ray Data needs `ray.data.DataContext.get_current().enable_tensor_extension_casting = False`
-to read such a split. To read the tar files with Hugging Face without this folder, take the
-types from the card: `datasets.load_dataset("webdataset", data_files={...},
+Face; Ray Data reads such a split with
+`ray.data.DataContext.get_current().enable_tensor_extension_casting = False`. Hugging Face on
+the tar files alone needs this card's types (inferred from the first samples they fail on
+meta fields null there): `datasets.load_dataset("webdataset", data_files={"train": train},
 features=datasets.load_dataset_builder("data/shards").info.features)`.
 """
 
