@@ -335,7 +335,7 @@ def read_meta_json(raw: bytes | dict) -> tuple[ClipMeta, ClipStats]:
         value = stats.get(f.name)
         if f.type == "float" and value is None:
             stats[f.name] = math.nan
-        elif f.type == "list[float]" and isinstance(value, list):
+        elif str(f.type).startswith("list[float]") and isinstance(value, list):
             stats[f.name] = [math.nan if v is None else v for v in value]
     return ClipMeta.from_dict(meta), ClipStats.from_dict(stats)
 
