@@ -108,9 +108,9 @@ def card_header(index: dict, data: CardData, decisions: pd.DataFrame) -> dict:
     while packing them, and the filter's `decisions` (keep.parquet: dataset, split, keep,
     reason)."""
     dropped = _dropped(decisions)
-    corpora = [c for c in CORPORA if any(c == g[0] for g in [*data.groups, *dropped])]
-    corpora += sorted({g[0] for g in [*data.groups, *dropped]} - set(CORPORA))  # unregistered
-    in_shards = [c for c in corpora if any(g[0] == c for g in data.groups)]
+    seen = {corpus for corpus, _ in [*data.groups, *dropped]}
+    corpora = [c for c in CORPORA if c in seen] + sorted(seen - set(CORPORA))  # registry order
+    in_shards = {corpus for corpus, _ in data.groups}
     licences = sorted({CORPORA[c].licence if c in CORPORA else "unknown" for c in in_shards})
     totals = index["totals"]
     split_names = [s for s in SPLITS if totals[s]["samples"]]
@@ -145,7 +145,7 @@ def card_header(index: dict, data: CardData, decisions: pd.DataFrame) -> dict:
 
 
 def _numbers(
-    index: dict, data: CardData, dropped: dict[tuple[str, str], dict[str, int]], corpora: list
+    index: dict, data: CardData, dropped: dict[tuple[str, str], dict[str, int]], corpora: list[str]
 ) -> dict:
     """The `space` block: versions, totals per split, and per corpus and split the counts."""
     try:

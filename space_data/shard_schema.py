@@ -85,7 +85,7 @@ class MemberTypes:
 
     def features(self) -> list[dict]:
         """The Hugging Face feature list (YAML form) of the samples seen, members sorted."""
-        out = [{"name": "__key__", "dtype": "string"}]
+        out: list[dict] = [{"name": "__key__", "dtype": "string"}]
         for name in sorted([*self.arrays, "meta.json", *self.others]):
             if name in self.arrays:
                 out.append({"name": name, **_array_type(*self.arrays[name])})
