@@ -308,8 +308,7 @@ class ClipFeatures:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
             out[f"{name}.npy"] = buf.getvalue()
-        meta = dict(self.meta.to_dict(), stats=self.stats.to_dict())
-        out["meta.json"] = json.dumps(meta, sort_keys=True, allow_nan=True).encode()
+        out["meta.json"] = meta_json(self.meta, self.stats)
         if self.frame0 is not None:
             out["frame0.jpg"] = self.frame0
         if self.audio is not None:
@@ -317,12 +316,39 @@ class ClipFeatures:
         return dict(sorted(out.items()))
 
 
+def meta_json(meta: ClipMeta, stats: ClipStats) -> bytes:
+    """A shard sample's `meta.json`: the ClipMeta fields plus `stats` (ClipStats), sorted keys.
+    Strict JSON: an unmeasured (NaN or infinite) statistic is null, as is every absent value,
+    so each field has one type in every sample, or null (`space_data.shard_schema`)."""
+    return json.dumps(
+        _nulls(dict(meta.to_dict(), stats=stats.to_dict())), sort_keys=True, allow_nan=False
+    ).encode()
+
+
 def read_meta_json(raw: bytes | dict) -> tuple[ClipMeta, ClipStats]:
     """The typed meta and stats of a shard sample's `meta.json` (what `shard_members` wrote),
-    as bytes or as the dict webdataset's `.decode()` makes of it."""
+    as bytes or as the dict webdataset's `.decode()` makes of it; a null statistic of a float
+    field (or element of a float list) is NaN again."""
     meta = json.loads(raw) if isinstance(raw, bytes) else dict(raw)
-    stats = ClipStats.from_dict(meta.pop("stats", {}))
-    return ClipMeta.from_dict(meta), stats
+    stats = dict(meta.pop("stats", {}))
+    for f in fields(ClipStats):
+        value = stats.get(f.name)
+        if f.type == "float" and value is None:
+            stats[f.name] = math.nan
+        elif str(f.type).startswith("list[float]") and isinstance(value, list):
+            stats[f.name] = [math.nan if v is None else v for v in value]
+    return ClipMeta.from_dict(meta), ClipStats.from_dict(stats)
+
+
+def _nulls(obj: object) -> object:
+    """`obj` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nulls(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nulls(v) for v in obj]
+    return obj
 
 
 def _json_array(obj: object) -> np.ndarray:

@@ -33,6 +33,11 @@ class Corpus:
     labels: tuple[str, ...]
     """Emotions (of `space_data.clip.EMOTIONS`) the corpus labels clips with; empty: unlabelled
     (emotion and intensity null)."""
+    licence: str
+    """Licence id as the Hugging Face hub lists them (`cc-by-4.0`, `odbl`; `other` for terms
+    of the authors' own), written to the data card beside the shards."""
+    terms: str
+    """Who owns what and on which terms, in one line (the data card's licence table)."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():

@@ -131,4 +131,6 @@ CORPUS = Corpus(
     layout="VideoFlash/<ActorID>_<Sentence>_<Emotion>_<Level>.flv",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
+    licence="odbl",
+    terms=("Open Database License 1.0, contents under the Database Contents License 1.0"),
 )

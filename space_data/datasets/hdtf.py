@@ -70,4 +70,9 @@ CORPUS = Corpus(
     layout="<source>_<Name>_<NNN>.mp4 (source RD, WDA or WRA)",
     whole_frames=False,
     labels=(),
+    licence="other",
+    terms=(
+        "a list of YouTube URLs and time spans; the videos stay with their YouTube owners "
+        "(research use)"
+    ),
 )

@@ -112,4 +112,6 @@ CORPUS = Corpus(
     layout="<speaker>/video/<view>/<emotion>/level_<1-3>/NNN.mp4",
     whole_frames=False,
     labels=tuple(EMOTION_MAP.values()),
+    licence="other",
+    terms="research use only, by request to the authors (see the MEAD project page)",
 )

@@ -112,4 +112,6 @@ CORPUS = Corpus(
     layout="Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
+    licence="cc-by-nc-sa-4.0",
+    terms="CC BY-NC-SA 4.0 (non-commercial, share alike)",
 )

@@ -89,4 +89,6 @@ CORPUS = Corpus(
     layout="{dev,test}/mp4/idNNNNN/<youtube id>/NNNNN.mp4",
     whole_frames=True,
     labels=(),
+    licence="cc-by-4.0",
+    terms=("CC BY 4.0 for the metadata; the videos stay with their YouTube owners (research use)"),
 )
