@@ -270,14 +270,14 @@ class SyncNetResult:
         curve is flat."""
         curve = tuple(float(d) for d in self.mdist)
         best = int(np.argmin(self.mdist))
+        if not self.confidence > 0:
+            return SyncEstimate.unmeasured("syncnet", "flat distance curve", curve)
         if best in (0, len(self.mdist) - 1):
             return SyncEstimate.unmeasured(
                 "syncnet",
                 f"minimum at the edge of the lag search ({best - VSHIFT:+d} frames at 25 fps)",
                 curve,
             )
-        if not self.confidence > 0:
-            return SyncEstimate.unmeasured("syncnet", "flat distance curve", curve)
         return SyncEstimate("syncnet", -self.offset * TIMELINE_FPS / FPS, self.confidence, curve)
 
 
