@@ -237,6 +237,36 @@ def frames_at_25fps(duration: float) -> int:
     return math.ceil(duration * FPS - 1e-6)
 
 
+class NearestFrames:
+    """Streaming resampling to 25 fps by time: frame k (t = k / 25 s) is the native frame
+    nearest in time, the earlier one on a tie. `add` returns the 25 fps frames a native frame
+    settles (those closer to the previous frame than to it), `finish` the rest."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        """25 fps frames returned so far."""
+        self._last: tuple[float, np.ndarray] | None = None
+
+    def add(self, t: float, frame: np.ndarray) -> list[np.ndarray]:
+        """`t`: seconds since the first frame (increasing)."""
+        out = []
+        if self._last is not None:
+            middle = 0.5 * (self._last[0] + t)
+            while self.count / FPS <= middle:
+                out.append(self._last[1])
+                self.count += 1
+        self._last = (t, frame)
+        return out
+
+    def finish(self, duration: float) -> list[np.ndarray]:
+        """The 25 fps frames up to `duration` seconds of video (the last native frame's)."""
+        if self._last is None:
+            return []
+        out = [self._last[1]] * max(0, frames_at_25fps(duration) - self.count)
+        self.count += len(out)
+        return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The result and the offset
 
@@ -309,27 +339,23 @@ class SyncNetClip:
         self.device = device
         self.audio = audio
         self.audio_frames = len(audio) // SAMPLES_PER_FRAME
+        self._resampler = NearestFrames()
         self._frames: list[np.ndarray] = []  # 25 fps frames not yet consumed, oldest first
         self._first = 0  # 25 fps index of self._frames[0]
-        self._next = 0  # next 25 fps index to fill
-        self._last: tuple[float, np.ndarray] | None = None  # latest native (t, frame)
         self._lip: list[torch.Tensor] = []
 
     def add(self, t: float, frame: np.ndarray) -> None:
         """One native frame: `t` seconds since the first frame, (224, 224, 3) uint8 BGR."""
-        if self._last is not None:
-            middle = 0.5 * (self._last[0] + t)
-            while self._next / FPS <= middle:
-                self._push(self._last[1])
-        self._last = (t, frame)
+        for settled in self._resampler.add(t, frame):
+            self._push(settled)
 
     def finish(self, duration: float) -> SyncNetResult | SyncEstimate:
         """The result after the last frame (`duration`: seconds of video), or an unmeasured
         estimate when the clip is too short."""
-        total = frames_at_25fps(duration)
-        while self._last is not None and self._next < total:
-            self._push(self._last[1])
-        length = min(self._next, self.audio_frames)
+        for settled in self._resampler.finish(duration):
+            self._push(settled)
+        frames = self._resampler.count
+        length = min(frames, self.audio_frames)
         if length < MIN_FRAMES:
             return SyncEstimate.unmeasured(
                 "syncnet",
@@ -343,12 +369,11 @@ class SyncNetClip:
             cc_feat = self._audio_embeddings(windows)
             mdist = lag_distances(im_feat, cc_feat)
         return SyncNetResult(
-            mdist.cpu().numpy(), im_feat.cpu().numpy(), cc_feat.cpu().numpy(), self._next
+            mdist.cpu().numpy(), im_feat.cpu().numpy(), cc_feat.cpu().numpy(), frames
         )
 
     def _push(self, frame: np.ndarray) -> None:
         self._frames.append(frame)
-        self._next += 1
         # window v is used once frame v + 5 exists (the reference leaves the last one out)
         if len(self._frames) >= BATCH + WINDOW:
             self._embed_lips(self.audio_frames - WINDOW)

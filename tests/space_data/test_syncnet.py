@@ -25,6 +25,7 @@ from space_data.syncnet import (
     MIN_FRAMES,
     SAMPLES_PER_FRAME,
     VSHIFT,
+    NearestFrames,
     SyncNet,
     SyncNetCheckpointError,
     SyncNetResult,
@@ -149,6 +150,26 @@ def test_config_needs_a_checkpoint_for_syncnet():
     with pytest.raises(ValueError, match="backend"):
         AvSyncConfig(backend="wav2lip")
     assert AvSyncConfig().backend == "offline"
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0, 24.0, 29.97, 50.0])
+def test_resampling_to_25fps_takes_the_nearest_frame(fps):
+    rng = np.random.default_rng(int(fps * 100))
+    n = 120
+    times = np.arange(n) / fps
+    if fps == 24.0:  # a variable frame rate: jittered timestamps, still increasing
+        times = times + rng.uniform(-0.01, 0.01, n)
+        times[0] = 0.0
+    duration = times[-1] + 1 / fps
+    resampler = NearestFrames()
+    picked = []
+    for i, t in enumerate(times):
+        picked += resampler.add(float(t), np.array(i))
+    picked += resampler.finish(duration)
+    k = np.arange(math.ceil(duration * 25 - 1e-6)) / 25
+    nearest = np.abs(times[None, :] - k[:, None]).argmin(1)  # argmin: the earlier on a tie
+    assert [int(p) for p in picked] == nearest.tolist()
+    assert resampler.count == len(k)
 
 
 def test_too_short_is_unmeasured(random_model):
