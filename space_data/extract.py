@@ -23,8 +23,10 @@ Steps (paper Sec. 3.1 and Appendix B):
    landmarks, so they agree with `lm3d` frame by frame;
 5. emotion: the FER classifier on the face crop of every `emotion.every`-th native frame with a
    face, interpolated onto the timeline (`emotion_pred`, NaN where there is no face);
-6. speech probability per frame (`speech`, Silero VAD) and the A/V offset estimate
-   (`space_data.av_offset`) into the statistics;
+6. speech probability per frame (`speech`, Silero VAD) and the A/V offset
+   (`extract.av_sync`: the offline estimator `space_data.av_offset` on the landmarks, or SyncNet,
+   `space_data.syncnet`, fed each native crop as it passes, resized to 224² BGR) into the
+   statistics;
 7. filter statistics, MFCCs (audio cut or zero-padded to T frames, the mismatch recorded),
    optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
 
@@ -71,6 +73,8 @@ from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import RECORD_VERSION, SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
+from space_data.sync_estimate import AvSyncConfig, SyncEstimate
+from space_data.syncnet import SyncNetClip, SyncNetEstimator, SyncNetResult, face_input
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
 
@@ -118,6 +122,8 @@ class ExtractConfig:
     """face-vid2vid keypoints (`extract.keypoints`)."""
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     """Per-frame emotion classifier (`extract.emotion`)."""
+    av_sync: AvSyncConfig = field(default_factory=AvSyncConfig)
+    """Audio–video offset backend (`extract.av_sync`)."""
 
     def __post_init__(self) -> None:
         if self.crop_margin < 0:
@@ -219,6 +225,14 @@ class ClipExtractor:
         self._keypoints = KeypointExtractor(config.keypoints)
         self._emotion = EmotionClassifier(config.emotion)
         self._speech = SpeechDetector()
+        sync = config.av_sync
+        self._syncnet = (
+            SyncNetEstimator(sync.syncnet_checkpoint)
+            if sync.backend == "syncnet" and sync.syncnet_checkpoint is not None
+            else None
+        )
+        self._sync_clip: SyncNetClip | None = None
+        """The clip in extraction's SyncNet stream (syncnet backend, clip with audio)."""
 
     def __getstate__(self) -> dict:
         return {"config": self.config}
@@ -258,6 +272,8 @@ class ClipExtractor:
         self._hands.detector.close()
         self._keypoints.close()
         self._emotion.close()
+        if self._syncnet is not None:
+            self._syncnet.close()
         if self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -275,6 +291,10 @@ class ClipExtractor:
         with self._timed("decode"):
             info = media.info
             audio = self._audio(clip, media)
+        self._sync_clip = None
+        if self._syncnet is not None and audio is not None:
+            with self._timed("av_offset"):
+                self._sync_clip = self._syncnet.start(audio)
         whole = whole_frames(clip.dataset)
         if whole:
             box, reader, known = None, VideoReader(media), None
@@ -319,14 +339,13 @@ class ClipExtractor:
                 "hands": hands,
                 "emotion_pred": emotion_pred,
             }
-        offset = (0, 0.0)
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
             with self._timed("speech"):
                 arrays["speech"] = self._speech(audio, n)
-            with self._timed("av_offset"):
-                offset = estimate_offset(lm3d, scale, audio, arrays["speech"])
+        with self._timed("av_offset"):
+            av_sync = self._av_sync(lm3d, scale, audio, arrays.get("speech"), duration)
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -345,7 +364,7 @@ class ClipExtractor:
             truncated=reader.truncated,
             audio_samples=None if audio is None else len(audio),
             speech=arrays.get("speech"),
-            av_offset=offset,
+            av_sync=av_sync,
         )
         height, width = tracks.frame_size
         x0, y0, side = box if box is not None else (0, 0, None)
@@ -358,6 +377,20 @@ class ClipExtractor:
             n_samples = audio_features.timeline_samples(n)
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
         return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
+
+    def _av_sync(self, lm3d: np.ndarray, scale: np.ndarray, audio: np.ndarray | None,
+                 speech: np.ndarray | None, duration: float) -> SyncEstimate:  # fmt: skip
+        """The clip's offset from the configured backend: SyncNet's stream, fed during the
+        frame pass, or the offline estimator on the timeline's landmarks."""
+        backend = self.config.av_sync.backend
+        if audio is None:
+            return SyncEstimate.unmeasured(backend, "no audio")
+        if self._sync_clip is not None:
+            result = self._sync_clip.finish(duration)
+            self._sync_clip = None
+            return result.estimate() if isinstance(result, SyncNetResult) else result
+        offset, confidence = estimate_offset(lm3d, scale, audio, speech)
+        return SyncEstimate("offline", float(offset), confidence)
 
     def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
         """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,
@@ -477,8 +510,8 @@ class ClipExtractor:
         """The frame models on one batch of consecutive crops (N, H, W, 3) uint8 (a buffer
         the next batch overwrites: nothing keeps a view of it): landmarks on every frame (kept
         in the pixels of the crop resized to `size`), hands where the sampler says, keypoints
-        when a checkpoint is configured; and the emotion classifier's face crops of every
-        `emotion.every`-th frame with a face."""
+        when a checkpoint is configured; the emotion classifier's face crops of every
+        `emotion.every`-th frame with a face; and SyncNet's stream (syncnet backend)."""
         cfg = self.config
         index, times, faceless = zip(*batch, strict=True)
         with self._timed("face_mesh"):
@@ -492,6 +525,10 @@ class ClipExtractor:
                 tracks.emotion_times.append(times[k])
         with self._timed("hands"):
             self._hands.run(index, times, crops)  # its samples stay there until the next clip
+        if self._sync_clip is not None:
+            with self._timed("av_offset"):
+                for t, crop in zip(times, crops, strict=True):
+                    self._sync_clip.add(t, face_input(crop))
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
                 tracks.add(self._keypoints.batch(np.stack([keypoint_input(c) for c in crops])))

@@ -86,10 +86,18 @@ class ClipStats:
     """audio_duration − duration, seconds (0 when there is no audio)."""
     speech_fraction: float = math.nan
     """Share of frames with speech probability ≥ 0.5 (NaN when there is no audio)."""
-    av_offset_frames: int = 0
-    """Audio–video offset estimate, frames, positive = audio late (space_data.av_offset)."""
+    av_offset_frames: float = math.nan
+    """Audio–video offset, timeline frames (1/30 s), positive = audio late; NaN = unmeasured
+    (`space_data.sync_estimate.SyncEstimate`: no audio or speech, too short, flat curve, best
+    lag at the edge of the search)."""
     av_offset_confidence: float = 0.0
-    """Peak − median lag correlation of that estimate; 0 without enough speech."""
+    """Confidence of that offset on its backend's scale (offline: peak − median lag correlation;
+    syncnet: median − min distance, SyncNet's confidence); 0 when unmeasured."""
+    av_sync_backend: str = "offline"
+    """Which backend measured the offset: "offline" (space_data.av_offset) or "syncnet"."""
+    av_sync_curve: list[float] = field(default_factory=list)
+    """The backend's score per lag (syncnet: the 31 mean distances, lag −15 … +15 frames at
+    25 fps, audio later; empty when not computed)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,13 +108,14 @@ class ClipStats:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 """What extraction computes from given parameters, as a number, bumped with every change of the
 code that changes what records hold (their layout is checked by `ClipMeta` itself). It is part
 of the hash records and commit markers carry (`extract.extraction_hash`), so units committed by
 an earlier version are extracted again, and dvc.yaml's extract stage depends on this file.
 1: up to 2026-12-01; 2: augmented MFCC rows from the power spectrum, frame models on
-native-resolution crops."""
+native-resolution crops; 3: the A/V offset as a `SyncEstimate` (NaN when unmeasured, its backend
+and curve in the stats)."""
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
