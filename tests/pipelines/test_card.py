@@ -56,8 +56,8 @@ def test_numbers_are_those_of_the_shards_decisions_and_metrics(card, packed_samp
     for corpus in DATASETS:
         kept = sum(n["clips"] for c, _, n in groups if c == corpus)
         dropped = sum(sum(n["dropped"].values()) for c, _, n in groups if c == corpus)
-        assert kept == metrics[f"clips_kept_{corpus}"]
-        assert kept + dropped == metrics[f"clips_total_{corpus}"]
+        assert kept == metrics["corpus"][corpus]["clips_kept"]
+        assert kept + dropped == metrics["corpus"][corpus]["clips_total"]
     assert card["space"]["clips"] == metrics["clips_kept"] == 11
     assert card["space"]["hours"] == metrics["kept_hours"]
     # drop reasons: the first reason of each dropped decision
