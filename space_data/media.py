@@ -129,7 +129,14 @@ def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
 def _video_stream(container: av.container.InputContainer, path: str):
     if not container.streams.video:
         raise MediaError("no_video_stream", f"{path} has no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        # PyAV exposes no codec id without a decoder: say what is known
+        raise MediaError(
+            "unreadable",
+            f"{path}: its video codec is one this FFmpeg build cannot decode (unknown to it)",
+        )
+    return stream
 
 
 def _header(container, stream, path: str) -> tuple[float, float, int, str]:
@@ -156,6 +163,13 @@ def _header(container, stream, path: str) -> tuple[float, float, int, str]:
     if not duration:
         duration = n_frames / fps
     return fps, duration, int(n_frames), stated_by
+
+
+def _codec(stream) -> str:
+    """The stream's codec for messages: "h264 (High)"."""
+    ctx = stream.codec_context
+    profile = f" ({ctx.profile})" if ctx.profile else ""
+    return f"{ctx.codec.name}{profile}"
 
 
 def _duration_tag(value: str | None) -> float | None:
@@ -192,7 +206,7 @@ class MediaFile:
 
     def _open(self) -> av.container.InputContainer:
         container = _open(self._local, self.path)
-        if container.streams.video:
+        if container.streams.video and container.streams.video[0].codec_context is not None:
             # one decoding thread: the same frames, ~23 % less CPU per frame than FFmpeg's
             # automatic frame/slice threads (benchmarks/extract.py); an extraction worker has one
             # core. Set before the codec opens (the probe's first frame opens it)
@@ -232,9 +246,12 @@ class MediaFile:
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as e:
-            raise MediaError("unreadable", f"{path}: first frame does not decode: {e}") from e
+            raise MediaError(
+                "unreadable",
+                f"{path}: the first frame of its {_codec(stream)} video does not decode: {e}",
+            ) from e
         if first is None:
-            raise MediaError("no_frames", f"{path}: no video frame decodes")
+            raise MediaError("no_frames", f"{path}: no frame of its {_codec(stream)} video decodes")
         rotation = _rotation(first, stream)
         width, height = first.width, first.height
         if rotation in (90, 270):
@@ -415,7 +432,7 @@ def decode_video(
         times.append(t)
         frames.append(rgb)
     if not frames:
-        raise MediaError("no_frames", f"{path}: no video frame decodes ({reader.error or 'empty'})")
+        raise MediaError("no_frames", f"{path}: no video frame decodes ({reader.error or 'none'})")
     return np.stack(frames), np.asarray(times, dtype=np.float64), reader
 
 
