@@ -48,8 +48,10 @@ class FilterConfig:
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
     max_zoom: float = 0.4
     """Largest face-scale range (max − min) / median; above it is a `zoom`."""
-    max_hand_fraction: float = 0.5
-    """Largest share of frames flagged with a hand a kept clip may have (0: any hand drops)."""
+    min_hand_span: float | None = 0.08
+    """Seconds a hand may stay at the face (`hand_span`: first to last of consecutive samples)
+    before the clip is `hands`: 0.08 drops two consecutive samples 3 frames apart (README);
+    None disables."""
     min_duration: float = 1.0
     """Shortest kept clip in seconds."""
     max_av_mismatch: float | None = 0.5
@@ -64,8 +66,8 @@ class FilterConfig:
     def __post_init__(self) -> None:
         if self.max_no_face_frames < 0:
             raise ValueError(f"max_no_face_frames must be >= 0, not {self.max_no_face_frames}")
-        if not 0.0 <= self.max_hand_fraction <= 1.0:
-            raise ValueError(f"max_hand_fraction must lie in [0, 1], not {self.max_hand_fraction}")
+        if self.min_hand_span is not None and self.min_hand_span < 0.0:
+            raise ValueError(f"min_hand_span must be >= 0 or null, not {self.min_hand_span}")
         if not 0.0 < self.max_rotation_deg <= 180.0:
             raise ValueError(f"max_rotation_deg must lie in (0, 180], not {self.max_rotation_deg}")
         for name in ("max_jump", "max_histogram_jump", "max_zoom"):
@@ -122,15 +124,15 @@ def zoom(s: ClipStats, c: FilterConfig) -> str | None:
 
 
 def hands(s: ClipStats, c: FilterConfig) -> str | None:
-    """Hands in the picture occlude the face and move landmarks that speech did not move.
+    """A hand at the face occludes it and moves landmarks that speech did not move.
 
-    A share, not a count: MediaPipe hands fires on one to a few sampled frames of hand-free
-    faces, while a hand that stays in the picture is found on most samples.
+    A span, not a share: a hand that stays at the face for a moment (on consecutive samples)
+    drops the clip, hands elsewhere in the picture (in the lap, holding a cup) do not, nor does
+    one sample alone (MediaPipe's occasional false hand on a face).
     """
-    if s.hand_frames == 0:
+    if c.min_hand_span is None or s.hand_frames == 0:
         return None
-    share = s.hand_frames / s.n_frames if s.n_frames > 0 else 1.0
-    return "hands" if share > c.max_hand_fraction else None
+    return "hands" if s.hand_span >= c.min_hand_span else None
 
 
 def too_short(s: ClipStats, c: FilterConfig) -> str | None:
