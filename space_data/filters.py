@@ -8,13 +8,14 @@ earlier in the pipeline stay visible as reasons too:
 - `index:<reason>`: the indexer rejected the file (excluded view, song, bad name, ...);
 - `error:<reason>`: extraction failed (unreadable file, no frames, no audio, ...), or the clip
   has no extraction row at all (`error:not_extracted`);
-- then the rules: `truncated`, `rotation`, `no_face`, `cut`, `zoom`, `hands`, `too_short`,
+- then the rules: `truncated`, `rotation`, `hands`, `no_face`, `cut`, `zoom`, `too_short`,
   `av_mismatch`, `no_speech`, `av_offset`.
 
 Order matters only for the first reason (the one reports count): a cause comes before its
 symptoms. A file whose decoding ended early is `truncated` whatever else it shows (its audio
 usually outlasts the video, an `av_mismatch`). A head turned past the limit loses the face
-detector, so `rotation` precedes `no_face`; a shot change often loses the face for a frame or
+detector, so `rotation` precedes `no_face`; hands over the face hide it and make the
+landmarks jump, so `hands` precedes `no_face` and `cut`; a shot change often loses the face for a frame or
 two, so a few face-less frames are tolerated (`max_no_face_frames`) and the jump across such a
 gap still reads as a `cut`. `av_offset` comes last: without speech there is no offset to trust.
 
@@ -164,10 +165,10 @@ def av_offset(s: ClipStats, c: FilterConfig) -> str | None:
 RULES: tuple[Rule, ...] = (
     truncated,
     rotation,
+    hands,
     no_face,
     cut,
     zoom,
-    hands,
     too_short,
     av_mismatch,
     no_speech,

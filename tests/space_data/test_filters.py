@@ -70,9 +70,9 @@ def test_all_reasons_in_rule_order():
     stats = clean_stats(
         hand_frames=6, hand_span=0.08, max_abs_yaw=60.0, frames_no_face=9, duration=0.2
     )
-    assert filter_clip(stats, CONFIG) == ["rotation", "no_face", "hands", "too_short"]
+    assert filter_clip(stats, CONFIG) == ["rotation", "hands", "no_face", "too_short"]
     assert RULE_REASONS == (
-        "truncated", "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch",
+        "truncated", "rotation", "hands", "no_face", "cut", "zoom", "too_short", "av_mismatch",
         "no_speech", "av_offset",
     )  # fmt: skip
     # half a file whose audio outlasts it: the damage is the reason, the mismatch its symptom
@@ -103,7 +103,7 @@ def test_tolerances_and_disabled_av_check():
         "av_mismatch"
     ]
     strict = FilterConfig(min_hand_span=0.0)
-    assert filter_clip(stats, strict) == ["no_face", "hands", "av_mismatch"]
+    assert filter_clip(stats, strict) == ["hands", "no_face", "av_mismatch"]
     # a clip without audio has no mismatch to judge
     assert (
         filter_clip(clean_stats(has_audio=False, av_mismatch=0.0, audio_duration=0.0), CONFIG) == []
