@@ -65,7 +65,7 @@ from space_data.face import (
     square_crop_box,
 )
 from space_data.frames import FrameModel
-from space_data.hands import HAND_VIEW_SIDE, HandDetector, HandSampler, hand_view, landmark_box
+from space_data.hands import HAND_VIEW_SIDE, HandDetector, HandSampler, face_box, hand_view
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
@@ -93,9 +93,9 @@ class ExtractConfig:
     """After a sample without a hand at the face, the next one comes this many native frames
     later: 6 and 3 see a hand that stays half a second at the face on at least two consecutive
     samples at 25-30 fps (the `hands` filter's `min_hand_span`)."""
-    hands_face_margin: float = 0.3
-    """A hand within this many face sizes of the face's landmark box is at the face (README:
-    calibrated on real hands at and away from faces)."""
+    hands_face_margin: float = 0.25
+    """A hand within this many face sizes of the face box (the landmarks' box raised over the
+    forehead) is at the face (README: calibrated on real hands at and away from faces)."""
     hands_min_confidence: float = 0.5
     """MediaPipe Hands' palm-detection score a hand needs, in [0, 1]."""
     hands_model_complexity: int = 1
@@ -519,7 +519,7 @@ class ClipExtractor:
             vx0, vy0, vside = self._hand_view
             f = views.shape[1] / vside
             shift = np.array([x0 - vx0, y0 - vy0, x0 - vx0, y0 - vy0], np.float64)
-            faces = np.stack([(landmark_box(lm) + shift) * f for lm in landmarks["lm68"]])
+            faces = np.stack([(face_box(lm) + shift) * f for lm in landmarks["lm68"]])
             self._hands.run(index, times, views, faces)
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):

@@ -15,9 +15,10 @@ Order matters only for the first reason (the one reports count): a cause comes b
 symptoms. A file whose decoding ended early is `truncated` whatever else it shows (its audio
 usually outlasts the video, an `av_mismatch`). A head turned past the limit loses the face
 detector, so `rotation` precedes `no_face`; hands over the face hide it and make the
-landmarks jump, so `hands` precedes `no_face` and `cut`; a shot change often loses the face for a frame or
-two, so a few face-less frames are tolerated (`max_no_face_frames`) and the jump across such a
-gap still reads as a `cut`. `av_offset` comes last: without speech there is no offset to trust.
+landmarks jump, so `hands` precedes `no_face` and `cut`; a shot change often loses the face
+for a frame or two, so a few face-less frames are tolerated (`max_no_face_frames`) and the
+jump across such a gap still reads as a `cut`. `av_offset` comes last: without speech there
+is no offset to trust.
 
 Filtering reads only the statistics table, never video, so changing a threshold is cheap.
 """

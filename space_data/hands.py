@@ -2,8 +2,10 @@
 where a hand stays at the face: it occludes the face and drags the landmarks).
 
 A hand is *at the face* when its box (the box of its 21 landmarks) comes within `margin` face
-sizes of the face box (the box of the frame's 68 landmarks; while no face is found, a hand over
-it hides it, the last face box found; before any face, the whole image).
+sizes of the face box (`face_box`: the box of the frame's 68 landmarks raised to cover the
+forehead and hair; while no face is found, a hand over it hides it, the last face box found;
+before any face, the whole image). Hands are searched on a view twice the face crop's side
+(`hand_view`): a hand beside the face is cut off by the crop itself, and not found there.
 
 MediaPipe hands (palm detector + hand landmarks, models bundled in the mediapipe wheel) in
 static-image mode: extraction samples every k-th frame, so consecutive calls are not a video
@@ -34,12 +36,25 @@ def face_gap(hand: np.ndarray, face: np.ndarray) -> float:
     return float(max(dx, dy) / max(face[2] - face[0], face[3] - face[1]))
 
 
-def landmark_box(points: np.ndarray) -> np.ndarray:
+FOREHEAD = 0.5
+"""Share of the 68-landmark box's height `face_box` adds above it: the landmarks stop at the
+brows, and a hand on the forehead or in the hair is at the face too."""
+
+
+def _box(points: np.ndarray) -> np.ndarray:
     """(4,) float64 box (x0, y0, x1, y1) of (K, 2+) points; NaN when any is NaN."""
     xy = np.asarray(points, dtype=np.float64)[:, :2]
     if not np.isfinite(xy).all():
         return np.full(4, np.nan)
     return np.concatenate([xy.min(0), xy.max(0)])
+
+
+def face_box(lm68: np.ndarray) -> np.ndarray:
+    """(4,) float64 face box (x0, y0, x1, y1) of (68, 2+) landmarks: their box, its top raised
+    by `FOREHEAD` of its height; NaN without a face."""
+    box = _box(lm68)
+    box[1] -= FOREHEAD * (box[3] - box[1])
+    return box
 
 
 HAND_VIEW_SIDE = 384
@@ -116,7 +131,7 @@ class HandDetector:
         result = self._model.process(as_rgb(rgb))
         height, width = rgb.shape[:2]
         boxes = [
-            landmark_box(np.array([(p.x * width, p.y * height) for p in hand.landmark]))
+            _box(np.array([(p.x * width, p.y * height) for p in hand.landmark]))
             for hand in result.multi_hand_landmarks or []
         ]
         return np.array(boxes, dtype=np.float64).reshape(-1, 4)
@@ -148,7 +163,7 @@ class HandSampler:
     """
 
     def __init__(
-        self, detector: HandDetector, every: int = 3, idle_every: int = 6, margin: float = 0.3
+        self, detector: HandDetector, every: int = 3, idle_every: int = 6, margin: float = 0.25
     ) -> None:
         if not 1 <= every <= idle_every:
             raise ValueError(f"need 1 <= every <= idle_every, not {every}, {idle_every}")
