@@ -98,6 +98,12 @@ def main(sample: Path | None, params_path: str) -> None:
                 f"{s.hand_frames:4d}/{s.n_frames:<4d}  {filter_clip(s, filters)}",
                 flush=True,
             )
+    total = sum(extractor.timings.values())
+    hands, crop = extractor.timings["hands"], extractor.timings["crop"]
+    print(
+        f"CPU: hands {hands:.1f} s of {total:.1f} s ({100 * hands / total:.0f} %), crops and "
+        f"hand views {crop:.1f} s, face mesh {extractor.timings['face_mesh']:.1f} s"
+    )
     extractor.close()
 
 
