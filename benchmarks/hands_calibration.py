@@ -29,7 +29,7 @@ from space_data.testing.hand_clips import composite_clips, still_clip
 COMPOSITED = (
     "frontal_talking_may_25fps.mp4",
     "news_talking_25fps.mp4",
-    "interview_talking_25fps.mp4",
+    "outdoor_singing_25fps.mp4",
 )
 """Realdata talking clips hands are pasted into."""
 

@@ -4,9 +4,11 @@
 - `still_<image>`: a hand photo (`hand_on_cheek`, `hand_waving_beside_face`) as a 3-s clip,
   drifting a few pixels;
 - `over_face_<video>`: a real talking clip with the waving hand (cut from its photo, with its
-  own background) pasted over the face for one second, from 1 s to 2 s;
-- `chest_<video>`: the talking clip above a taller frame, a hand (cut out by a skin mask) at
-  chest height, 0.4 face sizes below the face detector's box, for the whole clip;
+  own background, 1.2 face sizes wide) pasted over the face for one second, from 1 s to 2 s
+  (MediaPipe finds such a pasted hand on the news, may and outdoor clips, not on the
+  interview's or the 256² emotion clips' frames);
+- `chest_<video>`: the talking clip above a taller frame, a hand 0.7 face sizes wide (cut out
+  by a skin mask) at chest height, 0.4 face sizes below the face detector's box, all along;
 - `lower_third_<video>`: the same, the hand in the frame's lower third, far from the face.
 """
 
@@ -90,8 +92,8 @@ def composite_clips(realdata: Path, video: str, out_dir: Path) -> dict[str, Path
     height = frames.shape[1]
     below = np.repeat(frames[:, -1:], height // 4 * 2, axis=1)  # edge rows stretched down
     for name, place in (
-        ("chest", lambda h: (round(face.x0), round(face.y1 + 0.4 * size), round(0.5 * size))),
-        ("lower_third", lambda h: (round(0.1 * h), round(0.72 * h), round(0.5 * size))),
+        ("chest", lambda h: (round(face.x0), round(face.y1 + 0.4 * size), round(0.7 * size))),
+        ("lower_third", lambda h: (round(0.1 * h), round(0.72 * h), round(0.7 * size))),
     ):
         tall = np.concatenate([frames, below], axis=1)
         x, y, width = place(tall.shape[1])
