@@ -92,7 +92,8 @@ class ExtractConfig:
     hands_idle_every: int = 6
     """After a sample without a hand at the face, the next one comes this many native frames
     later: 6 and 3 see a hand that stays half a second at the face on at least two consecutive
-    samples at 25-30 fps (the `hands` filter's `min_hand_span`)."""
+    samples at 25-30 fps (`space_data.hands.HandSampler`; the `hands` filter's
+    `min_hand_span`)."""
     hands_face_margin: float = 0.25
     """A hand within this many face sizes of the face box (the landmarks' box raised over the
     forehead) is at the face (README: calibrated on real hands at and away from faces)."""

@@ -50,10 +50,10 @@ class FilterConfig:
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
     max_zoom: float = 0.4
     """Largest face-scale range (max − min) / median; above it is a `zoom`."""
-    min_hand_span: float | None = 0.08
-    """Seconds a hand may stay at the face (`hand_span`: first to last of consecutive samples)
-    before the clip is `hands`: 0.08 drops two consecutive samples 3 frames apart (README);
-    None disables."""
+    min_hand_span: float | None = 0.4
+    """Seconds of consecutive hand samples at the face (`hand_span`) that make a clip `hands`:
+    MediaPipe's false hands on hand-free sample-corpus faces span up to 0.3 s, real hands at
+    the face 0.7 s and more (docs/filters.md); None disables."""
     min_duration: float = 1.0
     """Shortest kept clip in seconds."""
     max_av_mismatch: float | None = 0.5

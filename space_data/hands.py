@@ -157,8 +157,10 @@ class HandSampler:
     """Which native frames of a clip the (costly) hand detector runs on, and what it found.
 
     Every `every`-th frame while a hand is at the face; after a sample without one, the next
-    comes `idle_every` frames later (the defaults, 3 and 6, see a hand that stays half a second
-    at the face on at least two consecutive samples at 25-30 fps). Call `start()` per clip,
+    comes `idle_every` frames later. With the defaults, 3 and 6, a hand that stays half a
+    second at the face is seen on at least two consecutive samples at 25-30 fps, and one that
+    stays D seconds gives a `longest_span` of at least D − 0.36 s at 25 fps (the first sample
+    up to 6 frames late, the last up to 3 frames before it leaves). Call `start()` per clip,
     then `run(...)` on its frames in order, with each frame's face box.
     """
 

@@ -45,7 +45,7 @@ def test_clean_clip_is_kept():
         ({"max_abs_pitch": 50.0}, "rotation"),
         ({"max_abs_roll": 45.5}, "rotation"),
         ({"scale_min": 60.0, "scale_max": 100.0, "scale_median": 80.0}, "zoom"),
-        ({"hand_frames": 9, "hand_span": 0.2}, "hands"),
+        ({"hand_frames": 15, "hand_span": 0.4}, "hands"),
         ({"duration": 0.5, "n_frames": 15}, "too_short"),
         ({"audio_duration": 2.0, "av_mismatch": -1.0}, "av_mismatch"),
         ({"truncated": True, "decoded_frames": 60}, "truncated"),
@@ -96,8 +96,9 @@ def test_speech_and_offset_rules_need_audio_and_confidence():
 
 def test_tolerances_and_disabled_av_check():
     loose = FilterConfig(max_no_face_frames=6, max_av_mismatch=None)
-    # one sample with a hand at the face (span 0): a moment, not a hand that stays
-    stats = clean_stats(frames_no_face=6, hand_frames=3, hand_span=0.0, av_mismatch=-2.5)
+    # hand samples at the face for 0.3 s: a moment (or MediaPipe's false hand), not a hand
+    # that stays
+    stats = clean_stats(frames_no_face=6, hand_frames=9, hand_span=0.3, av_mismatch=-2.5)
     assert filter_clip(stats, loose) == []
     assert filter_clip(stats, FilterConfig(min_hand_span=None, max_no_face_frames=6)) == [
         "av_mismatch"
