@@ -68,7 +68,7 @@ def test_rotation_limit_is_inclusive_and_nan_is_not_a_rotation():
 
 def test_all_reasons_in_rule_order():
     stats = clean_stats(
-        hand_frames=6, hand_span=0.08, max_abs_yaw=60.0, frames_no_face=9, duration=0.2
+        hand_frames=6, hand_span=0.5, max_abs_yaw=60.0, frames_no_face=9, duration=0.2
     )
     assert filter_clip(stats, CONFIG) == ["rotation", "hands", "no_face", "too_short"]
     assert RULE_REASONS == (
