@@ -2,7 +2,7 @@
 the face, the longest span of a hand at the face, and the filter's decision.
 
 Clips: the realdata hand photos made into clips, real talking clips with a hand pasted over the
-face for one second, at chest height and in the lower third (`space_data.testing.hand_clips`),
+face for one second and in the lower third (`space_data.testing.hand_clips`),
 every realdata video (hand-free), and with `--sample DIR` every clip of a built sample corpus
 (its truth.json says which is the designed hands clip). Extraction as params.yaml's `extract`
 section sets it, audio optional.
@@ -42,8 +42,7 @@ def designed(realdata: Path, folder: Path) -> list[tuple[str, Clip]]:
         out.append(("at face", path))
     for video in COMPOSITED:
         made = composite_clips(realdata, video, folder)
-        out += [("at face", made["over_face"]), ("away", made["chest"])]
-        out.append(("away", made["lower_third"]))
+        out += [("at face", made["over_face"]), ("away", made["lower_third"])]
     return [(kind, _clip(path)) for kind, path in out]
 
 

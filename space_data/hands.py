@@ -62,6 +62,10 @@ HAND_VIEW_SIDE = 384
 reads 192², its landmark model a crop of the hand from this view)."""
 
 
+HAND_VIEW_SCALE = 2.0
+"""The hand view's side in face-crop sides."""
+
+
 def hand_view(box: tuple[int, int, int] | None, frame: tuple[int, int]) -> tuple[int, int, int]:
     """The square `(x0, y0, side)` of a `frame` (height, width) the hand detector looks at: the
     face crop `box` (x0, y0, side) grown to twice its side around its centre (a hand beside the
@@ -72,7 +76,7 @@ def hand_view(box: tuple[int, int, int] | None, frame: tuple[int, int]) -> tuple
         side = min(height, width)
         return (width - side) // 2, (height - side) // 2, side
     x0, y0, crop = box
-    side = min(2 * crop, height, width)
+    side = min(round(HAND_VIEW_SCALE * crop), height, width)
     cx, cy = x0 + crop / 2, y0 + crop / 2
     vx = int(np.clip(round(cx - side / 2), 0, width - side))
     vy = int(np.clip(round(cy - side / 2), 0, height - side))

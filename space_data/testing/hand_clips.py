@@ -7,9 +7,8 @@
   own background, 1.2 face sizes wide) pasted over the face for one second, from 1 s to 2 s
   (MediaPipe finds such a pasted hand on the news, may and outdoor clips, not on the
   interview's or the 256² emotion clips' frames);
-- `chest_<video>`: the talking clip above a taller frame, a hand 0.7 face sizes wide (cut out
-  by a skin mask) at chest height, 0.4 face sizes below the face detector's box, all along;
-- `lower_third_<video>`: the same, the hand in the frame's lower third, far from the face.
+- `lower_third_<video>`: the talking clip shrunk to 60 % at the top of its frame, the hand (cut
+  out by a skin mask) a quarter of the frame wide in its lower third, all along.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ def still_clip(realdata: Path, image: str, path: Path, seconds: float = 3.0) -> 
 
 
 def composite_clips(realdata: Path, video: str, out_dir: Path) -> dict[str, Path]:
-    """`over_face_`, `chest_` and `lower_third_` versions of a realdata talking clip."""
+    """`over_face_` and `lower_third_` versions of a realdata talking clip."""
     src = str(realdata / "video" / video)
     frames, _, _ = decode_video(src)
     audio, fps = decode_audio(src), probe(src).fps
@@ -89,16 +88,16 @@ def composite_clips(realdata: Path, video: str, out_dir: Path) -> dict[str, Path
     out["over_face"] = out_dir / f"over_face_{stem}.mp4"
     write_video(str(out["over_face"]), over, fps, audio)
 
-    height = frames.shape[1]
-    below = np.repeat(frames[:, -1:], height // 4 * 2, axis=1)  # edge rows stretched down
-    for name, place in (
-        ("chest", lambda h: (round(face.x0), round(face.y1 + 0.4 * size), round(0.7 * size))),
-        ("lower_third", lambda h: (round(0.1 * h), round(0.72 * h), round(0.7 * size))),
-    ):
-        tall = np.concatenate([frames, below], axis=1)
-        x, y, width = place(tall.shape[1])
-        for frame in tall:
-            paste(frame, patch, mask, x, y, width)
-        out[name] = out_dir / f"{name}_{stem}.mp4"
-        write_video(str(out[name]), tall, fps, audio)
+    # the speaker shrunk to 60 % at the top of the frame (edges stretched around), a hand a
+    # quarter of the frame wide in its lower third, 0.4 face sizes below the chin
+    h, w = frames.shape[1:3]
+    small = [cv2.resize(f, (round(0.6 * w), round(0.6 * h)), interpolation=cv2.INTER_AREA)
+             for f in frames]  # fmt: skip
+    left = (w - small[0].shape[1]) // 2
+    pad = (0, h - small[0].shape[0], left, w - left - small[0].shape[1])
+    shrunk = np.stack([cv2.copyMakeBorder(f, *pad, cv2.BORDER_REPLICATE) for f in small])
+    for frame in shrunk:
+        paste(frame, patch, mask, round(0.12 * w), round(0.64 * h), round(0.25 * w))
+    out["lower_third"] = out_dir / f"lower_third_{stem}.mp4"
+    write_video(str(out["lower_third"]), shrunk, fps, audio)
     return out
