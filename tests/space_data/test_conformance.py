@@ -61,7 +61,7 @@ FORMATS: dict[str, Format] = {
     "h264_444_odd_pcm8k_mono.mkv": Format(
         pix_fmt="yuv444p", size=(161, 121), audio="pcm_s16le", rate=8_000, layout="mono"
     ),
-    "h264_aac_5.1.mp4": Format(layout="5.1", rate=48_000),
+    "h264_aac_5ch1.mp4": Format(layout="5.1", rate=48_000),
     "h264_rotated90.mp4": Format(rotation=90),
     "h264_vfr.mp4": Format(vfr=True),
     "h264_editlist.mp4": Format(edit_list=True),
