@@ -14,8 +14,8 @@
   keeps its frame count while FFmpeg estimates its duration from the bytes left).
 - Audio comes out as 16 kHz mono float32, with sample 0 at the first video frame.
 - `MediaFile` fetches a file once for its probe, audio and frames (`ClipExtractor` uses one per
-  clip; each read opens the local copy afresh); `probe`, `decode_audio` and `VideoReader(path)`
-  open their own.
+  clip; rewound between reads, reopened where the container refuses to seek back);
+  `probe`, `decode_audio` and `VideoReader(path)` open their own.
 
 AAC encoder padding (measured here, PyAV 18): the MP4 edit list already makes FFmpeg drop the
 1,024 priming samples (written vs decoded noise: cross-correlation lag 0), but the decoder
@@ -183,10 +183,11 @@ def _duration_tag(value: str | None) -> float | None:
 
 class MediaFile:
     """One media file fetched once: its header facts (`info`), its audio (`audio`) and its frames
-    (`VideoReader(media)`) are all read from one local copy, opened afresh for each read after
-    the first (a seek back to the start is not reliable: in an FLV holding H.264 and AAC,
-    FFmpeg's seek to the first packet leaves the video decoding nothing). A context manager;
-    also an audio-only file (MEAD `.m4a`, CREMA-D `.wav`), where only `audio` applies.
+    (`VideoReader(media)`) are all read from one local copy, rewound between reads: a seek to a
+    time before every packet (MP4/MOV, Matroska/WebM, WAV: the decoders are flushed), or, where
+    the container refuses it (FLV, AVI), the copy opened afresh (a seek to FLV's first packet
+    instead left H.264 video decoding nothing). A context manager; also an audio-only file
+    (MEAD `.m4a`, CREMA-D `.wav`), where only `audio` applies.
     """
 
     def __init__(self, path: str) -> None:
@@ -224,11 +225,17 @@ class MediaFile:
         self._files.close()
 
     def rewind(self) -> av.container.InputContainer:
-        """The container, at its first packet: opened again when it was read before (decoded
-        frames hold their own buffers and outlive the container that made them)."""
+        """The container, at its first packet (a new one where seeking back is refused: decoded
+        frames hold their own buffers and outlive the container that made them). Streams must
+        be taken from it after the call."""
         if self._moved:
-            self.container.close()
-            self.container = self._open()
+            try:
+                # a time before every packet: MP4/MOV restart at their first packet (a seek to 0
+                # would skip an AAC priming packet stamped before 0)
+                self.container.seek(-(2**40))
+            except av.FFmpegError:
+                self.container.close()
+                self.container = self._open()
         self._moved = True
         return self.container
 
