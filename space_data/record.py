@@ -35,7 +35,8 @@ ARRAY_MEMBERS: dict[str, str] = {
     "lm_norm": "(T, 68, 3) float32, frontalized, landmarks 0 and 16 exactly 2 apart, centred",
     "eyes": "(T, 52, 3) float32, eye landmarks in crop pixels",
     "eyes_norm": "(T, 52, 3) float32, eye landmarks in the lm_norm normalization",
-    "hands": "(T,) uint8, 1 where a hand was detected (sampled frames, held between samples)",
+    "hands": "(T,) uint8, 0 no hand, 1 hands away from the face, 2 a hand at the face "
+    "(sampled frames, held between samples)",
     "mfcc": "(1 + A, T, 40) float32, row 0 clean, rows 1..A seeded augmentations",
     "kp": "(T, K, 3) float32, face-vid2vid driving keypoints",
     "kp_source": "(K, 3) float32, canonical keypoints of the source (first) frame",
@@ -61,7 +62,10 @@ class ClipStats:
     decoded_frames: int = 0
     """Native frames that decoded."""
     truncated: bool = False
-    """The container promised more frames than decoded."""
+    """Data is missing: decoding failed part-way, or fewer frames or seconds decoded than the
+    header states (`space_data.media`)."""
+    stated_duration: float = math.nan
+    """Seconds of video the header states (compare `duration`: how much decoded)."""
     frames_no_face: int = 0
     """Frames on the 30 fps timeline without a face."""
     max_abs_yaw: float = math.nan
@@ -78,7 +82,10 @@ class ClipStats:
     max_histogram_jump: float = math.nan
     """Largest colour-histogram change between consecutive native frames (0–1, `stats.py`)."""
     hand_frames: int = 0
-    """Frames on the 30 fps timeline flagged with a hand."""
+    """Frames on the 30 fps timeline with a hand at the face (`hands` = 2)."""
+    hand_span: float = 0.0
+    """Seconds from the first to the last of the longest run of consecutive hand samples with a
+    hand at the face (0: none, or one sample alone)."""
     has_audio: bool = False
     audio_duration: float = 0.0
     """Seconds of audio that decoded (0 when absent)."""
@@ -115,7 +122,8 @@ of the hash records and commit markers carry (`extract.extraction_hash`), so uni
 an earlier version are extracted again, and dvc.yaml's extract stage depends on this file.
 1: up to 2026-12-01; 2: augmented MFCC rows from the power spectrum, frame models on
 native-resolution crops; 3: the A/V offset as a `SyncEstimate` (NaN when unmeasured, its backend
-and curve in the stats)."""
+and curve in the stats), hands at the face (`hands` 0/1/2, `hand_span`), `truncated` from the
+stated duration (`stated_duration`), every frame of AVI B-frames."""
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
