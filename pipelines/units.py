@@ -353,7 +353,13 @@ _CLIP_COLUMNS = [
     ("params_hash", pa.string()),
     ("members_hash", pa.string()),
 ]
-_STAT_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+_STAT_TYPES = {
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    str: pa.string(),
+    list: pa.list_(pa.float64()),  # av_sync_curve
+}
 _BATCH_ROWS = 16_384
 
 

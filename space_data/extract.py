@@ -319,14 +319,14 @@ class ClipExtractor:
                 "hands": hands,
                 "emotion_pred": emotion_pred,
             }
-        offset = (0, 0.0)
+        av_sync = None
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
             with self._timed("speech"):
                 arrays["speech"] = self._speech(audio, n)
             with self._timed("av_offset"):
-                offset = estimate_offset(lm3d, scale, audio, arrays["speech"])
+                av_sync = estimate_offset(lm3d, scale, audio, arrays["speech"])
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -345,7 +345,7 @@ class ClipExtractor:
             truncated=reader.truncated,
             audio_samples=None if audio is None else len(audio),
             speech=arrays.get("speech"),
-            av_offset=offset,
+            av_sync=av_sync,
         )
         height, width = tracks.frame_size
         x0, y0, side = box if box is not None else (0, 0, None)

@@ -86,10 +86,19 @@ class ClipStats:
     """audio_duration − duration, seconds (0 when there is no audio)."""
     speech_fraction: float = math.nan
     """Share of frames with speech probability ≥ 0.5 (NaN when there is no audio)."""
-    av_offset_frames: int = 0
-    """Audio–video offset estimate, frames, positive = audio late (space_data.av_offset)."""
+    av_offset_frames: float = math.nan
+    """Audio–video offset, timeline frames (1/30 s), positive = audio late; NaN = unmeasured
+    (no audio, no speech, no face, too short, a flat or edge-peaked sync curve)."""
     av_offset_confidence: float = 0.0
-    """Peak − median lag correlation of that estimate; 0 without enough speech."""
+    """Confidence of that offset on its backend's scale (offline: bootstrap agreement 0–1;
+    syncnet: median − min distance); 0 when unmeasured."""
+    av_sync_backend: str = ""
+    """The sync backend that measured it (`sync_estimate.BACKENDS`); "" when none ran (no audio)."""
+    av_sync_curve: list[float] = field(default_factory=list)
+    """The backend's score per lag of its search (offline: held-out R² at lags −20..+20 frames;
+    syncnet: mean distance at lags −15..+15 of 25 fps); [] when none ran."""
+    av_sync_reason: str = ""
+    """Why the offset is unmeasured ("" when measured or when no backend ran)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,13 +109,14 @@ class ClipStats:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 """What extraction computes from given parameters, as a number, bumped with every change of the
 code that changes what records hold (their layout is checked by `ClipMeta` itself). It is part
 of the hash records and commit markers carry (`extract.extraction_hash`), so units committed by
 an earlier version are extracted again, and dvc.yaml's extract stage depends on this file.
 1: up to 2026-12-01; 2: augmented MFCC rows from the power spectrum, frame models on
-native-resolution crops."""
+native-resolution crops; 3: A/V sync from a backend (`av_sync_*` stats), offline offsets by
+held-out audio→mouth fit, NaN when unmeasured."""
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,

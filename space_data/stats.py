@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from space_data.record import SAMPLE_RATE, ClipStats
+from space_data.sync_estimate import SyncEstimate
 from space_data.vad import speech_fraction
 
 
@@ -87,7 +88,7 @@ def compute_stats(
     truncated: bool,
     audio_samples: int | None,
     speech: np.ndarray | None = None,
-    av_offset: tuple[int, float] = (0, 0.0),
+    av_sync: SyncEstimate | None = None,
 ) -> ClipStats:
     """ClipStats of one clip.
 
@@ -96,8 +97,8 @@ def compute_stats(
     crop pixels (NaN without a face), native_scale (N,) their face sizes, histograms (N, B)
     `colour_histogram`s of the crops. duration: seconds of video that decoded; audio_samples:
     decoded 16 kHz samples, None when the clip has no audio; speech (T,) speech probabilities
-    (None without audio); av_offset (frames, confidence) from
-    `space_data.av_offset.estimate_offset`.
+    (None without audio); av_sync the clip's A/V offset from a sync backend (None: no
+    backend ran, e.g. no audio; the stats read unmeasured).
     """
     has_face = np.asarray(face, dtype=bool)
     angles = np.abs(np.asarray(pose, dtype=np.float64)[has_face, :3])
@@ -127,9 +128,21 @@ def compute_stats(
         audio_duration=float(audio_duration),
         av_mismatch=0.0 if audio_samples is None else float(audio_duration - duration),
         speech_fraction=math.nan if speech is None else speech_fraction(speech),
-        av_offset_frames=int(av_offset[0]),
-        av_offset_confidence=float(av_offset[1]),
+        **_sync_stats(av_sync),
     )
+
+
+def _sync_stats(estimate: SyncEstimate | None) -> dict:
+    """The `av_*` ClipStats fields of a sync estimate (unmeasured, no backend, when None)."""
+    if estimate is None:
+        return {}
+    return {
+        "av_offset_frames": float(estimate.offset_frames),
+        "av_offset_confidence": float(estimate.confidence),
+        "av_sync_backend": estimate.backend,
+        "av_sync_curve": [float(x) for x in estimate.curve],
+        "av_sync_reason": estimate.reason,
+    }
 
 
 def _nanmax(values: np.ndarray) -> float:
