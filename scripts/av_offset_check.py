@@ -117,7 +117,7 @@ def print_table(title: str, results: dict, shifts: tuple[int, ...], counted: tup
               help="A sample corpus folder (built there when absent) to measure too.")  # fmt: skip
 @npz_cache_option("the extracted realdata (and sample) clips")
 @click.option("--params", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="params.yaml whose `filter` section gives the thresholds (default: code).")  # fmt: skip
+              help="params.yaml whose `filter` section gives the thresholds.")  # fmt: skip
 def main(realdata: Path, sample: Path | None, cache: Path | None, params: Path | None) -> None:
     """Print the offline backend's estimates and the filter's decisions on shifted copies."""
     filters = load_section("filter", FilterConfig, params) if params else FilterConfig()
