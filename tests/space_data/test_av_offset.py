@@ -120,7 +120,7 @@ def test_in_sync_clips_are_kept_and_shifted_copies_dropped(talking) -> None:
         record, audio = talking[name]
         lm, scale, speech = (record.arrays[k] for k in ("lm3d", "scale", "speech"))
         again = estimate_offset(lm, scale, audio, speech)
-        assert again.offset_frames == record.stats.av_offset_frames, name
+        assert again.offset_frames == pytest.approx(record.stats.av_offset_frames, abs=1e-3), name
         for shift in SHIFTS:
             if _drops(record.stats, estimate_offset(lm, scale, shifted(audio, shift), speech)):
                 dropped[shift].append(name)
