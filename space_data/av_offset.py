@@ -125,9 +125,10 @@ def estimate_offset(
     mouth = mouth_features(lm3d, scale)
     if np.isfinite(mouth).all(1).sum() < MIN_FRAMES:
         return SyncEstimate.unmeasured(BACKEND, "no_face")
-    errors, totals = held_out_errors(mouth, audio_features(audio))
-    if errors is None:
+    fit = held_out_errors(mouth, audio_features(audio))
+    if fit is None:
         return SyncEstimate.unmeasured(BACKEND, "too_short")
+    errors, totals = fit
     curve = 1.0 - errors.sum(1) / totals.sum()
     best = int(np.argmax(curve))
     points = tuple(float(x) for x in curve)
@@ -141,12 +142,10 @@ def estimate_offset(
     return SyncEstimate(BACKEND, float(peak - MOUTH_LEAD), confidence, points)
 
 
-def held_out_errors(
-    mouth: np.ndarray, audio: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+def held_out_errors(mouth: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Per lag −MAX_LAG..MAX_LAG and mouth frame: the squared held-out error of the ridge fit
     (lags, N) and the frame's squared deviation from the mean (N,), over the N mouth frames
-    with a face whose audio context exists at every lag; (None, None) when N < MIN_FRAMES.
+    with a face whose audio context exists at every lag; None when N < MIN_FRAMES.
 
     mouth (T, F) `mouth_features`, audio (Ta, D) `audio_features`.
     """
@@ -154,7 +153,7 @@ def held_out_errors(
     t = np.arange(reach, min(len(mouth), len(audio) - reach))
     t = t[np.isfinite(mouth[t]).all(1)]
     if len(t) < MIN_FRAMES:
-        return None, None
+        return None
     y = mouth[t]
     y = (y - y.mean(0)) / np.maximum(y.std(0), 1e-12)
     context = np.arange(-CONTEXT, CONTEXT + 1)
