@@ -160,13 +160,24 @@ def held_out_errors(mouth: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, n
     lags = np.arange(-MAX_LAG, MAX_LAG + 1)
     x = audio[t[:, None, None] + lags[:, None] + context]  # (N, lags, 2C+1, D)
     x = x.reshape(len(t), len(lags), -1)  # (N, lags, K)
+    # features z-scored per lag over all the frames (no mouth value enters); one Gram matrix
+    # per lag, each fold's training Gram is it minus the fold's part
+    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-9)
+    xt = np.ascontiguousarray(x.transpose(1, 2, 0))  # (lags, K, N), contiguous for BLAS
+    gram, xty = xt @ xt.transpose(0, 2, 1), xt @ y  # (lags, K, K), (lags, K, F)
     errors = np.empty((len(lags), len(t)))
     # 41 systems of 65 unknowns per fold: a second BLAS thread only adds overhead (6× the CPU)
     with threadpool_limits(limits=1, user_api="blas"):
         for test in np.array_split(np.arange(len(t)), FOLDS):
-            train = np.ones(len(t), bool)
-            train[test] = False
-            errors[:, test] = _ridge_errors(x[train], y[train], x[test], y[test]).T
+            part = xt[:, :, test]  # (lags, K, n)
+            n = len(t) - len(test)
+            mean = (xt.sum(2) - part.sum(2)) / n  # (lags, K) training means
+            y_mean = (y.sum(0) - y[test].sum(0)) / n  # (F,)
+            centred = gram - part @ part.transpose(0, 2, 1) - n * mean[:, :, None] * mean[:, None]
+            cross = xty - part @ y[test] - n * mean[:, :, None] * y_mean
+            weights = np.linalg.solve(centred + RIDGE * n * np.eye(x.shape[2]), cross)
+            predicted = (x[test].transpose(1, 0, 2) - mean[:, None]) @ weights + y_mean
+            errors[:, test] = ((predicted - y[test]) ** 2).sum(2)  # (lags, n)
     return errors, (y**2).sum(1)
 
 
@@ -180,21 +191,6 @@ def bootstrap_agreement(errors: np.ndarray, totals: np.ndarray, best: int) -> fl
     weights = rng.multinomial(len(starts), np.full(len(starts), 1 / len(starts)), BOOTSTRAPS)
     curves = 1.0 - (weights @ block_errors.T) / (weights @ block_totals)[:, None]
     return float(np.mean(np.abs(curves.argmax(1) - best) <= TOLERANCE))
-
-
-def _ridge_errors(
-    x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
-) -> np.ndarray:
-    """(N_test, lags) squared test errors, summed over outputs, of one ridge fit per lag of y
-    (N, F) on x (N, lags, K) (features z-scored on the training rows; one batched solve)."""
-    mean, std = x.mean(0), np.maximum(x.std(0), 1e-9)  # (lags, K)
-    x, x_test = (x - mean) / std, (x_test - mean) / std
-    offset = y.mean(0)
-    xt = x.transpose(1, 2, 0)  # (lags, K, N)
-    gram = xt @ xt.transpose(0, 2, 1) + RIDGE * len(x) * np.eye(x.shape[2])
-    weights = np.linalg.solve(gram, xt @ (y - offset))  # (lags, K, F)
-    predicted = x_test.transpose(1, 0, 2) @ weights + offset  # (lags, N_test, F)
-    return ((predicted - y_test) ** 2).sum(2).T
 
 
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:

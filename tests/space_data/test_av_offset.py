@@ -72,8 +72,9 @@ def test_sign_and_unmeasured_cases_on_a_synthetic_talker() -> None:
     noise = np.random.default_rng(1).standard_normal(len(audio)).astype(np.float32)
     unrelated = estimate_offset(lm, scale, 0.3 * noise)  # steady noise: chance fits only
     assert not unrelated.measured and unrelated.reason in ("flat", "edge")
-    # a lag beyond the search: the curve still rises at its edge
-    unmeasured("edge", lm, scale, shifted(audio, MAX_LAG + 6))
+    # a lag just beyond the search: the curve still rises at its edge (further out, a side lobe
+    # of this periodic talker can peak inside the search, with a low confidence)
+    unmeasured("edge", lm, scale, shifted(audio, MAX_LAG + 3))
 
 
 @pytest.fixture(scope="module")
