@@ -11,11 +11,11 @@ from its audio to its mouth, and the lag whose mapping best predicts held-out fr
 - audio (Ta, 13): MFCCs of 512-sample windows centred on the 30 fps timeline (`mfcc_track`),
   over the whole audio, high-passed the same way (a channel's colour is not speech);
 - at lag L, mouth frame t is predicted from the audio frames t + L − `CONTEXT` … t + L +
-  `CONTEXT` (65 features) by ridge regression (λ = `RIDGE` × training frames, on z-scored
-  features), fitted and scored in `FOLDS` contiguous folds: each frame is predicted by a model
-  that never saw it. Every lag uses the same mouth frames (those whose audio context exists at
-  every lag of the search), so the scores compare like with like, and a shifted copy of the
-  audio translates the curve;
+  `CONTEXT` (65 features) by ridge regression (λ = `RIDGE` × training frames; features
+  z-scored per lag over the clip's frames, which uses no mouth value), fitted and scored in
+  `FOLDS` contiguous folds: each frame is predicted by a model that never saw it. Every lag
+  uses the same mouth frames (those whose audio context exists at every lag of the search), so
+  the scores compare like with like, and a shifted copy of the audio translates the curve;
 - the curve (`SyncEstimate.curve`): held-out R² (1 − squared error / variance, summed over the
   four mouth features) at raw lags −`MAX_LAG` … +`MAX_LAG` frames, in that order (index i is
   lag i − `MAX_LAG`). The peak (refined by a parabola through its neighbours) minus
@@ -36,8 +36,8 @@ at every lag: a clip needs about 2 · (MAX_LAG + CONTEXT) + MIN_FRAMES frames, 3
 silence, music, a dubbed voice, lips that do not move, a mis-tracked face) and `edge` (the peak
 at the first or last lag: the true offset may lie beyond the search, ±(MAX_LAG − MOUTH_LEAD)).
 
-Measured (README, `python -m scripts.av_offset_check`) on the realdata talking clips and their
-copies with audio shifted by ±8 and ±12 frames, and on the sample corpus.
+Measured (docs/signals.md, `python -m scripts.av_offset_check`) on the realdata talking clips
+and their copies with audio shifted by ±8 and ±12 frames, and on the sample corpus.
 """
 
 from __future__ import annotations
