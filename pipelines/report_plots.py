@@ -22,7 +22,11 @@ from pipelines.report_data import (  # noqa: E402
     evenly_spaced,
     rotation_shares,
 )
-from pipelines.report_signals import emotion_figures, speech_offset_figure  # noqa: E402
+from pipelines.report_signals import (  # noqa: E402
+    emotion_figures,
+    speech_offset_figure,
+    sync_curves_figure,
+)
 from space_data.clip import EMOTIONS, SPLITS  # noqa: E402
 from space_data.filters import RULE_REASONS, FilterConfig  # noqa: E402
 from space_data.record import ClipFeatures  # noqa: E402
@@ -45,6 +49,7 @@ def draw_all(
         durations_figure(table, out),
         *emotion_figures(records, out, _save),
         speech_offset_figure(table, filters, out, _save),
+        sync_curves_figure(table, out, _save),
     ]
     if config.n_examples:
         figures.append(examples_figure(records, config.n_examples, out))

@@ -1,127 +1,155 @@
-"""Check the A/V-offset estimator on the realdata talking clips, with a second opinion from a
-FaceSync-style canonical correlation (README "A/V offset").
+"""Measure the offline A/V sync backend (`space_data.av_offset`) and the `av_offset` filter at
+its default thresholds (README "A/V offset").
 
-Each clip of `space_data.testing.talking.TALKING` (and, not counted, the 4.3-s turned
-VoxCeleb2-style clip) is extracted once (`ClipExtractor`: landmarks, scale); then its audio is
-shifted by −12, −8, 0, +8 and +12 frames (its start cut, or zeros in front) and each estimator's
-raw peak lag (before any mouth lead is subtracted) and confidence (peak − median) are printed.
-Per estimator: the mean raw peak of the in-sync reference clips (`IN_SYNC`), the offsets after
-its mouth lead (windows: `MOUTH_LEAD`; cca: that mean), and on how many clips each shift moves the
-offset by the shift ± 2.
+Every realdata talking clip (`space_data.testing.talking.TALKING` and `TALKING_SHORT`) is
+extracted once (`ClipExtractor`: landmarks, scale, speech); then its audio is shifted by −12,
+−8, 0, +8 and +12 timeline frames (its start cut, or zeros in front) and for each copy the
+estimate (offset, confidence, or why it is unmeasured) and the filter's decision are printed,
+then per shift how many copies the filter drops. The in-sync clips (`IN_SYNC`) give the mean raw
+peak lag that `av_offset.MOUTH_LEAD` should equal. The speech track of the unshifted clip is
+used for every copy (it only decides `no_speech`, by its count of speech frames).
 
-Estimators:
-- windows: `space_data.av_offset.lag_correlation` (what the extractor uses);
-- cca: per lag, the first canonical correlation (Slaney & Covell, "FaceSync", NIPS 2000) between
-  4 mouth velocities (inner gap, outer gap 51–57, width 48–54, jaw opening 8–27, / face scale)
-  and 4 audio velocities (log energy of 80–300, 300–1000, 1000–3000, 3000–7500 Hz), all smoothed
-  like the windows estimator, over one fixed set of frames (the same mouth frames at every lag),
-  ridge 0.01 on each covariance. Its design was fixed before it was run, not tuned on these clips.
+With `--sample DIR` the clips of a sample corpus (built there with params.yaml's `synth`
+section when DIR does not exist) are measured too, unshifted and shifted by ±8: their mouths are
+rendered from the audio's loudness with no lead at all, so they read about −MOUTH_LEAD.
 
-Run (project root): .venv/bin/python -m scripts.av_offset_check [--realdata DIR]  (~40 s)
+Run (project root): .venv/bin/python -m scripts.av_offset_check [--realdata DIR]
+[--sample DIR] [--cache FILE.npz]   (~1 min for the realdata clips; the sample corpus ~3 min)
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 import numpy as np
 
-from scripts.ibug_reference import realdata_option
+from scripts.ibug_reference import cached_npz, npz_cache_option, realdata_option
 from space_data import av_offset
 from space_data.clip import Clip
+from space_data.datasets import sample_clips
 from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.filters import FilterConfig, filter_clip
 from space_data.media import decode_audio
-from space_data.testing.talking import IN_SYNC, TALKING, shifted, talking_path
+from space_data.params import load_section
+from space_data.record import ClipStats
+from space_data.sync_estimate import SyncEstimate
+from space_data.synth import build_sample_corpus
+from space_data.synth.corpus import SynthConfig
+from space_data.testing.talking import IN_SYNC, TALKING, TALKING_SHORT, shifted, talking_path
 
-EXTRA = ("voxceleb2_style_224_turned",)
-"""Printed but not counted: under 5 s and turned about 23°."""
 SHIFTS = (-12, -8, 0, 8, 12)
 """Audio shifts, timeline frames (positive = audio made late)."""
-TOLERANCE = 2
-"""A shifted estimate 'moves' when it differs from the unshifted one by the shift ± this."""
-MOUTH_PAIRS = ((51, 57), (48, 54), (8, 27))
-"""iBUG point pairs of the CCA's mouth features besides the inner gap: outer gap, width, jaw."""
-BANDS = ((80.0, 300.0), (300.0, 1000.0), (1000.0, 3000.0), (3000.0, 7500.0))
-"""The CCA's audio bands, Hz: voicing, first formant, second formant, frication."""
-RIDGE = 0.01
-"""Added to the diagonal of each (z-scored) covariance of the CCA."""
+SAMPLE_SHIFTS = (-8, 0, 8)
+MEMBERS = ("lm3d", "scale", "speech", "audio")
 
 
-def cca_correlation(
-    lm3d: np.ndarray, scale: np.ndarray, audio: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lags −MAX_LAG..MAX_LAG (frames) and the first canonical correlation of the mouth
-    velocities at t with the band-energy velocities at t + lag (all NaN for too short a clip)."""
-    lm = np.asarray(lm3d, np.float64)[..., :2]
-    levels = [av_offset.mouth_gap(lm3d, scale)] + [
-        np.linalg.norm(lm[:, a] - lm[:, b], axis=-1) / scale for a, b in MOUTH_PAIRS
-    ]
-    mouth = np.stack([np.diff(av_offset.smooth(x)) for x in levels], 1)  # (T-1, 4)
-    sound = np.stack(
-        [np.diff(av_offset.smooth(av_offset.speech_envelope(audio, len(scale), b))) for b in BANDS],
-        1,
-    )  # (T-1, 4)
-    lags = np.arange(-av_offset.MAX_LAG, av_offset.MAX_LAG + 1)
-    t = np.arange(av_offset.MAX_LAG, len(mouth) - av_offset.MAX_LAG)
-    ok = np.isfinite(mouth[t]).all(1)
-    for lag in lags:
-        ok &= np.isfinite(sound[t + lag]).all(1)
-    t = t[ok]  # one set of mouth frames for every lag
-    if len(t) < av_offset.WINDOW:
-        return lags, np.full(len(lags), np.nan)
-    return lags, np.array([_first_canonical(mouth[t], sound[t + lag]) for lag in lags])
+def dropped(estimate: SyncEstimate, filters: FilterConfig) -> bool:
+    """Whether the `av_offset` rule drops a clip with this estimate (and nothing else wrong)."""
+    stats = ClipStats(
+        av_offset_frames=estimate.offset_frames,
+        av_offset_confidence=estimate.confidence,
+        av_sync_backend=estimate.backend,
+    )
+    return "av_offset" in filter_clip(stats, filters)
 
 
-def _first_canonical(x: np.ndarray, y: np.ndarray) -> float:
-    """Largest canonical correlation of (N, P) `x` and (N, Q) `y`."""
-    x = (x - x.mean(0)) / x.std(0)
-    y = (y - y.mean(0)) / y.std(0)
-    lx = np.linalg.cholesky(x.T @ x / len(x) + RIDGE * np.eye(x.shape[1]))
-    ly = np.linalg.cholesky(y.T @ y / len(y) + RIDGE * np.eye(y.shape[1]))
-    whitened = np.linalg.solve(ly, np.linalg.solve(lx, x.T @ y / len(x)).T)  # Ly⁻¹ Cyx Lx⁻ᵀ
-    return float(np.linalg.svd(whitened, compute_uv=False)[0])
+def cell(estimate: SyncEstimate, drop: bool) -> str:
+    if not estimate.measured:
+        return f"{'—':>6s} {estimate.reason:9s} keep"
+    return (
+        f"{estimate.offset_frames:+6.1f} ({estimate.confidence:.2f})  {'DROP' if drop else 'keep'}"
+    )
 
 
-ESTIMATORS = {"windows": av_offset.lag_correlation, "cca": cca_correlation}
+def extract_all(clips: list[Clip]) -> dict[str, np.ndarray]:
+    """name/member → array of every clip (failed clips are left out, with a line)."""
+    extractor = ClipExtractor(ExtractConfig())
+    out = {}
+    try:
+        for clip in clips:
+            record = extractor(clip)
+            if not record.ok or "speech" not in record.arrays:
+                click.echo(f"{clip.clip_id}: not measured ({record.reason or 'no audio'})")
+                continue
+            audio = decode_audio(clip.audio_path or clip.path)
+            arrays = {**record.arrays, "audio": audio}
+            out.update({f"{clip.clip_id}/{m}": arrays[m] for m in MEMBERS})
+    finally:
+        extractor.close()
+    return out
+
+
+def measure(
+    arrays: dict[str, np.ndarray], shifts: tuple[int, ...], filters: FilterConfig
+) -> dict[str, dict[int, tuple[SyncEstimate, bool]]]:
+    """clip → shift → (estimate, dropped by the filter)."""
+    names = sorted({key.split("/")[0] for key in arrays})
+    out = {}
+    for name in names:
+        lm, scale, speech, audio = (arrays[f"{name}/{m}"] for m in MEMBERS)
+        out[name] = {}
+        for s in shifts:
+            estimate = av_offset.estimate_offset(lm, scale, shifted(audio, s), speech)
+            out[name][s] = (estimate, dropped(estimate, filters))
+    return out
+
+
+def print_table(title: str, results: dict, shifts: tuple[int, ...], counted: tuple[str, ...]):
+    click.echo(f"== {title}: offset (confidence) and decision at audio shift "
+               + " / ".join(f"{s:+d}" for s in shifts))  # fmt: skip
+    for name, row in results.items():
+        click.echo(f"{name[:44]:44s} " + " | ".join(cell(*row[s]) for s in shifts))
+    for label, names in (("all", tuple(results)), ("counted", counted)):
+        if not names or (label == "counted" and set(names) == set(results)):
+            continue
+        drops = ", ".join(f"{s:+d}: {sum(results[n][s][1] for n in names)}/{len(names)}"
+                          for s in shifts)  # fmt: skip
+        unmeasured = sum(not results[n][0][0].measured for n in names)
+        click.echo(f"dropped ({label}, {len(names)} clips) {drops}; unmeasured unshifted: "
+                   f"{unmeasured}")  # fmt: skip
 
 
 @click.command()
 @realdata_option
-def main(realdata: Path) -> None:
-    """Print both estimators' readings of the realdata talking clips with shifted audio."""
-    extractor = ClipExtractor(ExtractConfig())
-    raw: dict[str, dict[str, dict[int, tuple[float, float]]]] = {e: {} for e in ESTIMATORS}
-    for name in TALKING + EXTRA:
-        path = talking_path(realdata, name)
-        record = extractor(Clip(name, "voxceleb2", "s", str(path)))
-        if not record.ok:
-            raise click.ClickException(f"{name}: extraction failed ({record.reason})")
-        lm, scale, audio = record.arrays["lm3d"], record.arrays["scale"], decode_audio(str(path))
-        for label, correlation in ESTIMATORS.items():
-            raw[label][name] = {
-                s: av_offset.peak_lag(*correlation(lm, scale, shifted(audio, s))) for s in SHIFTS
-            }
-    extractor.close()
-    shifts = " / ".join(f"{s:+d}" for s in SHIFTS)
-    for label, clips in raw.items():
-        measured = float(np.mean([clips[n][0][0] for n in IN_SYNC]))
-        lead = av_offset.MOUTH_LEAD if label == "windows" else measured
-        click.echo(f"== {label}: raw peak lag (confidence) at audio shift {shifts}")
-        moved = dict.fromkeys(SHIFTS[:2] + SHIFTS[3:], 0)
-        for name, est in clips.items():
-            cells = " / ".join(f"{p:+6.2f} ({c:.2f})" for p, c in est.values())
-            offset = round(est[0][0] - lead)
-            click.echo(f"{name:28s} {cells} | offset {offset:+d}{' (extra)' * (name in EXTRA)}")
-            for s in moved:
-                moved[s] += (
-                    name in TALKING and abs(round(est[s][0] - lead) - offset - s) <= TOLERANCE
-                )
-        click.echo(
-            f"mean raw peak of {', '.join(IN_SYNC)}: {measured:.2f}; lead subtracted: {lead:.2f}; "
-            f"moved by the shift ± {TOLERANCE}: "
-            + ", ".join(f"{s:+d}: {m}/{len(TALKING)}" for s, m in moved.items())
-        )
+@click.option("--sample", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A sample corpus folder (built there when absent) to measure too.")  # fmt: skip
+@npz_cache_option("the extracted realdata (and sample) clips")
+@click.option("--params", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="params.yaml whose `filter` section gives the thresholds.")  # fmt: skip
+def main(realdata: Path, sample: Path | None, cache: Path | None, params: Path | None) -> None:
+    """Print the offline backend's estimates and the filter's decisions on shifted copies."""
+    filters = load_section("filter", FilterConfig, params) if params else FilterConfig()
+    click.echo(f"thresholds (offline): {filters.av_offset.offline}")
+    real = [
+        Clip(n, "voxceleb2", "s", str(talking_path(realdata, n))) for n in TALKING + TALKING_SHORT
+    ]
+    clips = list(real)
+    if sample is not None:
+        if not sample.is_dir():
+            build_sample_corpus(sample, load_section("synth", SynthConfig))
+        clips += sample_clips(str(sample))
+    arrays = cached_npz(cache, lambda: extract_all(clips))
+    real_names = {c.clip_id for c in real}
+    real_arrays = {k: v for k, v in arrays.items() if k.split("/")[0] in real_names}
+    results = measure(real_arrays, SHIFTS, filters)
+    print_table("realdata talking clips", results, SHIFTS, TALKING)
+    peaks = [results[n][0][0].offset_frames + av_offset.MOUTH_LEAD for n in IN_SYNC]
+    click.echo(f"raw peak lag of the in-sync clips {', '.join(IN_SYNC)}: "
+               + ", ".join(f"{p:.1f}" for p in peaks)
+               + f" (mean {np.mean(peaks):.2f}; MOUTH_LEAD = {av_offset.MOUTH_LEAD})")  # fmt: skip
+    if sample is not None:
+        rest = {k: v for k, v in arrays.items() if k.split("/")[0] not in real_names}
+        results = measure(rest, SAMPLE_SHIFTS, filters)
+        print_table(f"sample corpus {sample}", results, SAMPLE_SHIFTS, ())
+        measured = [r[0][0].offset_frames for r in results.values() if r[0][0].measured]
+        if measured:
+            click.echo(f"sample corpus, unshifted, measured: {len(measured)} of {len(results)}, "
+                       f"offset {min(measured):+.1f} … {max(measured):+.1f} "
+                       f"(median {float(np.median(measured)):+.1f})")  # fmt: skip
+    if any(math.isnan(p) for p in peaks):
+        raise click.ClickException("an in-sync clip is unmeasured: MOUTH_LEAD cannot be checked")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def from_mapping(
         key = f"{where}.{name}" if where else name
         sub = _dataclass_in(hints[name])
         if sub is not None and isinstance(value, Mapping):
-            inner = getattr(base, name) if base is not None else None
+            # a nested section overrides its own default, not the nested class's defaults
+            inner = getattr(base, name) if base is not None else _field_default(known[name])
             kwargs[name] = from_mapping(sub, value, key, inner if isinstance(inner, sub) else None)
         else:
             kwargs[name] = _convert(hints[name], value, key)
@@ -175,6 +176,15 @@ def config_hash(obj: Any) -> str:
     data = to_mapping(obj) if dataclasses.is_dataclass(obj) else obj
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default value (made by its factory), or None without one."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
 
 
 def _dataclass_in(hint: Any) -> type | None:

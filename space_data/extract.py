@@ -100,7 +100,7 @@ class ExtractConfig:
     `min_hand_span`)."""
     hands_face_margin: float = 0.25
     """A hand within this many face sizes of the face box (the landmarks' box raised over the
-    forehead) is at the face (README: calibrated on real hands at and away from faces)."""
+    forehead) is at the face (docs/filters.md: calibrated on real hands at and away from faces)."""
     hands_min_confidence: float = 0.5
     """MediaPipe Hands' palm-detection score a hand needs, in [0, 1]."""
     hands_model_complexity: int = 1
@@ -396,13 +396,12 @@ class ClipExtractor:
         frame pass, or the offline estimator on the timeline's landmarks."""
         backend = self.config.av_sync.backend
         if audio is None:
-            return SyncEstimate.unmeasured(backend, "no audio")
+            return SyncEstimate.unmeasured(backend, "no_audio")
         if self._sync_clip is not None:
             result = self._sync_clip.finish(duration)
             self._sync_clip = None
             return result.estimate() if isinstance(result, SyncNetResult) else result
-        offset, confidence = estimate_offset(lm3d, scale, audio, speech)
-        return SyncEstimate("offline", float(offset), confidence)
+        return estimate_offset(lm3d, scale, audio, speech)
 
     def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
         """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,

@@ -27,16 +27,47 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
 from space_data.record import ClipStats
+from space_data.sync_estimate import BACKENDS
+
+
+@dataclass
+class SyncThresholds:
+    """When the `av_offset` rule drops a clip whose offset one sync backend measured."""
+
+    max_offset_frames: float | None
+    """Largest |offset| kept, timeline frames (1/30 s); None disables the rule for this backend."""
+    min_confidence: float
+    """Confidence (the backend's scale) from which an offset is trusted."""
+    drop_unconfident: bool = False
+    """Also drop a measured offset below `min_confidence` (SyncNet practice: low confidence
+    means no synchronised talking face); False: such an offset is simply not trusted."""
+
+
+@dataclass
+class AvOffsetConfig:
+    """The `av_offset` rule's thresholds per sync backend (`stats.av_sync_backend`); an
+    unmeasured offset (NaN) never drops."""
+
+    offline: SyncThresholds = field(default_factory=lambda: SyncThresholds(6.0, 0.7))
+    """`space_data.av_offset`: bootstrap agreement 0–1 (calibrated: docs/signals.md)."""
+    syncnet: SyncThresholds = field(default_factory=lambda: SyncThresholds(7.2, 3.0, True))
+    """SyncNet: median − min distance. LatentSync's data pipeline keeps conf ≥ 3 and |offset|
+    ≤ 6 frames at 25 fps (= 7.2 timeline frames)."""
+
+    def for_backend(self, backend: str) -> SyncThresholds:
+        if backend not in BACKENDS:
+            raise ValueError(f"no av_offset thresholds for sync backend {backend!r}")
+        return getattr(self, backend)
 
 
 @dataclass
 class FilterConfig:
-    """Thresholds of the SPACE filters; defaults calibrated on the sample corpus (see README)."""
+    """Thresholds of the SPACE filters; defaults calibrated on the sample corpus (docs/filters.md)."""
 
     drop_truncated: bool = True
     """Drop a file whose decoding ended before the container's promised end (`truncated`)."""
@@ -59,11 +90,9 @@ class FilterConfig:
     max_av_mismatch: float | None = 0.5
     """Largest |audio − video duration| in seconds; None disables the check."""
     min_speech_fraction: float = 0.2
-    """Smallest share of frames with speech (Silero VAD ≥ 0.5) a kept clip may have (README)."""
-    max_av_offset_frames: int | None = 6
-    """Largest |A/V offset| in frames, applied when its confidence is high; None disables."""
-    min_av_offset_confidence: float = 0.6
-    """Confidence from which `max_av_offset_frames` applies (README: how both were chosen)."""
+    """Smallest share of frames with speech (Silero VAD ≥ 0.5) a kept clip may have (docs/signals.md)."""
+    av_offset: AvOffsetConfig = field(default_factory=AvOffsetConfig)
+    """Thresholds of the `av_offset` rule per sync backend."""
 
     def __post_init__(self) -> None:
         if self.max_no_face_frames < 0:
@@ -83,10 +112,12 @@ class FilterConfig:
             raise ValueError(
                 f"min_speech_fraction must lie in [0, 1], not {self.min_speech_fraction}"
             )
-        if self.max_av_offset_frames is not None and self.max_av_offset_frames < 0:
-            raise ValueError(
-                f"max_av_offset_frames must be >= 0 or null, not {self.max_av_offset_frames}"
-            )
+        for backend in BACKENDS:
+            limit = self.av_offset.for_backend(backend).max_offset_frames
+            if limit is not None and limit < 0:
+                raise ValueError(
+                    f"av_offset.{backend}.max_offset_frames must be >= 0 or null, not {limit}"
+                )
 
 
 Rule = Callable[[ClipStats, FilterConfig], "str | None"]
@@ -157,10 +188,16 @@ def no_speech(s: ClipStats, c: FilterConfig) -> str | None:
 
 
 def av_offset(s: ClipStats, c: FilterConfig) -> str | None:
-    """Audio out of sync with the lips, when the landmark estimate is confident."""
-    if c.max_av_offset_frames is None or s.av_offset_confidence < c.min_av_offset_confidence:
+    """Audio out of sync with the lips, by the thresholds of the backend that measured it. An
+    unmeasured offset (NaN: no speech, no face, a flat or edge-peaked curve) never drops."""
+    if not s.av_sync_backend or math.isnan(s.av_offset_frames):
         return None
-    return "av_offset" if abs(s.av_offset_frames) > c.max_av_offset_frames else None
+    t = c.av_offset.for_backend(s.av_sync_backend)
+    if t.max_offset_frames is None:
+        return None
+    if s.av_offset_confidence < t.min_confidence:
+        return "av_offset" if t.drop_unconfident else None
+    return "av_offset" if abs(s.av_offset_frames) > t.max_offset_frames else None
 
 
 RULES: tuple[Rule, ...] = (

@@ -95,16 +95,18 @@ class ClipStats:
     """Share of frames with speech probability ≥ 0.5 (NaN when there is no audio)."""
     av_offset_frames: float = math.nan
     """Audio–video offset, timeline frames (1/30 s), positive = audio late; NaN = unmeasured
-    (`space_data.sync_estimate.SyncEstimate`: no audio or speech, too short, flat curve, best
-    lag at the edge of the search)."""
+    (no audio, no speech, no face, too short, a flat or edge-peaked sync curve)."""
     av_offset_confidence: float = 0.0
-    """Confidence of that offset on its backend's scale (offline: peak − median lag correlation;
-    syncnet: median − min distance, SyncNet's confidence); 0 when unmeasured."""
-    av_sync_backend: str = "offline"
-    """Which backend measured the offset: "offline" (space_data.av_offset) or "syncnet"."""
+    """Confidence of that offset on its backend's scale (offline: bootstrap agreement 0–1;
+    syncnet: median − min distance); 0 when unmeasured."""
+    av_sync_backend: str = ""
+    """The sync backend that measured it (`sync_estimate.BACKENDS`); "" only in stats made
+    without extraction (an extracted clip names its backend, with a reason when unmeasured)."""
     av_sync_curve: list[float] = field(default_factory=list)
-    """The backend's score per lag (syncnet: the 31 mean distances, lag −15 … +15 frames at
-    25 fps, audio later; empty when not computed)."""
+    """The backend's score per lag of its search (offline: held-out R² at lags −20..+20 frames;
+    syncnet: mean distance at lags −15..+15 of 25 fps); [] when not computed."""
+    av_sync_reason: str = ""
+    """Why the offset is unmeasured ("" when measured), e.g. "no_audio", "too_short", "edge"."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,9 +123,9 @@ code that changes what records hold (their layout is checked by `ClipMeta` itsel
 of the hash records and commit markers carry (`extract.extraction_hash`), so units committed by
 an earlier version are extracted again, and dvc.yaml's extract stage depends on this file.
 1: up to 2026-12-01; 2: augmented MFCC rows from the power spectrum, frame models on
-native-resolution crops; 3: the A/V offset as a `SyncEstimate` (NaN when unmeasured, its backend
-and curve in the stats), hands at the face (`hands` 0/1/2, `hand_span`), `truncated` from the
-stated duration (`stated_duration`), every frame of AVI B-frames."""
+native-resolution crops; 3: A/V sync from a backend (`av_sync_*` stats; offline offsets by
+held-out audio→mouth fit, NaN when unmeasured), hands at the face (`hands` 0/1/2, `hand_span`),
+`truncated` from the stated duration (`stated_duration`), every frame of AVI B-frames."""
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,

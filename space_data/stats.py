@@ -102,8 +102,8 @@ def compute_stats(
     duration: seconds of video that decoded; stated_duration: what the header states;
     audio_samples:
     decoded 16 kHz samples, None when the clip has no audio; speech (T,) speech probabilities
-    (None without audio); av_sync the clip's A/V offset from its sync backend (None:
-    unmeasured, offline).
+    (None without audio); av_sync the clip's A/V offset from a sync backend (None: no
+    backend ran, e.g. no audio; the stats read unmeasured).
     """
     has_face = np.asarray(face, dtype=bool)
     angles = np.abs(np.asarray(pose, dtype=np.float64)[has_face, :3])
@@ -137,11 +137,21 @@ def compute_stats(
         audio_duration=float(audio_duration),
         av_mismatch=0.0 if audio_samples is None else float(audio_duration - duration),
         speech_fraction=math.nan if speech is None else speech_fraction(speech),
-        av_offset_frames=float(av_sync.offset_frames),
-        av_offset_confidence=float(av_sync.confidence),
-        av_sync_backend=av_sync.backend,
-        av_sync_curve=[float(x) for x in av_sync.curve],
+        **_sync_stats(av_sync),
     )
+
+
+def _sync_stats(estimate: SyncEstimate | None) -> dict:
+    """The `av_*` ClipStats fields of a sync estimate (unmeasured, no backend, when None)."""
+    if estimate is None:
+        return {}
+    return {
+        "av_offset_frames": float(estimate.offset_frames),
+        "av_offset_confidence": float(estimate.confidence),
+        "av_sync_backend": estimate.backend,
+        "av_sync_curve": [float(x) for x in estimate.curve],
+        "av_sync_reason": estimate.reason,
+    }
 
 
 def _nanmax(values: np.ndarray) -> float:

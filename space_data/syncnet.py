@@ -301,13 +301,9 @@ class SyncNetResult:
         curve = tuple(float(d) for d in self.mdist)
         best = int(np.argmin(self.mdist))
         if not self.confidence > 0:
-            return SyncEstimate.unmeasured("syncnet", "flat distance curve", curve)
-        if best in (0, len(self.mdist) - 1):
-            return SyncEstimate.unmeasured(
-                "syncnet",
-                f"minimum at the edge of the lag search ({best - VSHIFT:+d} frames at 25 fps)",
-                curve,
-            )
+            return SyncEstimate.unmeasured("syncnet", "flat", curve)
+        if best in (0, len(self.mdist) - 1):  # at lag -15 or +15 of the search
+            return SyncEstimate.unmeasured("syncnet", "edge", curve)
         return SyncEstimate("syncnet", -self.offset * TIMELINE_FPS / FPS, self.confidence, curve)
 
 
@@ -357,11 +353,8 @@ class SyncNetClip:
         frames = self._resampler.count
         length = min(frames, self.audio_frames)
         if length < MIN_FRAMES:
-            return SyncEstimate.unmeasured(
-                "syncnet",
-                f"too short: {length} frames at 25 fps with video and audio (fewer than "
-                f"{MIN_FRAMES})",
-            )
+            # fewer than MIN_FRAMES frames at 25 fps with both video and audio
+            return SyncEstimate.unmeasured("syncnet", "too_short")
         self._embed_lips(length - WINDOW, final=True)
         windows = length - WINDOW
         with torch.no_grad():

@@ -12,9 +12,12 @@ from space_data.record import FPS, SAMPLE_RATE
 TALKING = ("frontal_talking_may", "interview_talking", "news_talking", "outdoor_singing",
            "voxceleb2_style_224_frontal")  # fmt: skip
 """The realdata talking clips of 5 s or more with audio (all 25 fps)."""
-IN_SYNC = ("frontal_talking_may", "interview_talking")
-"""Those whose audio is in sync by eye: the reference clips of `av_offset.MOUTH_LEAD`. The others'
-sources (a lip-sync model's example face input, a pose-source clip, a sung clip) claim nothing."""
+TALKING_SHORT = ("voxceleb2_style_224_turned",)
+"""The realdata talking clip under 5 s (4.3 s, head turned about 23°)."""
+IN_SYNC = ("frontal_talking_may", "interview_talking", "voxceleb2_style_224_frontal")
+"""Those whose audio is in sync, by eye (may, interview) or by construction (a VoxCeleb2 track:
+VoxCeleb kept only tracks SyncNet found in sync): the reference clips of `av_offset.MOUTH_LEAD`.
+The others' sources (a lip-sync model's example face input, a sung clip) claim nothing."""
 
 
 def talking_path(realdata: Path, name: str) -> Path:

@@ -157,6 +157,7 @@ def test_filter_pack_report(made_data):
         "emotion_predicted.png",
         "emotion_confusion.png",
         "speech_offset.png",
+        "sync_curves.png",
     ):
         assert (reports / "figures" / png).stat().st_size > 1000 and f'src="figures/{png}"' in page
     assert index["data_version"] in page

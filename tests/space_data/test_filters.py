@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from space_data.config import ConfigError, from_mapping
-from space_data.filters import RULE_REASONS, FilterConfig, filter_clip, filter_clips
+from space_data.filters import (
+    RULE_REASONS,
+    AvOffsetConfig,
+    FilterConfig,
+    SyncThresholds,
+    filter_clip,
+    filter_clips,
+)
 from space_data.params import load_section
 from space_data.record import ClipStats
 
@@ -26,7 +33,8 @@ def clean_stats(**changes) -> ClipStats:
         scale_min=95.0, scale_max=105.0, scale_median=100.0, max_landmark_jump=0.03,
         max_histogram_jump=0.04,
         hand_frames=0, has_audio=True, audio_duration=3.0, av_mismatch=0.0,
-        speech_fraction=0.8, av_offset_frames=1, av_offset_confidence=0.7,
+        speech_fraction=0.8, av_offset_frames=1.0, av_offset_confidence=0.9,
+        av_sync_backend="offline",
     )  # fmt: skip
     return dataclasses.replace(base, **changes)
 
@@ -82,16 +90,42 @@ def test_all_reasons_in_rule_order():
 
 
 def test_speech_and_offset_rules_need_audio_and_confidence():
-    # no audio: speech is not judged here (extract.require_audio decides), offset unmeasured
-    silent_video = clean_stats(has_audio=False, speech_fraction=math.nan, av_offset_confidence=0.0)
+    # no audio: speech is not judged here (extract.require_audio decides), no sync backend ran
+    silent_video = clean_stats(has_audio=False, speech_fraction=math.nan,
+                               av_offset_frames=math.nan, av_offset_confidence=0.0,
+                               av_sync_backend="")  # fmt: skip
     assert filter_clip(silent_video, CONFIG) == []
-    # a large offset read with low confidence is not trusted; disabled check keeps everything
-    assert filter_clip(clean_stats(av_offset_frames=12, av_offset_confidence=0.3), CONFIG) == []
-    off = clean_stats(av_offset_frames=12)
-    assert filter_clip(off, FilterConfig(max_av_offset_frames=None)) == []
-    assert filter_clip(clean_stats(av_offset_frames=6), CONFIG) == []  # the limit is inclusive
+    # unmeasured (NaN, confidence 0, a reason) never drops, for either backend
+    for backend in ("offline", "syncnet"):
+        unmeasured = clean_stats(av_offset_frames=math.nan, av_offset_confidence=0.0,
+                                 av_sync_backend=backend, av_sync_reason="flat")  # fmt: skip
+        assert filter_clip(unmeasured, CONFIG) == [], backend
+    # offline: a large offset read with low confidence is not trusted; the limit is inclusive
+    offline = CONFIG.av_offset.offline
+    low = offline.min_confidence - 0.1
+    assert filter_clip(clean_stats(av_offset_frames=12.0, av_offset_confidence=low), CONFIG) == []
+    assert filter_clip(clean_stats(av_offset_frames=offline.max_offset_frames), CONFIG) == []
+    assert filter_clip(clean_stats(av_offset_frames=-6.5), CONFIG) == ["av_offset"]
+    disabled = FilterConfig(av_offset=AvOffsetConfig(offline=SyncThresholds(None, 0.7)))
+    assert filter_clip(clean_stats(av_offset_frames=12.0), disabled) == []
+
+    # syncnet (LatentSync's practice): |offset| <= 6 frames at 25 fps and confidence >= 3,
+    # and a measured offset below that confidence drops too
+    def syncnet(frames: float, confidence: float) -> list[str]:
+        stats = clean_stats(av_offset_frames=frames, av_offset_confidence=confidence,
+                            av_sync_backend="syncnet")  # fmt: skip
+        return filter_clip(stats, CONFIG)
+
+    assert syncnet(6 * 30 / 25, 5.0) == [] and syncnet(8.4, 5.0) == ["av_offset"]
+    assert syncnet(0.0, 2.0) == ["av_offset"] and syncnet(0.0, 3.0) == []
     with pytest.raises(ConfigError, match="min_speech_fraction"):
         from_mapping(FilterConfig, {"min_speech_fraction": 1.5})
+    with pytest.raises(ConfigError, match="av_offset.offline.max_offset_frames"):
+        from_mapping(FilterConfig, {"av_offset": {"offline": {"max_offset_frames": -1}}})
+    # a nested override keeps the backend's other defaults
+    partial = from_mapping(FilterConfig, {"av_offset": {"syncnet": {"min_confidence": 2.0}}})
+    assert partial.av_offset.syncnet == SyncThresholds(7.2, 2.0, True)
+    assert partial.av_offset.offline == CONFIG.av_offset.offline
 
 
 def test_tolerances_and_disabled_av_check():

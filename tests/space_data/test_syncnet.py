@@ -177,19 +177,19 @@ def test_too_short_is_unmeasured(random_model):
     n = MIN_FRAMES - 1
     audio = np.zeros(n * SAMPLES_PER_FRAME, np.int16)
     out = run_syncnet(random_model, CPU, [(k / 25, frame) for k in range(n)], audio, n / 25)
-    assert not out.measured and out.confidence == 0.0 and "too short" in out.reason
+    assert not out.measured and out.confidence == 0.0 and out.reason == "too_short"
     # long enough video, audio too short: the shorter one counts
     out = run_syncnet(random_model, CPU, [(k / 25, frame) for k in range(60)], audio, 60 / 25)
-    assert not out.measured and "too short" in out.reason
+    assert not out.measured and out.reason == "too_short"
 
 
 def test_edge_and_flat_curves_are_unmeasured():
     feat = np.zeros((40, 1024), np.float32)
     curve = np.linspace(2.0, 1.0, 2 * VSHIFT + 1).astype(np.float32)  # minimum at lag +15
     edge = SyncNetResult(curve, feat, feat, 45).estimate()
-    assert not edge.measured and "edge" in edge.reason and len(edge.curve) == 31
+    assert not edge.measured and edge.reason == "edge" and len(edge.curve) == 31
     flat = SyncNetResult(np.ones(31, np.float32), feat, feat, 45).estimate()
-    assert not flat.measured and flat.reason == "flat distance curve"
+    assert not flat.measured and flat.reason == "flat"
 
 
 @pytest.mark.parametrize("delay", [-4, 3, 8])
