@@ -186,7 +186,8 @@ def sync_curves_figure(table: pd.DataFrame, out: Path, save) -> Figure:
     """The sync curves (score against lag, as the backend stores them) of up to
     CURVES_PER_CORPUS kept clips and as many dropped by `av_offset`, per corpus."""
     rows = _with_audio(table)
-    rows = rows[[isinstance(c, list | np.ndarray) and len(c) > 0 for c in rows["av_sync_curve"]]]
+    has_curve = [isinstance(c, list | np.ndarray) and len(c) > 0 for c in rows["av_sync_curve"]]
+    rows = rows[np.array(has_curve, dtype=bool)]  # a mask even when empty (a [] picks columns)
     rows = rows.assign(dropped=_drops_for_offset(rows)).sort_values("clip_id")
     corpora = corpora_in(rows)
     fig, axes = plt.subplots(max(1, len(corpora)), 1, figsize=(8, 3 * max(1, len(corpora))),
