@@ -87,7 +87,7 @@ SUMMARY = "extract_summary.json"
 MEMORY_MONITOR = "killed by the memory monitor"
 NODE_LOST = "node lost"
 CRASHED = "worker process died (a signal or a crash)"
-_POLL_S = 1.0  # longest wait on Ray before the driver looks at signals and the timeout
+_POLL_S = 0.25  # longest wait on Ray before the driver looks at signals and the timeout
 _QUEUED = 256  # units handed to Ray at once when ray.num_workers is null (bounds the driver)
 
 
@@ -157,8 +157,8 @@ class JobSummary:
     """Native video frames decoded for the clips extracted by this run."""
     deaths: dict[str, str] = field(default_factory=dict)
     """Worker deaths of the units this run worked on, earlier runs' included: attempt → cause."""
-    clips_retried: int = 0
-    """Clips run again after a worker died with them in flight."""
+    retries: int = 0
+    """Units submitted again after their worker died (with a clip in flight or while starting)."""
     worker_died_clips: list[str] = field(default_factory=list)
     """Clips recorded `worker_died` by this run."""
     peak_rss: dict[int, int] = field(default_factory=dict)
@@ -176,9 +176,10 @@ class JobSummary:
         causes = ", ".join(f"{c}: {n}" for c, n in self.deaths_by_cause.items())
         return (
             f"extract: ran {len(self.units_run)} units ({self.clips_run} clips computed, "
-            f"{self.clips_reused} reused, {self.clips_retried} retried, "
+            f"{self.clips_reused} reused, "
             f"{len(self.worker_died_clips)} {WORKER_DIED}), skipped {self.units_skipped}; "
-            f"{len(self.deaths)} worker deaths{f' ({causes})' if causes else ''}; "
+            f"{len(self.deaths)} worker deaths{f' ({causes})' if causes else ''}, "
+            f"{self.retries} retries; "
             f"{self.seconds:.1f} s → {storage.join(out, CLIPS_TABLE)}"
         )
 
@@ -196,18 +197,14 @@ class _Job:
     max_clip_deaths: int
 
 
-@dataclass(frozen=True)
-class _Started:
-    attempt: str
-    node: str
-
-
 @dataclass
 class _Run:
-    """The driver's view of one submitted task."""
+    """The driver's view of one submitted task: its unit, the attempt token the task journals
+    under, and its node once it has opened the unit (its first message)."""
 
     unit: Unit
-    started: _Started | None = None
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +213,6 @@ class _Finished:
     computed: int
     frames: int
     settled: list[str]
-    retried: int
     deaths: list[Death]
     pid: int
     peak_rss: int
@@ -226,22 +222,22 @@ class _Finished:
 _EXTRACTORS: dict[str, ClipExtractor] = {}  # per worker process: its models serve every unit
 
 
-def extract_unit(job: _Job, unit: Unit):
-    """Run one unit in a worker process; yields `_Started`, then `_Finished`."""
+def extract_unit(job: _Job, unit: Unit, attempt: str):
+    """Run one unit in a worker process as `attempt`; yields its node id, then `_Finished`."""
     t0 = time.perf_counter()
     if job.params_hash not in _EXTRACTORS:
         _EXTRACTORS.clear()
         _EXTRACTORS[job.params_hash] = ClipExtractor(job.config)
     extractor = _EXTRACTORS[job.params_hash]
-    attempt, node, pid = uuid.uuid4().hex[:12], ray.get_runtime_context().get_node_id(), os.getpid()
+    node, pid = ray.get_runtime_context().get_node_id(), os.getpid()
     journal = Journal(unit_dir(job.features_dir, unit.unit_id), attempt)
     opened = open_unit(journal, unit, job.params_hash)
     journal.append("open", params_hash=job.params_hash, pid=pid, node=node)
-    yield _Started(attempt, node)
+    yield node
     died: dict[str, list[Death]] = {}
     for death in opened.deaths:
         died.setdefault(death.clip_id, []).append(death)
-    rows, computed, frames, settled, retried = [], 0, 0, [], 0
+    rows, computed, frames, settled = [], 0, 0, []
     for clip in unit.clips:
         earlier = [d for d in died.get(clip.clip_id, []) if d.key == clip_key(clip)]
         if clip.clip_id in opened.reusable:
@@ -250,14 +246,13 @@ def extract_unit(job: _Job, unit: Unit):
             rows.append(save_record(journal, unit, clip, _worker_died(clip, earlier, job)))
             settled.append(clip.clip_id)
         else:
-            retried += bool(earlier)
             journal.append("start", clip_id=clip.clip_id, key=clip_key(clip), pid=pid, node=node)
             features = extractor(clip)
             rows.append(save_record(journal, unit, clip, features))
             computed, frames = computed + 1, frames + features.stats.decoded_frames
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     seconds = time.perf_counter() - t0
-    yield _Finished(rows, computed, frames, settled, retried, opened.deaths, pid, rss, seconds)
+    yield _Finished(rows, computed, frames, settled, opened.deaths, pid, rss, seconds)
 
 
 def _worker_died(clip: Clip, earlier: list[Death], job: _Job) -> ClipFeatures:
@@ -357,7 +352,8 @@ def _run_units(
             interrupt.check()
             while queue and len(running) < (config.num_workers or _QUEUED):
                 unit = queue.popleft()
-                running[task.remote(job, unit)] = _Run(unit)
+                run = _Run(unit)
+                running[task.remote(job, unit, run.attempt)] = run
             ready, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_S)
             for gen in ready:
                 run = running[gen]
@@ -369,7 +365,7 @@ def _run_units(
                     raise  # a bug, not a lost worker: its traceback is what helps
                 except RayError as e:  # the worker is gone: crash, signal, memory monitor, node
                     del running[gen]
-                    cause = _cause(e, run.started)
+                    cause = _cause(e, run.node)
                     if not _journal_death(job, run, cause, summary):
                         no_clip[run.unit.unit_id] += 1
                         if no_clip[run.unit.unit_id] > config.max_retries:
@@ -378,14 +374,15 @@ def _run_units(
                                 queue.clear()
                             continue
                     queue.appendleft(run.unit)
+                    summary.retries += 1
                     continue
-                if isinstance(message, _Started):
-                    run.started = message
+                if isinstance(message, str):  # the node: the task has opened the unit
+                    run.node = message
                     continue
                 del running[gen]
                 _commit(job, run.unit, message, summary)
                 bar.update(len(run.unit.clips))
-            if any(run.started for run in running.values()):
+            if any(run.node for run in running.values()):
                 busy = time.monotonic()
             elif time.monotonic() - busy > config.placement_timeout_s:
                 raise ExtractJobError(
@@ -394,37 +391,34 @@ def _run_units(
                 )
     finally:
         bar.close()
+        opened = set(ray.wait(list(running), num_returns=len(running), timeout=0)[0])
         for gen, run in running.items():
             ray.cancel(gen, force=True)
-            if run.started:  # the job stopped it: no death of the clip in flight
+            if run.node or gen in opened:  # the job stopped it: no death of a clip in flight
                 _journal(job, run).append("interrupted")
     return failed
 
 
-def _cause(error: RayError, started: _Started | None) -> str:
-    """What ended a worker, in words the summary and `worker_died` records use."""
+def _cause(error: RayError, node: str | None) -> str:
+    """What ended a worker (running on `node`, when known), in words the summary and
+    `worker_died` records use."""
     if isinstance(error, OutOfMemoryError):
         return MEMORY_MONITOR
-    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    lost = started is not None and started.node not in alive
+    lost = node is not None and node not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     return NODE_LOST if lost or isinstance(error, NodeDiedError) else CRASHED
 
 
 def _journal(job: _Job, run: _Run) -> Journal:
-    assert run.started is not None
-    return Journal(unit_dir(job.features_dir, run.unit.unit_id), run.started.attempt)
+    return Journal(unit_dir(job.features_dir, run.unit.unit_id), run.attempt)
 
 
 def _journal_death(job: _Job, run: _Run, cause: str, summary: JobSummary) -> bool:
     """Record a dead task's cause in its unit's journal and the summary; True when a clip was
     in flight (the next attempt counts that death against the clip)."""
-    if run.started is None:  # died before it opened the unit (while starting)
-        summary.deaths[f"start-{uuid.uuid4().hex[:12]}"] = cause
-        return False
-    journal = _journal(job, run)
+    summary.deaths[run.attempt] = cause
+    journal = _journal(job, run)  # also when no message came: it may have opened the unit
     journal.append("died", cause=cause)
-    summary.deaths[run.started.attempt] = cause
-    return any(d.attempt == run.started.attempt for d in deaths(journal.read()))
+    return any(d.attempt == run.attempt for d in deaths(journal.read()))
 
 
 def _commit(job: _Job, unit: Unit, result: _Finished, summary: JobSummary) -> None:
@@ -433,7 +427,6 @@ def _commit(job: _Job, unit: Unit, result: _Finished, summary: JobSummary) -> No
     summary.clips_run += result.computed
     summary.clips_reused += len(unit.clips) - result.computed - len(result.settled)
     summary.frames += result.frames
-    summary.clips_retried += result.retried
     summary.worker_died_clips += result.settled
     summary.deaths.update({d.attempt: d.cause for d in result.deaths})
     summary.peak_rss[result.pid] = max(result.peak_rss, summary.peak_rss.get(result.pid, 0))

@@ -1,41 +1,61 @@
-"""Fixtures of the extract-job tests: short clips cut from real videos."""
+"""Fixtures of the extract-job tests: short clips cut from the project's own sample corpus, so
+the Ray job, node loss, Ctrl-C and object-storage tests run on a fresh clone (no realdata)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from space_data.clip import Clip, make_clip_id
 from space_data.media import decode_audio, decode_video, write_video
 
-SOURCES = ("frontal_talking_may_25fps", "news_talking_25fps", "interview_talking_25fps")
+SOURCES = ("voxceleb2", "hdtf", "ravdess")
+"""The first sample clip designed to be kept of each of these corpora is a source video."""
+
+
+def source_videos(sample_corpus: Path) -> list[Path]:
+    """One talking-face video per `SOURCES` corpus (designed `keep`: a face in every frame)."""
+    truth = json.loads((sample_corpus / "truth.json").read_text())
+    keep = sorted(t["path"] for t in truth.values() if t["design"] == "keep")
+    return [sample_corpus / next(p for p in keep if p.startswith(f"{d}/")) for d in SOURCES]
+
+
+def cut_clips(source: Path, out: Path, seconds: list[float], side: int) -> list[Path]:
+    """One-second H.264 + AAC clips of `source` starting at `seconds`, at 25 fps, longer side
+    `side` (even), written under `out`."""
+    frames, times, _ = decode_video(str(source), max_side=side)
+    frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # H.264 4:2:0
+    audio = decode_audio(str(source))
+    paths = []
+    for k, start in enumerate(seconds):
+        first = int(np.searchsorted(times, start - 1e-6))
+        path = out / f"{k:02d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        audio_part = audio[round(start * 16000) :][:16000]
+        write_video(str(path), frames[first : first + 25], 25.0, audio=audio_part)
+        paths.append(path)
+    return paths
 
 
 @pytest.fixture(scope="session")
-def short_clips(realdata, tmp_path_factory) -> list[Clip]:
-    """Two one-second clips (25 fps, 256 px, with audio) from each of three real videos; each
+def short_clips(sample_corpus, tmp_path_factory) -> list[Clip]:
+    """Two one-second clips (25 fps, 256 px, with audio) from each of three sample videos; each
     video is one speaker, its clips in order (clip 2k, 2k+1 come from video k)."""
     root = tmp_path_factory.mktemp("corpus")
     out = []
-    for name in SOURCES:
-        path = str(realdata / "video" / f"{name}.mp4")
-        frames, _, _ = decode_video(path, max_side=256)
-        frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # H.264 4:2:0
-        audio = decode_audio(path)
-        for k in range(2):
-            rel = f"{name}/{k:02d}.mp4"
-            (root / name).mkdir(exist_ok=True)
-            write_video(
-                str(root / rel),
-                frames[25 * k : 25 * (k + 1)],
-                25.0,
-                audio=audio[16000 * k : 16000 * (k + 1)],
-            )
+    for source in source_videos(sample_corpus):
+        name = f"{source.parts[len(sample_corpus.parts)]}_{source.stem}"
+        for path in cut_clips(source, root / name, [0.0, 1.0], 256):
+            rel = path.relative_to(root).as_posix()
             out.append(
                 Clip(
                     make_clip_id("mead", rel),
                     "mead",
-                    name.split("_")[0],
-                    str(root / rel),
+                    name,
+                    str(path),
                     split="train",
                     fps=25.0,
                     duration=1.0,
