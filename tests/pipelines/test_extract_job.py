@@ -124,10 +124,10 @@ def test_added_clips_run_alone_and_a_clip_that_kills_two_workers_is_isolated_acr
     """Adding a speaker's clips runs only its new unit (committed units stay as they are).
     The first run's worker is SIGKILLed with the victim clip in flight (PID from the journal);
     the retry starts the victim again (in a fresh worker: its models take a second or more to
-    create) and the run is stopped by SIGINT (journaled `interrupted`: no death). The second run kills the victim's worker once more: that is
-    its second death, counted from the journal across the two runs, so the next attempt
-    records it `worker_died` with both workers and causes, and the rest of its unit
-    completes."""
+    create) and the run is stopped by SIGINT (journaled `interrupted`: no death). The second
+    run kills the victim's worker once more: that is its second death, counted from the
+    journal across the two runs, so the next attempt records it `worker_died` with both
+    workers and causes, and the rest of its unit completes."""
     out = tmp_path / "features"
     shutil.copytree(reference, out)
     markers = {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")}
