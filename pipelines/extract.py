@@ -437,8 +437,8 @@ def _start_failures(failed: dict[str, str], config: RayConfig) -> str:
     """The one line for units whose workers kept dying before any clip."""
     causes = Counter(failed.values()).most_common()
     line = (
-        f"{len(failed)} units could not run: their workers died {config.max_retries + 1} times "
-        f"before any clip ({', '.join(f'{c}: {n} units' for c, n in causes)})"
+        f"{len(failed)} unit(s) could not run: workers died {config.max_retries + 1} times each "
+        f"before any clip ({', '.join(f'{c}: {n} unit(s)' for c, n in causes)})"
     )
     if causes[0][0] == MEMORY_MONITOR:
         line += (
