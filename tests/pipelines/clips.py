@@ -20,18 +20,14 @@ def source_videos(sample_corpus: Path) -> list[Path]:
     return [sample_corpus / next(p for p in keep if p.startswith(f"{d}/")) for d in SOURCES]
 
 
-def cut_clips(source: Path, out: Path, seconds: list[float], side: int) -> list[Path]:
-    """One-second H.264 + AAC clips of `source` starting at `seconds`, at 25 fps, longer side
-    `side` (even), written under `out`."""
+def cut_clips(source: Path, starts: dict[Path, float], side: int) -> None:
+    """Write one-second H.264 + AAC clips of `source` (25 fps, longer side `side`, even) to
+    the paths in `starts`, each from its start time in seconds."""
     frames, times, _ = decode_video(str(source), max_side=side)
     frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # H.264 4:2:0
     audio = decode_audio(str(source))
-    paths = []
-    for k, start in enumerate(seconds):
+    for path, start in starts.items():
         first = int(np.searchsorted(times, start - 1e-6))
-        path = out / f"{k:02d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         audio_part = audio[round(start * 16000) :][:16000]
         write_video(str(path), frames[first : first + 25], 25.0, audio=audio_part)
-        paths.append(path)
-    return paths

@@ -17,7 +17,9 @@ def short_clips(sample_corpus, tmp_path_factory) -> list[Clip]:
     out = []
     for source in source_videos(sample_corpus):
         name = f"{source.parts[len(sample_corpus.parts)]}_{source.stem}"
-        for path in cut_clips(source, root / name, [0.0, 1.0], 256):
+        paths = [root / name / f"{k:02d}.mp4" for k in range(2)]
+        cut_clips(source, {paths[0]: 0.0, paths[1]: 1.0}, 256)
+        for path in paths:
             rel = path.relative_to(root).as_posix()
             out.append(
                 Clip(
