@@ -8,12 +8,13 @@ through `space_data.storage`, so the features folder may be local or on object s
 Layout under the features folder (`data/features/` or a URL)::
 
     units/<unit_id>/<clip_id>.npz   one `ClipFeatures` per clip (errors included), written whole
-    units/<unit_id>/_JOURNAL        events of the unit's attempts (`Journal`): `open` (a worker took
-                                    the unit), `start` (a clip is in flight: PID, node), `done`
-                                    (record written), and from the driver `died` (the attempt's
-                                    worker died: the cause) and `interrupted` (the job stopped it).
-                                    On local disk a JSON-lines file; on object storage a folder
-                                    with one small object per event (no append there)
+    units/<unit_id>/_JOURNAL        events of the unit's attempts (`Journal`): `open` (a worker
+                                    took the unit), `start` (a clip is in flight: PID, node),
+                                    `done` (record written), and from the driver `died` (the
+                                    attempt's worker died: the cause) and `interrupted` (the job
+                                    stopped it). On local disk a JSON-lines file; on object
+                                    storage a folder with one small object per event, named by
+                                    the unit's own sequence (no append there)
     commits/<unit_id>.<params_hash>.<members_hash>.json
                                     the commit marker: clip ids and one row per clip. Written
                                     last, and the only thing readers trust: a unit counts as
@@ -23,7 +24,9 @@ Layout under the features folder (`data/features/` or a URL)::
     clips.parquet                   one row per clip of every committed unit (`write_clips_table`)
 
 Objects of a unit without a current marker are ignored; its rerun deletes those it cannot
-reuse, and the resume scan deletes stale markers and units the plan no longer has.
+reuse, and the resume scan deletes stale markers and units the plan no longer has. The journal
+also carries the unit's worker deaths across runs (`deaths`): the extract job isolates a clip
+that killed `max_clip_deaths` workers, whichever run or node they died in.
 
 Planning (`plan_units`): clips are grouped per (dataset, speaker), sorted by clip id, and cut
 into units at content-defined boundaries: a clip closes its unit when a hash of its id is 0
@@ -35,8 +38,9 @@ keep their names and members; clips appended at the end of a speaker join its la
 The price: unit sizes vary (geometric, mean `clips_per_unit`; the largest of U units is about
 `clips_per_unit` × ln U), and there is no size cap, since a cap would shift later cuts. A unit
 whose members changed is recommitted, but clips its journal shows done with the same params
-and the same manifest row are reused, so only the new clips (and, after a split, the part that
-moved to the new unit) are computed.
+and the same key (`space_data.clip.clip_key`: the manifest fields extraction reads) are
+reused, so only the new clips (and, after a split, the part that moved to the new unit) are
+computed.
 """
 
 from __future__ import annotations
