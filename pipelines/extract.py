@@ -273,8 +273,8 @@ def run_extract(
 ) -> JobSummary:
     """Extract every usable clip not yet committed, then write `clips.parquet` and `SUMMARY`.
 
-    Raises ExtractJobError when the cluster cannot host a unit's task or workers keep dying
-    before any clip (after committing what it could); ExtractInterrupted on SIGINT / SIGTERM
+    Raises ExtractJobError when the cluster cannot host a unit's task or a unit's workers keep
+    dying before any clip (committed units stay); ExtractInterrupted on SIGINT / SIGTERM
     (in the main thread), after cancelling the tasks and, when this call started a local Ray,
     shutting it down.
     """
@@ -291,13 +291,12 @@ def run_extract(
         f"{len(pending)} to run" + (f"; removed {len(stale)} stale units" if stale else ""),
         err=True,
     )
-    failed: dict[str, str] = {}
     if pending:
         job = _Job(features_dir, extract_config, params_hash, ray_config.max_clip_deaths)
         started = ray_init(ray_config.address)
         try:
             with interruptible() as interrupt:  # after ray.init, which installs its own handlers
-                failed = _run_units(pending, job, ray_config, summary, interrupt, progress)
+                _run_units(pending, job, ray_config, summary, interrupt, progress)
         except JobInterrupted as e:
             committed = summary.units_skipped + len(summary.units_run)
             raise ExtractInterrupted(
@@ -312,8 +311,6 @@ def run_extract(
     summary.seconds = time.perf_counter() - t0
     record = {**asdict(summary), "deaths_by_cause": summary.deaths_by_cause}
     storage.write_text(storage.join(features_dir, SUMMARY), json.dumps(record, indent=1))
-    if failed:
-        raise ExtractJobError(_start_failures(failed, ray_config))
     return summary
 
 
@@ -324,9 +321,8 @@ def _run_units(
     summary: JobSummary,
     interrupt: Interrupt,
     progress: bool,
-) -> dict[str, str]:
-    """Run the units as Ray tasks, commit each as it finishes; units whose workers kept dying
-    before any clip → the last cause."""
+) -> None:
+    """Run the units as Ray tasks and commit each as it finishes."""
     request = asked(config.cpus_per_worker, config.gpus_per_worker)
     if capacity(request) == 0:
         raise ExtractJobError(
@@ -344,7 +340,6 @@ def _run_units(
     )(extract_unit)
     queue, running = deque(pending), {}  # generator → _Run
     no_clip: Counter[str] = Counter()  # deaths with no clip in flight, per unit
-    failed: dict[str, str] = {}
     busy = time.monotonic()  # the last time a task was running
     bar = tqdm(total=sum(len(u.clips) for u in pending), unit="clip", disable=not progress)
     try:
@@ -365,16 +360,8 @@ def _run_units(
                     raise  # a bug, not a lost worker: its traceback is what helps
                 except RayError as e:  # the worker is gone: crash, signal, memory monitor, node
                     del running[gen]
-                    cause = _cause(e, run.node)
-                    if not _journal_death(job, run, cause, summary):
-                        no_clip[run.unit.unit_id] += 1
-                        if no_clip[run.unit.unit_id] > config.max_retries:
-                            failed[run.unit.unit_id] = cause
-                            if not summary.units_run:  # nothing ever worked: stop now
-                                queue.clear()
-                            continue
+                    _journal_death(job, run, _cause(e, run.node), config, summary, no_clip)
                     queue.appendleft(run.unit)
-                    summary.retries += 1
                     continue
                 if isinstance(message, str):  # the node: the task has opened the unit
                     run.node = message
@@ -396,7 +383,6 @@ def _run_units(
             ray.cancel(gen, force=True)
             if run.node or gen in opened:  # the job stopped it: no death of a clip in flight
                 _journal(job, run).append("interrupted")
-    return failed
 
 
 def _cause(error: RayError, node: str | None) -> str:
@@ -412,13 +398,19 @@ def _journal(job: _Job, run: _Run) -> Journal:
     return Journal(unit_dir(job.features_dir, run.unit.unit_id), run.attempt)
 
 
-def _journal_death(job: _Job, run: _Run, cause: str, summary: JobSummary) -> bool:
-    """Record a dead task's cause in its unit's journal and the summary; True when a clip was
-    in flight (the next attempt counts that death against the clip)."""
+def _journal_death(
+    job: _Job, run: _Run, cause: str, config: RayConfig, summary: JobSummary, no_clip: Counter
+) -> None:
+    """Journal a dead task's cause (the next attempt counts it against the clip in flight);
+    raise when its unit's workers kept dying with no clip in flight (while starting)."""
     summary.deaths[run.attempt] = cause
     journal = _journal(job, run)  # also when no message came: it may have opened the unit
     journal.append("died", cause=cause)
-    return any(d.attempt == run.attempt for d in deaths(journal.read()))
+    if not any(d.attempt == run.attempt for d in deaths(journal.read())):
+        no_clip[run.unit.unit_id] += 1
+        if no_clip[run.unit.unit_id] > config.max_retries:
+            raise ExtractJobError(_start_failures(run.unit, cause, config))
+    summary.retries += 1
 
 
 def _commit(job: _Job, unit: Unit, result: _Finished, summary: JobSummary) -> None:
@@ -433,14 +425,13 @@ def _commit(job: _Job, unit: Unit, result: _Finished, summary: JobSummary) -> No
     summary.busy_seconds += result.seconds
 
 
-def _start_failures(failed: dict[str, str], config: RayConfig) -> str:
-    """The one line for units whose workers kept dying before any clip."""
-    causes = Counter(failed.values()).most_common()
+def _start_failures(unit: Unit, cause: str, config: RayConfig) -> str:
+    """The one line for a unit whose workers kept dying before any clip."""
     line = (
-        f"{len(failed)} unit(s) could not run: workers died {config.max_retries + 1} times each "
-        f"before any clip ({', '.join(f'{c}: {n} unit(s)' for c, n in causes)})"
+        f"workers died {config.max_retries + 1} times before any clip of unit {unit.unit_id} "
+        f"(last: {cause})"
     )
-    if causes[0][0] == MEMORY_MONITOR:
+    if cause == MEMORY_MONITOR:
         line += (
             "; the nodes are short of memory: run fewer units at once (ray.num_workers), "
             "reserve more CPUs per unit (ray.cpus_per_worker), or raise Ray's "

@@ -148,6 +148,7 @@ def test_workers_the_memory_monitor_kills_mid_clip_are_retried_then_the_clip_is_
 def test_when_the_memory_monitor_kills_every_start_the_job_stops_with_one_line(
     monitored_ray, short_clips, tmp_path
 ):
+    [unit] = plan_units(short_clips[2:4], RAY.clips_per_unit)
     hog = Hog()
     try:
         assert hog.proc.stdout.readline() == b"held\n"
@@ -158,8 +159,8 @@ def test_when_the_memory_monitor_kills_every_start_the_job_stops_with_one_line(
     message = str(stopped.value)
     assert "\n" not in message
     assert message.startswith(
-        f"1 unit(s) could not run: workers died 2 times each before any clip ({MEMORY_MONITOR}: "
-        "1 unit(s)); the nodes are short of memory: run fewer units at once (ray.num_workers)"
+        f"workers died 2 times before any clip of unit {unit.unit_id} (last: {MEMORY_MONITOR}); "
+        "the nodes are short of memory: run fewer units at once (ray.num_workers)"
     ), message
     assert "RAY_memory_usage_threshold" in message
 
