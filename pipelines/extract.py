@@ -209,6 +209,8 @@ class _Run:
 
 @dataclass(frozen=True)
 class _Finished:
+    """A task's last message: the unit's rows in member order and what it cost."""
+
     rows: list[dict]
     computed: int
     frames: int
