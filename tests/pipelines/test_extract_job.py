@@ -123,11 +123,11 @@ def test_added_clips_run_alone_and_a_clip_that_kills_two_workers_is_isolated_acr
 ):
     """Adding a speaker's clips runs only its new unit (committed units stay as they are).
     The first run's worker is SIGKILLed with the victim clip in flight (PID from the journal);
-    the retry starts the victim again (in a fresh worker: its models take a second or more to
-    create) and the run is stopped by SIGINT (journaled `interrupted`: no death). The second
-    run kills the victim's worker once more: that is its second death, counted from the
-    journal across the two runs, so the next attempt records it `worker_died` with both
-    workers and causes, and the rest of its unit completes."""
+    the retry starts the victim again, its worker is paused and the run is stopped by SIGINT
+    (journaled `interrupted`: no death). The second run kills the victim's worker once more:
+    that is its second death, counted from the journal across the two runs, so the next
+    attempt records it `worker_died` with both workers and causes, and the rest of its unit
+    completes."""
     out = tmp_path / "features"
     shutil.copytree(reference, out)
     markers = {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")}
@@ -141,20 +141,21 @@ def test_added_clips_run_alone_and_a_clip_that_kills_two_workers_is_isolated_acr
 
     def act(stop: threading.Event, interrupt_retry: bool) -> None:
         """SIGKILL the worker of the first new attempt that starts the victim; with
-        `interrupt_retry`, SIGINT this process once the next attempt has started it again."""
+        `interrupt_retry`, SIGSTOP the next attempt's worker once it has started the victim
+        again and SIGINT this process (the job cancels the stopped worker)."""
         while not stop.wait(0.01):
             for e in journal.read():
                 if e["event"] != "start" or e["clip_id"] != victim or e["attempt"] in seen:
                     continue
                 seen.add(e["attempt"])
-                if interrupt_retry and killed:
+                if interrupt_retry and killed:  # paused: it cannot finish the clip first
+                    os.kill(e["pid"], signal.SIGSTOP)
                     interrupted.append(e["attempt"])
                     os.kill(os.getpid(), signal.SIGINT)
                 else:
                     os.kill(e["pid"], signal.SIGKILL)
                     killed.append(e["pid"])
 
-    fresh = dataclasses.replace(RAY, recycle_after_units=1)  # models created in each attempt
     for first_run in (True, False):
         stop = threading.Event()
         killer = threading.Thread(target=act, args=(stop, first_run), daemon=True)
@@ -162,9 +163,9 @@ def test_added_clips_run_alone_and_a_clip_that_kills_two_workers_is_isolated_acr
         try:
             if first_run:
                 with pytest.raises(ExtractInterrupted, match="stopped by SIGINT"):
-                    run_extract(clips, out, CONFIG, fresh, progress=False)
+                    run_extract(clips, out, CONFIG, RAY, progress=False)
             else:
-                summary = run_extract(clips, out, CONFIG, fresh, progress=False)
+                summary = run_extract(clips, out, CONFIG, RAY, progress=False)
         finally:
             stop.set()
             killer.join()
