@@ -231,7 +231,7 @@ def test_a_cluster_too_busy_to_place_a_task_stops_the_job_and_keeps_what_committ
     assert {p: p.read_bytes() for p in out.glob(f"{COMMITS}/*.json")} == markers
 
 
-def test_a_setup_error_in_an_actor_stops_the_job_with_its_message(ray_address, clips, tmp_path):
+def test_a_setup_error_in_a_worker_stops_the_job_with_its_message(ray_address, clips, tmp_path):
     broken = tmp_path / "vox-256.pth.tar"
     broken.write_text("not a torch file\n")
     config = dataclasses.replace(CONFIG, keypoints=KeypointsConfig(checkpoint=str(broken)))
