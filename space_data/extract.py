@@ -15,16 +15,19 @@ Steps (paper Sec. 3.1 and Appendix B):
    face tracks already (VoxCeleb2: `Corpus.whole_frames`) are used whole (one streaming pass);
 3. per native frame, fed to the frame models (`space_data.frames`) in batches of
    `batch_size` crops: 68 + 52 eye landmarks (NaN where no face), hands on every
-   `hands_every`-th frame while hands are seen and every `hands_idle_every`-th while none was
-   (`space_data.hands.HandSampler`; held in between), keypoints when configured; the crop's
-   colour histogram (a cut cue);
+   `hands_every`-th frame while a hand is at the face and every `hands_idle_every`-th while
+   none is (`space_data.hands.HandSampler`: a hand within `hands_face_margin` face sizes of the
+   frame's landmark box, or of the last one while the face is hidden; held in between),
+   keypoints when configured; the crop's colour histogram (a cut cue);
 4. landmark tracks → the 30 fps timeline (T = round(duration × 30)); pose, scale and the
    frontalized `lm_norm` / `eyes_norm` are computed on the timeline from the resampled
    landmarks, so they agree with `lm3d` frame by frame;
 5. emotion: the FER classifier on the face crop of every `emotion.every`-th native frame with a
    face, interpolated onto the timeline (`emotion_pred`, NaN where there is no face);
-6. speech probability per frame (`speech`, Silero VAD) and the A/V offset estimate
-   (`space_data.av_offset`) into the statistics;
+6. speech probability per frame (`speech`, Silero VAD) and the A/V offset
+   (`extract.av_sync`: the offline estimator `space_data.av_offset` on the landmarks, or SyncNet,
+   `space_data.syncnet`, fed each native crop as it passes, resized to 224² BGR) into the
+   statistics;
 7. filter statistics, MFCCs (audio cut or zero-padded to T frames, the mismatch recorded),
    optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
 
@@ -64,13 +67,15 @@ from space_data.face import (
     square_crop_box,
 )
 from space_data.frames import FrameModel
-from space_data.hands import HandDetector, HandSampler
+from space_data.hands import HAND_VIEW_SIDE, HandDetector, HandSampler, face_box, hand_view
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
 from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import RECORD_VERSION, SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
+from space_data.sync_estimate import AvSyncConfig, SyncEstimate
+from space_data.syncnet import SyncNetClip, SyncNetEstimator, SyncNetResult, face_input
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
 
@@ -85,13 +90,17 @@ class ExtractConfig:
     """Side in pixels of the record's crop frame (every corpus but those used whole): landmark
     coordinates and `frame0` are those of the crop resized to this size (the frame models
     themselves run on the crop at its native resolution)."""
-    hands_every: int = 10
-    """Run hand detection on every k-th native frame while hands are seen; flags are held."""
-    hands_idle_every: int = 60
-    """After a sample without a hand, the next one comes this many native frames later (most
-    clips show none; measured by benchmarks/extract.py: 3.5× less hand-detection time than
-    every 10th frame, the designed hand clip still flagged on every frame; a hand that enters
-    mid-clip is seen up to 2 s late at 30 fps)."""
+    hands_every: int = 3
+    """Run hand detection on every k-th native frame while a hand is at the face; flags are
+    held in between."""
+    hands_idle_every: int = 6
+    """After a sample without a hand at the face, the next one comes this many native frames
+    later: 6 and 3 see a hand that stays half a second at the face on at least two consecutive
+    samples at 25-30 fps (`space_data.hands.HandSampler`; the `hands` filter's
+    `min_hand_span`)."""
+    hands_face_margin: float = 0.25
+    """A hand within this many face sizes of the face box (the landmarks' box raised over the
+    forehead) is at the face (README: calibrated on real hands at and away from faces)."""
     hands_min_confidence: float = 0.5
     """MediaPipe Hands' palm-detection score a hand needs, in [0, 1]."""
     hands_model_complexity: int = 1
@@ -118,6 +127,8 @@ class ExtractConfig:
     """face-vid2vid keypoints (`extract.keypoints`)."""
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     """Per-frame emotion classifier (`extract.emotion`)."""
+    av_sync: AvSyncConfig = field(default_factory=AvSyncConfig)
+    """Audio–video offset backend (`extract.av_sync`)."""
 
     def __post_init__(self) -> None:
         if self.crop_margin < 0:
@@ -134,6 +145,8 @@ class ExtractConfig:
                 f"hands_idle_every ({self.hands_idle_every}) must be >= hands_every "
                 f"({self.hands_every})"
             )
+        if self.hands_face_margin < 0:
+            raise ValueError(f"hands_face_margin must be >= 0, not {self.hands_face_margin}")
         if not 0.0 <= self.hands_min_confidence <= 1.0:
             raise ValueError(
                 f"hands_min_confidence must be in [0, 1], not {self.hands_min_confidence}"
@@ -215,10 +228,21 @@ class ClipExtractor:
             ),
             config.hands_every,
             config.hands_idle_every,
+            config.hands_face_margin,
         )
+        self._hand_view = (0, 0, 0)
+        """(x0, y0, side) of the current clip's hand view in its frames' pixels."""
         self._keypoints = KeypointExtractor(config.keypoints)
         self._emotion = EmotionClassifier(config.emotion)
         self._speech = SpeechDetector()
+        sync = config.av_sync
+        self._syncnet = (
+            SyncNetEstimator(sync.syncnet_checkpoint)
+            if sync.backend == "syncnet" and sync.syncnet_checkpoint is not None
+            else None
+        )
+        self._sync_clip: SyncNetClip | None = None
+        """The clip in extraction's SyncNet stream (syncnet backend, clip with audio)."""
 
     def __getstate__(self) -> dict:
         return {"config": self.config}
@@ -258,6 +282,8 @@ class ClipExtractor:
         self._hands.detector.close()
         self._keypoints.close()
         self._emotion.close()
+        if self._syncnet is not None:
+            self._syncnet.close()
         if self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -275,6 +301,10 @@ class ClipExtractor:
         with self._timed("decode"):
             info = media.info
             audio = self._audio(clip, media)
+        self._sync_clip = None
+        if self._syncnet is not None and audio is not None:
+            with self._timed("av_offset"):
+                self._sync_clip = self._syncnet.start(audio)
         whole = whole_frames(clip.dataset)
         if whole:
             box, reader, known = None, VideoReader(media), None
@@ -299,7 +329,7 @@ class ClipExtractor:
         with self._timed("resample"):
             lm3d = resample_track(times, lm68, n)
             eyes = resample_track(times, tracks.track("eyes52"), n)
-            hands = resample_flags(np.asarray(self._hands.times), np.asarray(self._hands.flags), n)
+            hands = resample_flags(np.asarray(self._hands.times), self._hands.codes(), n)
         face = np.isfinite(lm3d).all((1, 2))
         with self._timed("emotion"):
             emotion_pred = self._emotion_track(tracks, face, n)
@@ -319,14 +349,13 @@ class ClipExtractor:
                 "hands": hands,
                 "emotion_pred": emotion_pred,
             }
-        offset = (0, 0.0)
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
             with self._timed("speech"):
                 arrays["speech"] = self._speech(audio, n)
-            with self._timed("av_offset"):
-                offset = estimate_offset(lm3d, scale, audio, arrays["speech"])
+        with self._timed("av_offset"):
+            av_sync = self._av_sync(lm3d, scale, audio, arrays.get("speech"), duration)
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -336,6 +365,7 @@ class ClipExtractor:
             pose=pose,
             scale=scale,
             hands=hands,
+            hand_span=self._hands.longest_span(),
             native_lm68=lm68,
             native_scale=native_scale,
             histograms=np.stack(tracks.histograms),
@@ -343,9 +373,10 @@ class ClipExtractor:
             native_fps=info.fps,
             decoded_frames=reader.decoded,
             truncated=reader.truncated,
+            stated_duration=info.duration,
             audio_samples=None if audio is None else len(audio),
             speech=arrays.get("speech"),
-            av_offset=offset,
+            av_sync=av_sync,
         )
         height, width = tracks.frame_size
         x0, y0, side = box if box is not None else (0, 0, None)
@@ -358,6 +389,20 @@ class ClipExtractor:
             n_samples = audio_features.timeline_samples(n)
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
         return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
+
+    def _av_sync(self, lm3d: np.ndarray, scale: np.ndarray, audio: np.ndarray | None,
+                 speech: np.ndarray | None, duration: float) -> SyncEstimate:  # fmt: skip
+        """The clip's offset from the configured backend: SyncNet's stream, fed during the
+        frame pass, or the offline estimator on the timeline's landmarks."""
+        backend = self.config.av_sync.backend
+        if audio is None:
+            return SyncEstimate.unmeasured(backend, "no audio")
+        if self._sync_clip is not None:
+            result = self._sync_clip.finish(duration)
+            self._sync_clip = None
+            return result.estimate() if isinstance(result, SyncNetResult) else result
+        offset, confidence = estimate_offset(lm3d, scale, audio, speech)
+        return SyncEstimate("offline", float(offset), confidence)
 
     def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
         """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,
@@ -439,19 +484,27 @@ class ClipExtractor:
             model.reset()
         self._hands.start()
         tracks = _Tracks()
-        # crops are written straight into one (batch_size, H, W, 3) buffer, reused per batch
+        # crops are written straight into one (batch_size, H, W, 3) buffer, reused per batch;
+        # the hand detector's wider views of the same frames into another
         buffer: np.ndarray | None = None
+        hand_buffer: np.ndarray | None = None
         batch: list[tuple[int, float, bool]] = []  # (frame index, t, faceless)
         for i, (t, rgb) in enumerate(frames):
             with self._timed("crop"):
                 if buffer is None:
                     shape = rgb.shape if box is None else (box[2], box[2], 3)
                     buffer = np.empty((cfg.batch_size, *shape), np.uint8)
+                    self._hand_view = hand_view(box, rgb.shape[:2])
+                    side = min(self._hand_view[2], HAND_VIEW_SIDE)
+                    hand_buffer = np.empty((cfg.batch_size, side, side, 3), np.uint8)
                 crop = buffer[len(batch)]
                 if box is None:
                     crop[...] = rgb
                 else:
                     crop_and_resize(rgb, box, None, out=crop)
+                assert hand_buffer is not None
+                view = self._hand_view
+                crop_and_resize(rgb, view, hand_buffer.shape[1], out=hand_buffer[len(batch)])
                 tracks.histograms.append(colour_histogram(crop))
             if i == 0:
                 tracks.frame_size = rgb.shape[:2]
@@ -465,20 +518,23 @@ class ClipExtractor:
                         faceless = self._detect(crop) is None
             batch.append((i, t, faceless))
             if len(batch) == cfg.batch_size:
-                self._run_batch(landmarker, batch, buffer, size, tracks)
+                self._run_batch(landmarker, batch, buffer, hand_buffer, box, size, tracks)
                 batch = []
         if batch:
-            assert buffer is not None  # made with the batch's first crop
-            self._run_batch(landmarker, batch, buffer[: len(batch)], size, tracks)
+            assert buffer is not None and hand_buffer is not None  # made with the first crop
+            n = len(batch)
+            self._run_batch(landmarker, batch, buffer[:n], hand_buffer[:n], box, size, tracks)
         return tracks
 
     def _run_batch(self, landmarker: Landmarker, batch: list[tuple[int, float, bool]],
-                   crops: np.ndarray, size: int | None, tracks: _Tracks) -> None:  # fmt: skip
+                   crops: np.ndarray, views: np.ndarray, box: tuple[int, int, int] | None,
+                   size: int | None, tracks: _Tracks) -> None:  # fmt: skip
         """The frame models on one batch of consecutive crops (N, H, W, 3) uint8 (a buffer
         the next batch overwrites: nothing keeps a view of it): landmarks on every frame (kept
-        in the pixels of the crop resized to `size`), hands where the sampler says, keypoints
-        when a checkpoint is configured; and the emotion classifier's face crops of every
-        `emotion.every`-th frame with a face."""
+        in the pixels of the crop resized to `size`), hands on the wider `views` of the same
+        frames (`hand_view`) where the sampler says, keypoints when a checkpoint is
+        configured; the emotion classifier's face crops of every `emotion.every`-th frame
+        with a face; and SyncNet's stream (syncnet backend)."""
         cfg = self.config
         index, times, faceless = zip(*batch, strict=True)
         with self._timed("face_mesh"):
@@ -491,7 +547,18 @@ class ClipExtractor:
                     tracks.emotion_faces.append(face_crop(crops[k], landmarks["lm68"][k]))
                 tracks.emotion_times.append(times[k])
         with self._timed("hands"):
-            self._hands.run(index, times, crops)  # its samples stay there until the next clip
+            # face boxes in the crops' own pixels; samples stay there until the next clip
+            # the face boxes: crop pixels → frame pixels → the hand views' pixels
+            x0, y0 = (box[0], box[1]) if box is not None else (0, 0)
+            vx0, vy0, vside = self._hand_view
+            f = views.shape[1] / vside
+            shift = np.array([x0 - vx0, y0 - vy0, x0 - vx0, y0 - vy0], np.float64)
+            faces = np.stack([(face_box(lm) + shift) * f for lm in landmarks["lm68"]])
+            self._hands.run(index, times, views, faces)
+        if self._sync_clip is not None:
+            with self._timed("av_offset"):
+                for t, crop in zip(times, crops, strict=True):
+                    self._sync_clip.add(t, face_input(crop))
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
                 tracks.add(self._keypoints.batch(np.stack([keypoint_input(c) for c in crops])))

@@ -8,15 +8,17 @@ earlier in the pipeline stay visible as reasons too:
 - `index:<reason>`: the indexer rejected the file (excluded view, song, bad name, ...);
 - `error:<reason>`: extraction failed (unreadable file, no frames, no audio, ...), or the clip
   has no extraction row at all (`error:not_extracted`);
-- then the rules: `truncated`, `rotation`, `no_face`, `cut`, `zoom`, `hands`, `too_short`,
+- then the rules: `truncated`, `rotation`, `hands`, `no_face`, `cut`, `zoom`, `too_short`,
   `av_mismatch`, `no_speech`, `av_offset`.
 
 Order matters only for the first reason (the one reports count): a cause comes before its
 symptoms. A file whose decoding ended early is `truncated` whatever else it shows (its audio
 usually outlasts the video, an `av_mismatch`). A head turned past the limit loses the face
-detector, so `rotation` precedes `no_face`; a shot change often loses the face for a frame or
-two, so a few face-less frames are tolerated (`max_no_face_frames`) and the jump across such a
-gap still reads as a `cut`. `av_offset` comes last: without speech there is no offset to trust.
+detector, so `rotation` precedes `no_face`; hands over the face hide it and make the
+landmarks jump, so `hands` precedes `no_face` and `cut`; a shot change often loses the face
+for a frame or two, so a few face-less frames are tolerated (`max_no_face_frames`) and the
+jump across such a gap still reads as a `cut`. `av_offset` comes last: without speech there
+is no offset to trust.
 
 Filtering reads only the statistics table, never video, so changing a threshold is cheap.
 """
@@ -48,8 +50,10 @@ class FilterConfig:
     """Largest |yaw|, |pitch| or |roll| in degrees (SPACE: 45)."""
     max_zoom: float = 0.4
     """Largest face-scale range (max − min) / median; above it is a `zoom`."""
-    max_hand_fraction: float = 0.5
-    """Largest share of frames flagged with a hand a kept clip may have (0: any hand drops)."""
+    min_hand_span: float | None = 0.4
+    """Seconds of consecutive hand samples at the face (`hand_span`) that make a clip `hands`:
+    MediaPipe's false hands on hand-free sample-corpus faces span up to 0.3 s, real hands at
+    the face 0.7 s and more (docs/filters.md); None disables."""
     min_duration: float = 1.0
     """Shortest kept clip in seconds."""
     max_av_mismatch: float | None = 0.5
@@ -64,8 +68,8 @@ class FilterConfig:
     def __post_init__(self) -> None:
         if self.max_no_face_frames < 0:
             raise ValueError(f"max_no_face_frames must be >= 0, not {self.max_no_face_frames}")
-        if not 0.0 <= self.max_hand_fraction <= 1.0:
-            raise ValueError(f"max_hand_fraction must lie in [0, 1], not {self.max_hand_fraction}")
+        if self.min_hand_span is not None and self.min_hand_span < 0.0:
+            raise ValueError(f"min_hand_span must be >= 0 or null, not {self.min_hand_span}")
         if not 0.0 < self.max_rotation_deg <= 180.0:
             raise ValueError(f"max_rotation_deg must lie in (0, 180], not {self.max_rotation_deg}")
         for name in ("max_jump", "max_histogram_jump", "max_zoom"):
@@ -122,15 +126,15 @@ def zoom(s: ClipStats, c: FilterConfig) -> str | None:
 
 
 def hands(s: ClipStats, c: FilterConfig) -> str | None:
-    """Hands in the picture occlude the face and move landmarks that speech did not move.
+    """A hand at the face occludes it and moves landmarks that speech did not move.
 
-    A share, not a count: MediaPipe hands fires on one to a few sampled frames of hand-free
-    faces, while a hand that stays in the picture is found on most samples.
+    A span, not a share: a hand that stays at the face for a moment (on consecutive samples)
+    drops the clip, hands elsewhere in the picture (in the lap, holding a cup) do not, nor does
+    one sample alone (MediaPipe's occasional false hand on a face).
     """
-    if s.hand_frames == 0:
+    if c.min_hand_span is None or s.hand_frames == 0:
         return None
-    share = s.hand_frames / s.n_frames if s.n_frames > 0 else 1.0
-    return "hands" if share > c.max_hand_fraction else None
+    return "hands" if s.hand_span >= c.min_hand_span else None
 
 
 def too_short(s: ClipStats, c: FilterConfig) -> str | None:
@@ -162,10 +166,10 @@ def av_offset(s: ClipStats, c: FilterConfig) -> str | None:
 RULES: tuple[Rule, ...] = (
     truncated,
     rotation,
+    hands,
     no_face,
     cut,
     zoom,
-    hands,
     too_short,
     av_mismatch,
     no_speech,

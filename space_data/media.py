@@ -4,10 +4,18 @@
   variable-frame-rate files keep their true timing (`VideoReader` yields `(t, rgb)`).
 - Rotation metadata (the display matrix, or the legacy `rotate` tag) is applied to the pixels:
   a phone video stored landscape with a 90° display matrix decodes upright.
-- A file that stops decoding part-way keeps the frames that decoded and is marked `truncated`.
+- Frames get the presentation times of the stream, re-sorted over a short window
+  (`REORDER_WINDOW`): decoders return frames in display order, but an AVI holding B-frames
+  (H.264, packed MPEG-4 Part 2) stamps them in decoding order.
+- `truncated` means data is missing: decoding stopped on an error, or the frames that decoded
+  fall short of the duration the header states by more than `truncation_slack`, or of the
+  frames it counts (less those an edit list discards) by more than `SLACK_FRAMES` (an MP4
+  whose edit list discards a priming frame, as ffmpeg cuts give, is whole; an AVI cut short
+  keeps its frame count while FFmpeg estimates its duration from the bytes left).
 - Audio comes out as 16 kHz mono float32, with sample 0 at the first video frame.
-- `MediaFile` opens a file once for its probe, audio and frames (`ClipExtractor` uses one per
-  clip); `probe`, `decode_audio` and `VideoReader(path)` open their own.
+- `MediaFile` fetches a file once for its probe, audio and frames (`ClipExtractor` uses one per
+  clip; rewound between reads, reopened where the container refuses to seek back);
+  `probe`, `decode_audio` and `VideoReader(path)` open their own.
 
 AAC encoder padding (measured here, PyAV 18): the MP4 edit list already makes FFmpeg drop the
 1,024 priming samples (written vs decoded noise: cross-correlation lag 0), but the decoder
@@ -20,8 +28,10 @@ Failures raise `MediaError` with a short `reason` code (see `REASONS`).
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -62,20 +72,35 @@ class VideoInfo:
     fps: float
     """Average frame rate (frames per second)."""
     duration: float
-    """Seconds."""
+    """Seconds of video the header states (`stated_by` says whose duration it is)."""
     n_frames: int
-    """Frames the header promises (estimated from duration × fps when the header has none)."""
+    """Frames the header counts (packets, an edit list's discarded ones included), else
+    duration × fps."""
     rotation: int
     """Counter-clockwise degrees (0, 90, 180, 270) applied to the stored pixels on decode."""
     has_audio: bool
-    frames_counted: bool = True
-    """The header counts the frames (MP4); False: `n_frames` is the duration × fps estimate
-    (FLV, Matroska), whose duration may include the audio's encoder padding."""
+    stated_by: str = "video"
+    """Whose duration `duration` is: "video", the video stream's own (MP4, MOV, AVI, a Matroska
+    or WebM `DURATION` tag); "container", the longest stream's (FLV), which includes the
+    audio's encoder padding."""
+
+    def truncation_slack(self) -> float:
+        """Seconds the decoded video may fall short of `duration` and still be whole (and
+        `SLACK_FRAMES` the frames it may fall short of `n_frames`, less the discarded ones):
+        `SLACK_FRAMES` frames, plus `CONTAINER_SLACK_S` where the container states it."""
+        return SLACK_FRAMES / self.fps + (CONTAINER_SLACK_S if self.stated_by == "container" else 0)
 
 
-ESTIMATE_SLACK_S = 0.1
-"""Seconds of frames an estimated count may overstate before a file counts as truncated: an
-FLV of 90 frames (3.0 s at 30 fps) with MP3 audio states 3.05 s, estimated 92 frames."""
+SLACK_FRAMES = 2
+"""Frames a whole file may decode short of its stated duration: one that an MP4 edit list
+discards (ffmpeg-cut clips, e.g. HDTF: 62 stated, 61 decode, as ffmpeg itself gives), one for
+the rounding of the last frame's duration (an AVI of MPEG-4 Part 2 states a skipped frame)."""
+CONTAINER_SLACK_S = 0.3
+"""Seconds more where only the container states a duration (FLV): the audio's encoder padding
+may outlast the video by up to 2,048 AAC samples, 0.26 s at 8 kHz (MP3 at 22 kHz: 0.05 s)."""
+REORDER_WINDOW = 16
+"""Decoded frames held to re-sort their times (display-order frames stamped in decoding order
+reach 2-4 frames back with B-frame pyramids; 16 leaves room)."""
 
 
 def _check_file(path: str) -> None:
@@ -104,20 +129,30 @@ def _rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
 def _video_stream(container: av.container.InputContainer, path: str):
     if not container.streams.video:
         raise MediaError("no_video_stream", f"{path} has no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        # PyAV exposes no codec id without a decoder: say what is known
+        raise MediaError(
+            "unreadable",
+            f"{path}: its video codec is one this FFmpeg build cannot decode (unknown to it)",
+        )
+    return stream
 
 
-def _header(container, stream, path: str) -> tuple[float, float, int, bool]:
-    """(fps, duration s, n_frames, whether the header counts the frames) from the header."""
+def _header(container, stream, path: str) -> tuple[float, float, int, str]:
+    """(fps, duration s, n_frames, whose duration: "video" or "container") from the header."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    stated_by = "video"
+    tag = _duration_tag(stream.metadata.get("DURATION"))
     if stream.duration:
         duration = float(stream.duration * stream.time_base)
+    elif tag is not None:
+        duration = tag
     elif container.duration:
-        duration = container.duration / av.time_base
+        duration, stated_by = container.duration / av.time_base, "container"
     else:
         duration = 0.0
     n_frames = stream.frames
-    counted = bool(n_frames)
     if not rate and n_frames and duration:
         rate = n_frames / duration
     if not rate:
@@ -127,14 +162,32 @@ def _header(container, stream, path: str) -> tuple[float, float, int, bool]:
         n_frames = round(duration * fps)
     if not duration:
         duration = n_frames / fps
-    return fps, duration, int(n_frames), counted
+    return fps, duration, int(n_frames), stated_by
+
+
+def _codec(stream) -> str:
+    """The stream's codec for messages: "h264 (High)"."""
+    ctx = stream.codec_context
+    profile = f" ({ctx.profile})" if ctx.profile else ""
+    return f"{ctx.codec.name}{profile}"
+
+
+def _duration_tag(value: str | None) -> float | None:
+    """Seconds of a Matroska `DURATION` tag ("00:00:02.000000000"); None when absent or odd."""
+    try:
+        hours, minutes, seconds = (value or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 class MediaFile:
-    """One media file opened once: its header facts (`info`), its audio (`audio`) and its frames
-    (`VideoReader(media)`) are all read from this one container, rewound to the start between
-    reads (a seek to the first packet; the decoders are flushed). A context manager; also an
-    audio-only file (MEAD `.m4a`, CREMA-D `.wav`), where only `audio` applies.
+    """One media file fetched once: its header facts (`info`), its audio (`audio`) and its frames
+    (`VideoReader(media)`) are all read from one local copy, rewound between reads: a seek to a
+    time before every packet (MP4/MOV, Matroska/WebM, WAV: the decoders are flushed), or, where
+    the container refuses it (FLV, AVI), the copy opened afresh (a seek to FLV's first packet
+    instead left H.264 video decoding nothing). A context manager; also an audio-only file
+    (MEAD `.m4a`, CREMA-D `.wav`), where only `audio` applies.
     """
 
     def __init__(self, path: str) -> None:
@@ -142,21 +195,24 @@ class MediaFile:
         self.path = path
         self._files = ExitStack()
         try:
-            local = self._files.enter_context(storage.local_path(path))
-            self.container = self._files.enter_context(_open(local, path))
+            self._local = self._files.enter_context(storage.local_path(path))
+            self.container = self._open()
         except BaseException:
             self._files.close()
             raise
-        if self.container.streams.video:
-            # one decoding thread: the same frames, ~23 % less CPU per frame than FFmpeg's
-            # automatic frame/slice threads (benchmarks/extract.py); an extraction worker has one
-            # core. Set before the codec opens (the probe's first frame opens it)
-            self.container.streams.video[0].codec_context.thread_count = 1
         self._moved = False
         self._info: VideoInfo | None = None
         self._audio: tuple[int, np.ndarray] | None = None
-        """(sample rate, samples) once decoded: a second run of the same audio decoder after a
-        rewind gives other samples (measured on AAC: FFmpeg's priming skip is not redone)."""
+        """(sample rate, samples) once decoded (decoding again would cost as much)."""
+
+    def _open(self) -> av.container.InputContainer:
+        container = _open(self._local, self.path)
+        if container.streams.video and container.streams.video[0].codec_context is not None:
+            # one decoding thread: the same frames, ~23 % less CPU per frame than FFmpeg's
+            # automatic frame/slice threads (benchmarks/extract.py); an extraction worker has one
+            # core. Set before the codec opens (the probe's first frame opens it)
+            container.streams.video[0].codec_context.thread_count = 1
+        return container
 
     def __enter__(self) -> MediaFile:
         return self
@@ -165,27 +221,23 @@ class MediaFile:
         self.close()
 
     def close(self) -> None:
+        self.container.close()
         self._files.close()
 
     def rewind(self) -> av.container.InputContainer:
-        """The container, positioned at its first packet."""
+        """The container, at its first packet (a new one where seeking back is refused: decoded
+        frames hold their own buffers and outlive the container that made them). Streams must
+        be taken from it after the call."""
         if self._moved:
             try:
-                self._seek_start()
-            except av.FFmpegError as e:
-                raise MediaError("unreadable", f"{self.path}: cannot seek to the start: {e}") from e
+                # a time before every packet: MP4/MOV restart at their first packet (a seek to 0
+                # would skip an AAC priming packet stamped before 0)
+                self.container.seek(-(2**40))
+            except av.FFmpegError:
+                self.container.close()
+                self.container = self._open()
         self._moved = True
         return self.container
-
-    def _seek_start(self) -> None:
-        try:
-            # a time before every packet: MP4/MOV and WAV restart at their first packet (a seek
-            # to 0 would skip an AAC priming packet stamped before 0)
-            self.container.seek(-(2**40))
-        except av.FFmpegError:
-            # FLV refuses times before its first packet: seek to its earliest stream's start
-            first = min(self.container.streams, key=_start_time)
-            self.container.seek(first.start_time or 0, stream=first)
 
     @property
     def info(self) -> VideoInfo:
@@ -195,15 +247,18 @@ class MediaFile:
         return self._info
 
     def _probe(self) -> VideoInfo:
-        path, container = self.path, self.container
+        path, container = self.path, self.rewind()
         stream = _video_stream(container, path)
-        fps, duration, n_frames, counted = _header(container, stream, path)
+        fps, duration, n_frames, stated_by = _header(container, stream, path)
         try:
-            first = next(self.rewind().decode(stream), None)
+            first = next(container.decode(stream), None)
         except av.FFmpegError as e:
-            raise MediaError("unreadable", f"{path}: first frame does not decode: {e}") from e
+            raise MediaError(
+                "unreadable",
+                f"{path}: the first frame of its {_codec(stream)} video does not decode: {e}",
+            ) from e
         if first is None:
-            raise MediaError("no_frames", f"{path}: no video frame decodes")
+            raise MediaError("no_frames", f"{path}: no frame of its {_codec(stream)} video decodes")
         rotation = _rotation(first, stream)
         width, height = first.width, first.height
         if rotation in (90, 270):
@@ -216,7 +271,7 @@ class MediaFile:
             n_frames=n_frames,
             rotation=rotation,
             has_audio=bool(container.streams.audio),
-            frames_counted=counted,
+            stated_by=stated_by,
         )
 
     def audio(self, sample_rate: int = 16_000) -> np.ndarray:
@@ -234,7 +289,7 @@ class MediaFile:
         return self._audio[1]
 
     def _decode_audio(self, sample_rate: int) -> np.ndarray:
-        path, container = self.path, self.container
+        path, container = self.path, self.rewind()
         if not container.streams.audio:
             raise MediaError("no_audio", f"{path} has no audio stream")
         stream = container.streams.audio[0]
@@ -243,7 +298,7 @@ class MediaFile:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
         t_first: float | None = None
-        frames = self.rewind().decode(stream)
+        frames = container.decode(stream)
         try:
             for frame in frames:
                 if t_first is None:
@@ -281,8 +336,9 @@ class VideoReader:
     `source` is a path or an open `MediaFile` (its container then serves every iteration).
     `t` is seconds since the first frame (float, from the frame's presentation time);
     `rgb` is `(H, W, 3) uint8`, upright (rotation applied), and no longer side than `max_side`
-    when given (aspect kept). After iteration `decoded` counts frames and `truncated` says the
-    file ended early or failed part-way (the frames before that were still yielded).
+    when given (aspect kept). After iteration `decoded` counts frames, `duration` is their
+    seconds and `truncated` says data is missing: decoding failed part-way (the frames before
+    were still yielded), or the frames fall short of the stated duration (`truncation_slack`).
     `frames()` iterates the decoded frames themselves and `rgb(frame)` converts one, for a
     caller that keeps frames in the decoder's own (smaller, e.g. 4:2:0) format for a while.
     """
@@ -294,9 +350,13 @@ class VideoReader:
         self.max_side = max_side
         self.info = probe(source) if isinstance(source, str) else source.info
         self.decoded = 0
+        self.duration = 0.0
+        """Seconds of video that decoded: first to last frame plus one frame interval."""
         self.truncated = False
         self.error: str | None = None
         """Decoder message when decoding stopped on an error."""
+        self.discarded = 0
+        """Packets the container flags to discard (an MP4 edit list's priming frames)."""
         # scale before rotating: the stored frame has the pre-rotation orientation
         k = self.info.rotation // 90
         stored = (
@@ -323,33 +383,50 @@ class VideoReader:
 
     def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
         """`(t, frame)` per decoded frame, as FFmpeg returns it (each frame holds its own
-        buffers, so frames may be kept); counts `decoded` and sets `truncated`."""
-        self.decoded, self.truncated, self.error = 0, False, None
+        buffers, so frames may be kept); counts `decoded`, sets `duration` and `truncated`.
+
+        Frames come in the decoder's (display) order; their times are the stream's timestamps
+        re-sorted over `REORDER_WINDOW` frames, so times never go back (an AVI stamps B-frames
+        in decoding order); a frame without a timestamp is one frame after the latest."""
+        self.decoded, self.duration, self.truncated, self.error = 0, 0.0, False, None
+        self.discarded = 0
         info = self.info
+        held: deque[av.VideoFrame] = deque()
+        stamps: list[float] = []  # a heap of the held frames' times
+        latest, t0 = -math.inf, 0.0
         with ExitStack() as files:
             media = self.media or files.enter_context(MediaFile(self.path))
             container = media.rewind()
-            stream = _video_stream(container, self.path)
-            t0: float | None = None
-            last = -math.inf
-            frames = container.decode(stream)
+            frames = self._decode(container, _video_stream(container, self.path))
             while True:
-                try:
-                    frame = next(frames, None)
-                except av.FFmpegError as e:
-                    self.truncated, self.error = True, str(e)
+                frame = next(frames, None)
+                if frame is not None:
+                    t = frame.time if frame.pts is not None else latest + 1.0 / info.fps
+                    latest = max(latest, t)
+                    heapq.heappush(stamps, t)
+                    held.append(frame)
+                    if len(held) <= REORDER_WINDOW:
+                        continue
+                if not held:
                     break
-                if frame is None:
-                    break
-                t = frame.time if frame.pts is not None else self.decoded / info.fps
-                if t < last:
-                    continue  # a frame stamped before its predecessor (broken muxing): skip it
-                t0, last = (t if t0 is None else t0), t
+                t = heapq.heappop(stamps)
+                t0 = t if self.decoded == 0 else t0
                 self.decoded += 1
-                yield float(t - t0), frame
-        slack = 0 if info.frames_counted else math.ceil(ESTIMATE_SLACK_S * info.fps)
-        if self.decoded < info.n_frames - slack:
-            self.truncated = True
+                self.duration = t - t0 + 1.0 / info.fps
+                yield float(t - t0), held.popleft()
+        short_in_time = self.duration < info.duration - info.truncation_slack()
+        short_in_count = self.decoded < info.n_frames - self.discarded - SLACK_FRAMES
+        self.truncated = self.error is not None or short_in_time or short_in_count
+
+    def _decode(self, container, stream) -> Iterator[av.VideoFrame]:
+        """The stream's frames in the decoder's order; counts the packets an edit list
+        discards (`discarded`); a decoding error ends them (`error`)."""
+        try:
+            for packet in container.demux(stream):
+                self.discarded += packet.is_discard
+                yield from packet.decode()
+        except av.FFmpegError as e:
+            self.error = str(e)
 
 
 def decode_video(
@@ -362,7 +439,7 @@ def decode_video(
         times.append(t)
         frames.append(rgb)
     if not frames:
-        raise MediaError("no_frames", f"{path}: no video frame decodes ({reader.error or 'empty'})")
+        raise MediaError("no_frames", f"{path}: no video frame decodes ({reader.error or 'none'})")
     return np.stack(frames), np.asarray(times, dtype=np.float64), reader
 
 

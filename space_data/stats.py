@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from space_data.record import SAMPLE_RATE, ClipStats
+from space_data.sync_estimate import SyncEstimate
 from space_data.vad import speech_fraction
 
 
@@ -78,6 +79,7 @@ def compute_stats(
     pose: np.ndarray,
     scale: np.ndarray,
     hands: np.ndarray,
+    hand_span: float,
     native_lm68: np.ndarray,
     native_scale: np.ndarray,
     histograms: np.ndarray,
@@ -85,19 +87,23 @@ def compute_stats(
     native_fps: float,
     decoded_frames: int,
     truncated: bool,
+    stated_duration: float,
     audio_samples: int | None,
     speech: np.ndarray | None = None,
-    av_offset: tuple[int, float] = (0, 0.0),
+    av_sync: SyncEstimate | None = None,
 ) -> ClipStats:
     """ClipStats of one clip.
 
-    face, hands (T,) uint8; pose (T, 6) degrees first; scale (T,), all on the 30 fps
-    timeline. The cut cues come from the N native frames: native_lm68 (N, 68, 3)
-    crop pixels (NaN without a face), native_scale (N,) their face sizes, histograms (N, B)
-    `colour_histogram`s of the crops. duration: seconds of video that decoded; audio_samples:
+    face, hands (T,) uint8 (hands: 2 where a hand is at the face, as `HandSampler.codes`);
+    pose (T, 6) degrees first; scale (T,), all on the 30 fps timeline; hand_span: seconds of
+    the longest run of hand samples at the face (`HandSampler.longest_span`). The cut cues
+    come from the N native frames: native_lm68 (N, 68, 3) crop pixels (NaN without a face),
+    native_scale (N,) their face sizes, histograms (N, B) `colour_histogram`s of the crops.
+    duration: seconds of video that decoded; stated_duration: what the header states;
+    audio_samples:
     decoded 16 kHz samples, None when the clip has no audio; speech (T,) speech probabilities
-    (None without audio); av_offset (frames, confidence) from
-    `space_data.av_offset.estimate_offset`.
+    (None without audio); av_sync the clip's A/V offset from its sync backend (None:
+    unmeasured, offline).
     """
     has_face = np.asarray(face, dtype=bool)
     angles = np.abs(np.asarray(pose, dtype=np.float64)[has_face, :3])
@@ -107,12 +113,15 @@ def compute_stats(
     jumps = jumps[np.isfinite(jumps)]
     colour = histogram_jumps(histograms)
     audio_duration = 0.0 if audio_samples is None else audio_samples / SAMPLE_RATE
+    if av_sync is None:
+        av_sync = SyncEstimate.unmeasured("offline", "not estimated")
     return ClipStats(
         n_frames=int(has_face.size),
         duration=float(duration),
         native_fps=float(native_fps),
         decoded_frames=int(decoded_frames),
         truncated=bool(truncated),
+        stated_duration=float(stated_duration),
         frames_no_face=int((~has_face).sum()),
         max_abs_yaw=_nanmax(angles[:, 0]),
         max_abs_pitch=_nanmax(angles[:, 1]),
@@ -122,13 +131,16 @@ def compute_stats(
         scale_median=float(np.median(scales)) if scales.size else math.nan,
         max_landmark_jump=float(jumps.max()) if jumps.size else math.nan,
         max_histogram_jump=float(colour.max()) if colour.size else math.nan,
-        hand_frames=int(np.count_nonzero(hands)),
+        hand_frames=int(np.count_nonzero(np.asarray(hands) == 2)),
+        hand_span=float(hand_span),
         has_audio=audio_samples is not None,
         audio_duration=float(audio_duration),
         av_mismatch=0.0 if audio_samples is None else float(audio_duration - duration),
         speech_fraction=math.nan if speech is None else speech_fraction(speech),
-        av_offset_frames=int(av_offset[0]),
-        av_offset_confidence=float(av_offset[1]),
+        av_offset_frames=float(av_sync.offset_frames),
+        av_offset_confidence=float(av_sync.confidence),
+        av_sync_backend=av_sync.backend,
+        av_sync_curve=[float(x) for x in av_sync.curve],
     )
 
 

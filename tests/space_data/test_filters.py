@@ -44,7 +44,7 @@ def test_clean_clip_is_kept():
         ({"max_abs_pitch": 50.0}, "rotation"),
         ({"max_abs_roll": 45.5}, "rotation"),
         ({"scale_min": 60.0, "scale_max": 100.0, "scale_median": 80.0}, "zoom"),
-        ({"hand_frames": 46}, "hands"),
+        ({"hand_frames": 15, "hand_span": 0.4}, "hands"),
         ({"duration": 0.5, "n_frames": 15}, "too_short"),
         ({"audio_duration": 2.0, "av_mismatch": -1.0}, "av_mismatch"),
         ({"truncated": True, "decoded_frames": 60}, "truncated"),
@@ -66,10 +66,12 @@ def test_rotation_limit_is_inclusive_and_nan_is_not_a_rotation():
 
 
 def test_all_reasons_in_rule_order():
-    stats = clean_stats(hand_frames=90, max_abs_yaw=60.0, frames_no_face=9, duration=0.2)
-    assert filter_clip(stats, CONFIG) == ["rotation", "no_face", "hands", "too_short"]
+    stats = clean_stats(
+        hand_frames=6, hand_span=0.5, max_abs_yaw=60.0, frames_no_face=9, duration=0.2
+    )
+    assert filter_clip(stats, CONFIG) == ["rotation", "hands", "no_face", "too_short"]
     assert RULE_REASONS == (
-        "truncated", "rotation", "no_face", "cut", "zoom", "hands", "too_short", "av_mismatch",
+        "truncated", "rotation", "hands", "no_face", "cut", "zoom", "too_short", "av_mismatch",
         "no_speech", "av_offset",
     )  # fmt: skip
     # half a file whose audio outlasts it: the damage is the reason, the mismatch its symptom
@@ -93,10 +95,15 @@ def test_speech_and_offset_rules_need_audio_and_confidence():
 
 def test_tolerances_and_disabled_av_check():
     loose = FilterConfig(max_no_face_frames=6, max_av_mismatch=None)
-    stats = clean_stats(frames_no_face=6, hand_frames=45, av_mismatch=-2.5)
+    # hand samples at the face for 0.3 s: a moment (or MediaPipe's false hand), not a hand
+    # that stays
+    stats = clean_stats(frames_no_face=6, hand_frames=9, hand_span=0.3, av_mismatch=-2.5)
     assert filter_clip(stats, loose) == []
-    strict = FilterConfig(max_hand_fraction=0.0)
-    assert filter_clip(stats, strict) == ["no_face", "hands", "av_mismatch"]
+    assert filter_clip(stats, FilterConfig(min_hand_span=None, max_no_face_frames=6)) == [
+        "av_mismatch"
+    ]
+    strict = FilterConfig(min_hand_span=0.0)
+    assert filter_clip(stats, strict) == ["hands", "no_face", "av_mismatch"]
     # a clip without audio has no mismatch to judge
     assert (
         filter_clip(clean_stats(has_audio=False, av_mismatch=0.0, audio_duration=0.0), CONFIG) == []
@@ -121,6 +128,7 @@ finite = st.floats(0.0, 200.0, allow_nan=False)
         max_histogram_jump=st.floats(0.0, 1.0) | st.just(math.nan),
         n_frames=st.integers(0, 200),
         hand_frames=st.integers(0, 200),
+        hand_span=st.floats(0.0, 3.0),
         has_audio=st.booleans(),
         av_mismatch=st.floats(-3.0, 3.0),
     ),
@@ -135,7 +143,7 @@ def test_loosening_thresholds_never_drops_more(stats, slack, extra):
         max_histogram_jump=strict.max_histogram_jump + slack,
         max_rotation_deg=min(180.0, strict.max_rotation_deg + 10 * slack),
         max_zoom=strict.max_zoom + slack,
-        max_hand_fraction=min(1.0, strict.max_hand_fraction + slack / 10),
+        min_hand_span=strict.min_hand_span + slack,
         min_duration=max(0.0, strict.min_duration - slack),
         max_av_mismatch=strict.max_av_mismatch + slack,
     )
@@ -145,7 +153,7 @@ def test_loosening_thresholds_never_drops_more(stats, slack, extra):
 @pytest.mark.parametrize(
     "bad",
     [{"max_rotation_deg": 0}, {"max_jump": -1.0}, {"max_histogram_jump": 0.0}, {"max_zoom": 0.0},
-     {"max_hand_fraction": 1.5}, {"min_duration": -0.1}, {"max_av_mismatch": -1.0},
+     {"min_hand_span": -0.1}, {"min_duration": -0.1}, {"max_av_mismatch": -1.0},
      {"max_rotaton_deg": 30}],
 )  # fmt: skip
 def test_bad_config_is_refused(bad):
@@ -164,7 +172,7 @@ def test_filter_clips_carries_index_and_extraction_reasons():
         }
     )
     ok = clean_stats().to_dict()
-    rotated = clean_stats(max_abs_yaw=70.0, hand_frames=90).to_dict()
+    rotated = clean_stats(max_abs_yaw=70.0, hand_frames=90, hand_span=2.9).to_dict()
     clips = pd.DataFrame(
         [
             {"clip_id": "a", "status": "ok", "reason": None, **ok},

@@ -39,28 +39,31 @@ def test_compute_stats():
     pose[9] = np.nan
     scale[9] = np.nan
     hands = np.zeros(10, np.uint8)
-    hands[2:4] = 1
+    hands[2:4] = 2  # a hand at the face
+    hands[6] = 1  # a hand away from it: not counted
     native = lm[:8].copy()
     native[5:, :, 1] += 10.0  # a 0.2-face-size jump between native frames 4 and 5
     grey = np.full((8, 64), 1 / 64, np.float32)
     grey[6:] = np.eye(64)[0]  # the picture turns one colour at native frame 6
-    stats = compute_stats(face=face, pose=pose, scale=scale, hands=hands, native_lm68=native,
-                          native_scale=np.full(8, 50.0), histograms=grey, duration=1 / 3,
-                          native_fps=25.0, decoded_frames=8, truncated=True,
-                          audio_samples=6400)  # fmt: skip
+    stats = compute_stats(face=face, pose=pose, scale=scale, hands=hands, hand_span=0.1,
+                          native_lm68=native, native_scale=np.full(8, 50.0), histograms=grey,
+                          duration=1 / 3, native_fps=25.0, decoded_frames=8, truncated=True,
+                          stated_duration=0.5, audio_samples=6400)  # fmt: skip
     assert stats.n_frames == 10 and stats.frames_no_face == 1 and stats.hand_frames == 2
     assert (stats.max_abs_yaw, stats.max_abs_pitch, stats.max_abs_roll) == (50.0, 10.0, 5.0)
     assert (stats.scale_min, stats.scale_max, stats.scale_median) == (50.0, 60.0, 50.0)
     assert stats.has_audio and stats.audio_duration == pytest.approx(0.4)
     assert stats.av_mismatch == pytest.approx(0.4 - 1 / 3)
-    assert stats.truncated and stats.decoded_frames == 8
+    assert stats.truncated and stats.decoded_frames == 8 and stats.stated_duration == 0.5
+    assert stats.hand_span == 0.1
     # the cut cues come from the native frames, not from the 30 fps tracks
     assert stats.max_landmark_jump == pytest.approx(0.2)
     assert stats.max_histogram_jump == pytest.approx(63 / 64)
     silent = compute_stats(face=face * 0, pose=pose * np.nan, scale=scale * np.nan,
-                           hands=hands, native_lm68=native * np.nan, native_scale=np.full(8, 50.0),
-                           histograms=grey[:1], duration=1.0, native_fps=30.0, decoded_frames=30,
-                           truncated=False, audio_samples=None)  # fmt: skip
+                           hands=hands, hand_span=0.0, native_lm68=native * np.nan,
+                           native_scale=np.full(8, 50.0), histograms=grey[:1], duration=1.0,
+                           native_fps=30.0, decoded_frames=30, truncated=False,
+                           stated_duration=1.0, audio_samples=None)  # fmt: skip
     assert math.isnan(silent.max_abs_yaw) and math.isnan(silent.max_landmark_jump)
     assert math.isnan(silent.max_histogram_jump)  # one frame: nothing to compare
     assert not silent.has_audio and silent.av_mismatch == 0.0
