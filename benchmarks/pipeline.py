@@ -1,22 +1,23 @@
-"""Throughput of the Ray extract job against a plain sequential loop over the same clips, and
-the Ray efficiency: Ray clips/s ÷ (actors × the sequential loop's clips/s), actor start-up
-excluded.
+"""Throughput of the Ray extract job against a plain sequential loop over the same clips, the
+Ray efficiency, and what model creation costs against a unit's work (the measurement behind
+one Ray task per unit with models kept per worker process, rather than an actor pool).
 
 Both sides use params.yaml's `extract` section and start cold, as a real run does:
-- sequential: one `ClipExtractor` in this process, models created at the first clip;
+- sequential: one `ClipExtractor` in this process, models created at the first clip; model
+  creation ≈ the first clip's time minus the mean of the others (same work, warm models);
 - Ray: `run_extract` into a fresh features folder on a private local Ray (`ray.init` timed
-  separately and excluded), actors created by the job, models created at each actor's first
-  clip. Whole run: actor start-up, model loading, journal, commits and clips.parquet included.
-  Efficiency: clips ÷ actor-seconds, where an actor's seconds run from its first answer
-  (process started, imports done) to its end, so start-up (reported separately) is out and
-  everything after it is in: model loading, idle time at the tail, the driver's commits.
+  separately and excluded); one task per unit, workers started by Ray, models created at each
+  worker's first clip and kept until `ray.recycle_after_units` (Ray's max_calls) ends it.
+  Whole run: worker start-up, model loading, journal, commits and clips.parquet included.
+  Efficiency: clips ÷ busy seconds (summed over units, from a task's start to its last record,
+  model creation included) against the sequential loop's clips/s.
 Prints clips/s and native frames/s of each, both ratios, how many cores the sequential loop
 already keeps busy (MediaPipe and the decoder run threads, which caps what more processes can
 add on few cores), the load average (the machine may be shared), and the peak RSS of every
-actor (its own `getrusage` max RSS) beside this process's.
+worker process (its own `getrusage` max RSS) beside this process's.
 
 Run: .venv/bin/python benchmarks/pipeline.py [--corpus sample] [--limit 24] [--repeat 2]
-[--actors N] [--clips-per-unit 4]
+[--workers N] [--clips-per-unit 4]
 """
 
 from __future__ import annotations
@@ -54,14 +55,19 @@ def corpus_clips(root: Path, limit: int | None, repeat: int) -> list:
     ]
 
 
-def sequential(clips: list, config) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (all threads) and native frames of one extractor over `clips`."""
+def sequential(clips: list, config) -> tuple[float, float, int, list[float]]:
+    """Wall seconds, CPU seconds (all threads), native frames and each clip's seconds of one
+    extractor over `clips`."""
     extractor = ClipExtractor(config)
     cpu, start = _cpu_seconds(), time.perf_counter()
-    frames = sum(extractor(clip).stats.decoded_frames for clip in clips)
+    frames, each = 0, []
+    for clip in clips:
+        t = time.perf_counter()
+        frames += extractor(clip).stats.decoded_frames
+        each.append(time.perf_counter() - t)
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     extractor.close()
-    return seconds, cpu, frames
+    return seconds, cpu, frames, each
 
 
 def _cpu_seconds() -> float:
@@ -73,7 +79,7 @@ def _cpu_seconds() -> float:
 @click.option("--corpus", default="sample", show_default=True, type=click.Path(file_okay=False))
 @click.option("--limit", default=24, show_default=True, help="Clips to extract (sorted by id).")
 @click.option("--repeat", default=2, show_default=True, help="Extract each clip this many times.")
-@click.option("--actors", type=int, default=None, help="Override ray.num_actors.")
+@click.option("--workers", type=int, default=None, help="Override ray.num_workers.")
 @click.option(
     "--clips-per-unit",
     type=int,
@@ -83,21 +89,21 @@ def _cpu_seconds() -> float:
 )
 @click.option("--params", default="params.yaml", show_default=True)
 def main(
-    corpus: str, limit: int, repeat: int, actors: int | None, clips_per_unit: int, params: str
+    corpus: str, limit: int, repeat: int, workers: int | None, clips_per_unit: int, params: str
 ) -> None:
     """Ray extract job vs a sequential loop: clips/s, frames/s, ratio, efficiency, peak RSS."""
     extract_config = load_section("extract", ExtractConfig, params)
     ray_config = load_section("ray", RayConfig, params)
     ray_config = dataclasses.replace(ray_config, clips_per_unit=clips_per_unit)
-    if actors is not None:
-        ray_config = dataclasses.replace(ray_config, num_actors=actors)
+    if workers is not None:
+        ray_config = dataclasses.replace(ray_config, num_workers=workers)
     clips = corpus_clips(Path(corpus), limit, repeat)
     click.echo(
         f"{len(clips)} clips from {corpus}; {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
 
-    seq_seconds, seq_cpu, seq_frames = sequential(clips, extract_config)
+    seq_seconds, seq_cpu, seq_frames, each = sequential(clips, extract_config)
     seq_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     start = time.perf_counter()
@@ -113,7 +119,7 @@ def main(
 
     rows = [
         ("sequential (1 process)", seq_seconds, seq_frames),
-        (f"ray ({len(summary.peak_rss)} actors)", summary.seconds, summary.frames),
+        (f"ray ({len(summary.peak_rss)} workers)", summary.seconds, summary.frames),
     ]
     for name, seconds, frames in rows:
         click.echo(
@@ -125,21 +131,25 @@ def main(
         f"ratio ray / sequential: {seq_seconds / summary.seconds:.2f}x "
         f"(ray.init {init_seconds:.1f} s not included)"
     )
-    n_actors = len(summary.actor_startup)
+    warm = sum(each[1:]) / max(1, len(each) - 1)
+    unit = warm * ray_config.clips_per_unit
+    load = each[0] - warm
+    per_worker = unit * ray_config.recycle_after_units
+    click.echo(
+        f"model creation ≈ {load:.2f} s (first clip {each[0]:.2f} s, warm {warm:.2f} s); a unit "
+        f"of {ray_config.clips_per_unit} clips ≈ {unit:.1f} s: {load / (load + unit):.0%} if "
+        f"every unit created its models, {load / (load + per_worker):.1%} with a worker kept "
+        f"for {ray_config.recycle_after_units} units"
+    )
     seq_rate = len(clips) / seq_seconds
-    per_actor = summary.clips_run / summary.actor_seconds
-    startup = ", ".join(f"{t:.1f}" for t in summary.actor_startup)
+    per_busy = summary.clips_run / summary.busy_seconds
     click.echo(
-        f"ray, actor start-up excluded: {n_actors * per_actor:.2f} clips/s "
-        f"({summary.actor_seconds:.1f} actor-seconds for {summary.clips_run} clips); "
-        f"actor start-up {startup} s"
+        f"ray efficiency: {per_busy:.2f} clips per busy second / {seq_rate:.2f} sequential = "
+        f"{per_busy / seq_rate:.2f} ({summary.busy_seconds:.1f} busy seconds for "
+        f"{summary.clips_run} clips); load average now {os.getloadavg()[0]:.1f}"
     )
-    click.echo(
-        f"ray efficiency: {per_actor * n_actors:.2f} / ({n_actors} × {seq_rate:.2f}) = "
-        f"{per_actor / seq_rate:.2f}; load average now {os.getloadavg()[0]:.1f}"
-    )
-    rss = ", ".join(f"{r / MIB:.0f}" for r in summary.peak_rss)
-    click.echo(f"peak RSS per actor: {rss} MiB; sequential process: {seq_rss / MIB:.0f} MiB")
+    rss = ", ".join(f"{r / MIB:.0f}" for r in summary.peak_rss.values())
+    click.echo(f"peak RSS per worker: {rss} MiB; sequential process: {seq_rss / MIB:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -49,13 +49,12 @@ from pipelines.units import (
     JOURNAL,
     UNITS,
     Unit,
-    clip_key,
     plan_units,
     resume_scan,
     write_clips_table,
 )
 from space_data import storage
-from space_data.clip import Clip, make_clip_id
+from space_data.clip import Clip, clip_key, make_clip_id
 from space_data.datasets import IndexConfig, assign_splits, read_manifest, write_manifest
 from space_data.filters import FilterConfig
 from space_data.record import ClipStats

@@ -1,27 +1,32 @@
 """`space extract`: the manifest → per-clip feature records, on Ray.
 
-Long-lived actors each hold one `ClipExtractor` (its models load once per actor, lazily) and
-process whole units of clips (`pipelines.units`). A unit commits as a whole: each record is
-written whole, its commit marker last; a rerun skips units whose marker has the current
-extraction params hash and member rows (found by listing the markers), so an interrupted run
-resumes, and adding clips computes only the new ones. The features folder may be local or on
-object storage (`s3://...`): the protocol needs no rename.
+Each unit of clips (`pipelines.units`) is one Ray task, `extract_unit`. Ray places the tasks on
+whatever nodes are alive and reuses a task's worker process for the next unit, so the models a
+worker created (once, at its first clip) serve every unit it runs, until `recycle_after_units`
+(Ray's `max_calls`) ends the process: MediaPipe leaks memory in long-lived processes. A unit
+commits as a whole: each record is written whole, its commit marker last; a rerun skips units
+whose marker has the current extraction params hash and member keys (found by listing the
+markers), so an interrupted run resumes, and adding clips computes only the new ones. The
+features folder may be local or on object storage (`s3://...`): the protocol needs no rename.
 
-Faults: before each clip the actor journals "in flight: clip X (pid P)". When an actor process
-dies (segfault, OOM kill, SIGKILL, its node lost) the driver gets a `RayActorError`, ends the
-actor and hands the unit to another one; the clips done before the death are reused. A lost
-worker is infrastructure's fault, so the clip in flight is retried; only a clip that killed
-`max_clip_deaths` workers is recorded failed with reason `worker_died` (poison-clip isolation,
-as Spark retries tasks). A death with no clip in flight is retried up to `max_retries` times.
-MediaPipe leaks memory in long-lived processes, so an actor is replaced once it has processed
-`recycle_after_clips` clips (checked between units).
+Faults are counted where they happen, in the unit's journal. A task journals each clip before
+it starts it (clip, PID, node). When its worker dies (a crash, SIGKILL, Ray's memory monitor,
+its node lost) the driver journals the cause (`died`) and submits the unit again; the new
+attempt reuses the clips done before the death and reads the unit's earlier deaths from the
+journal, whichever run or node they happened in: a clip that was in flight in
+`max_clip_deaths` dead workers is recorded failed (`worker_died`, with the causes) instead of
+being run again (poison-clip isolation, as Spark retries tasks). A worker that dies with no
+clip in flight (while starting) is retried up to `max_retries` times per unit. SIGINT / SIGTERM
+stop the job within seconds: its tasks are cancelled and journaled `interrupted` (no clip's
+fault), committed units stay, a rerun resumes (`ExtractInterrupted`). When no task has been
+running for `placement_timeout_s` while work waits, the job stops with the resources asked for
+and those available.
 
-The actor pool follows the live cluster: its size is re-read from the alive nodes after every
-death (and every few seconds), units go only to actors that have started, idle actors are
-reused before new ones are created, and actors the cluster cannot place are dropped when the
-work no longer needs them. When no actor at all is placed for `placement_timeout_s`, the job
-stops with the resources asked for and those available. SIGINT / SIGTERM stop the job within
-seconds: actors are killed, committed units stay, a rerun resumes (`JobInterrupted`).
+Ray's own task retries are off (`max_retries=0`): a retry inside Ray hides each death's cause
+from the driver, which must journal it before the next attempt reads it. Ray Data was
+considered for the whole job and is not the fit: it has no resume across runs, no per-clip
+isolation (a block that kills its worker is retried whole or fails the dataset), and blocks a
+failing worker held can be dropped without a record.
 
 Ray is a private local Ray of this process's cores unless `RayConfig.address` / `RAY_ADDRESS`
 names a cluster to join. The library (`space_data`) never imports Ray.
@@ -29,18 +34,19 @@ names a cluster to join. The library (`space_data`) never imports Ray.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import sys
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import uuid
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import click
 import ray
-from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError
+from ray.exceptions import NodeDiedError, OutOfMemoryError, RayError, RayTaskError
 from tqdm import tqdm
 
 from pipelines.ray_cluster import (
@@ -54,12 +60,12 @@ from pipelines.ray_cluster import (
 )
 from pipelines.units import (
     CLIPS_TABLE,
+    Death,
     Journal,
     Unit,
-    clip_key,
     commit_unit,
     committed_markers,
-    in_flight,
+    deaths,
     open_unit,
     plan_units,
     resume_scan,
@@ -68,7 +74,7 @@ from pipelines.units import (
     write_clips_table,
 )
 from space_data import storage
-from space_data.clip import Clip
+from space_data.clip import Clip, clip_key
 from space_data.config import require_at_least_one
 from space_data.errors import SetupError
 from space_data.extract import ClipExtractor, ExtractConfig, extraction_hash
@@ -76,8 +82,13 @@ from space_data.params import load_section, manifest_option, params_option
 from space_data.record import ClipFeatures, ClipMeta
 
 WORKER_DIED = "worker_died"
-_POLL_S = 1.0  # longest wait on Ray before the driver looks at signals, the cluster and timeouts
-_RESCAN_S = 5.0  # re-read the live nodes at least this often (nodes join and leave)
+SUMMARY = "extract_summary.json"
+"""The last run's `JobSummary` in the features folder (deaths by cause, retries, clips)."""
+MEMORY_MONITOR = "killed by the memory monitor"
+NODE_LOST = "node lost"
+CRASHED = "worker process died (a signal or a crash)"
+_POLL_S = 0.25  # longest wait on Ray before the driver looks at signals and the timeout
+_QUEUED = 256  # units handed to Ray at once when ray.num_workers is null (bounds the driver)
 
 
 class ExtractJobError(RuntimeError):
@@ -96,35 +107,35 @@ class ExtractInterrupted(RuntimeError):
 class RayConfig:
     """How the extract job uses Ray (none of it changes a record, so none is in the params hash)."""
 
-    num_actors: int | None = None
-    """Extraction actors; None = as many as the live nodes hold at `cpus_per_actor` each."""
-    cpus_per_actor: float = 1.0
-    """CPUs reserved per actor; fractions allowed (e.g. 0.5 packs two actors per core)."""
-    gpus_per_actor: float = 0.0
-    """GPUs reserved per actor (face-alignment / keypoint nets); fractions allowed."""
+    num_workers: int | None = None
+    """Units running at once; None = as many as the live nodes hold at `cpus_per_worker` each."""
+    cpus_per_worker: float = 1.0
+    """CPUs a unit's task reserves; fractions allowed (e.g. 0.5 packs two tasks per core)."""
+    gpus_per_worker: float = 0.0
+    """GPUs a unit's task reserves (face-alignment / keypoint nets); fractions allowed."""
     clips_per_unit: int = 16
     """Mean clips per unit of work (commit granularity); changing it re-plans every unit."""
-    recycle_after_clips: int = 200
-    """Replace an actor after it processed this many clips (MediaPipe leaks memory)."""
+    recycle_after_units: int = 12
+    """A worker process exits after this many units (Ray's `max_calls`; MediaPipe leaks)."""
     max_clip_deaths: int = 2
     """A clip whose extraction this many workers died in is recorded `worker_died`; before
-    that a death (node lost, OOM kill) retries it on another actor."""
+    that a death (node lost, OOM kill) retries it, in this run or the next."""
     max_retries: int = 3
-    """Retries of a unit whose actor died while no clip was in flight."""
+    """Retries of a unit whose worker died while no clip was in flight (e.g. while starting)."""
     placement_timeout_s: float = 300.0
-    """Stop the job when work waits and no actor could be placed for this long, seconds."""
+    """Stop the job when work waits and no unit has been running for this long, seconds."""
     address: str | None = None
     """Ray cluster to join; None = the RAY_ADDRESS environment variable, else a private local
     Ray of this process's cores (never a `ray start` cluster that merely runs on the machine)."""
 
     def __post_init__(self) -> None:
-        if self.num_actors is not None and self.num_actors < 1:
-            raise ValueError(f"num_actors must be >= 1 or null, not {self.num_actors}")
-        if self.cpus_per_actor <= 0:
-            raise ValueError(f"cpus_per_actor must be > 0, not {self.cpus_per_actor}")
-        if self.gpus_per_actor < 0:
-            raise ValueError(f"gpus_per_actor must be >= 0, not {self.gpus_per_actor}")
-        require_at_least_one(self, ("clips_per_unit", "recycle_after_clips", "max_clip_deaths"))
+        if self.num_workers is not None and self.num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1 or null, not {self.num_workers}")
+        if self.cpus_per_worker <= 0:
+            raise ValueError(f"cpus_per_worker must be > 0, not {self.cpus_per_worker}")
+        if self.gpus_per_worker < 0:
+            raise ValueError(f"gpus_per_worker must be >= 0, not {self.gpus_per_worker}")
+        require_at_least_one(self, ("clips_per_unit", "recycle_after_units", "max_clip_deaths"))
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, not {self.max_retries}")
         if self.placement_timeout_s <= 0:
@@ -133,7 +144,7 @@ class RayConfig:
 
 @dataclass
 class JobSummary:
-    """What one run did (for the log line, the tests and the benchmark)."""
+    """What one run did (for the log line, `SUMMARY`, the tests and the benchmark)."""
 
     units: int = 0
     units_skipped: int = 0
@@ -141,63 +152,118 @@ class JobSummary:
     clips_run: int = 0
     """Clips extracted by this run."""
     clips_reused: int = 0
-    """Clips of re-run units whose records an earlier run left (journal `done`)."""
+    """Clips of re-run units whose records an earlier attempt left (journal `done`)."""
     frames: int = 0
     """Native video frames decoded for the clips extracted by this run."""
-    actors_started: int = 0
-    """Actors created (initial pool, recycling replacements, replacements of dead ones)."""
-    actor_startup: list[float] = field(default_factory=list)
-    """Seconds from creating each actor to its first answer (process start, imports), in the
-    order they answered."""
-    actor_seconds: float = 0.0
-    """Seconds actors were available for work, summed over actors (first answer to end)."""
-    worker_deaths: int = 0
-    clips_retried: int = 0
-    """Clips in flight in a dead worker that were given to another actor."""
+    deaths: dict[str, str] = field(default_factory=dict)
+    """Worker deaths of the units this run worked on, earlier runs' included: attempt → cause."""
+    retries: int = 0
+    """Units submitted again after their worker died (with a clip in flight or while starting)."""
     worker_died_clips: list[str] = field(default_factory=list)
     """Clips recorded `worker_died` by this run."""
-    peak_rss: list[int] = field(default_factory=list)
-    """Peak RSS of each actor that ended normally (recycled or at the end), bytes."""
+    peak_rss: dict[int, int] = field(default_factory=dict)
+    """Worker PID → its peak RSS, bytes (each process that ran a unit)."""
+    busy_seconds: float = 0.0
+    """Seconds workers spent in units (model creation included), summed over units."""
     seconds: float = 0.0
 
+    @property
+    def deaths_by_cause(self) -> dict[str, int]:
+        return dict(Counter(self.deaths.values()).most_common())
 
-class ExtractWorker:
-    """One actor: a `ClipExtractor` kept alive across units (wrapped by `ray.remote` below)."""
+    def line(self, out: str) -> str:
+        """The one-line summary `space extract` ends with."""
+        causes = ", ".join(f"{c}: {n}" for c, n in self.deaths_by_cause.items())
+        return (
+            f"extract: ran {len(self.units_run)} units ({self.clips_run} clips computed, "
+            f"{self.clips_reused} reused, "
+            f"{len(self.worker_died_clips)} {WORKER_DIED}), skipped {self.units_skipped}; "
+            f"{len(self.deaths)} worker deaths{f' ({causes})' if causes else ''}, "
+            f"{self.retries} retries; "
+            f"{self.seconds:.1f} s → {storage.join(out, CLIPS_TABLE)}"
+        )
 
-    def __init__(self, config: ExtractConfig, features_dir: str, params_hash: str) -> None:
-        self.extractor = ClipExtractor(config)
-        self.features_dir = features_dir
-        self.params_hash = params_hash
 
-    def where(self) -> tuple[str, int]:
-        """(Ray node id, PID) of this actor: the driver's readiness probe."""
-        return ray.get_runtime_context().get_node_id(), os.getpid()
+# --- one unit: a Ray task -----------------------------------------------------------------------
 
-    def run_unit(self, unit: Unit) -> tuple[list[dict], int, int]:
-        """Process a unit; (its rows in member order, clips computed, frames computed)."""
-        folder = unit_dir(self.features_dir, unit.unit_id)
-        reusable = open_unit(folder, unit, self.params_hash)
-        journal = Journal(folder)
-        node, pid = self.where()
-        journal.append("open", params_hash=self.params_hash, pid=pid, node=node)
-        rows, computed, frames = [], 0, 0
-        for clip in unit.clips:
-            if clip.clip_id in reusable:
-                rows.append(reusable[clip.clip_id])
-                continue
-            journal.append("start", clip_id=clip.clip_id, key=clip_key(clip), pid=pid)
-            features = self.extractor(clip)
-            rows.append(save_record(folder, unit, clip, features))
-            computed += 1
-            frames += features.stats.decoded_frames
-        return rows, computed, frames
 
-    def peak_rss(self) -> int:
-        """Max resident set size of this actor process so far, bytes (Linux reports KiB)."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+@dataclass(frozen=True)
+class _Job:
+    """What every unit's task needs besides its unit."""
 
-    def close(self) -> None:
-        self.extractor.close()
+    features_dir: str
+    config: ExtractConfig
+    params_hash: str
+    max_clip_deaths: int
+
+
+@dataclass
+class _Run:
+    """The driver's view of one submitted task: its unit, the attempt token the task journals
+    under, and its node once it has opened the unit (its first message)."""
+
+    unit: Unit
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A task's last message: the unit's rows in member order and what it cost."""
+
+    rows: list[dict]
+    computed: int
+    frames: int
+    settled: list[str]
+    deaths: list[Death]
+    pid: int
+    peak_rss: int
+    seconds: float
+
+
+_EXTRACTORS: dict[str, ClipExtractor] = {}  # per worker process: its models serve every unit
+
+
+def extract_unit(job: _Job, unit: Unit, attempt: str):
+    """Run one unit in a worker process as `attempt`; yields its node id, then `_Finished`."""
+    t0 = time.perf_counter()
+    if job.params_hash not in _EXTRACTORS:
+        _EXTRACTORS.clear()
+        _EXTRACTORS[job.params_hash] = ClipExtractor(job.config)
+    extractor = _EXTRACTORS[job.params_hash]
+    node, pid = ray.get_runtime_context().get_node_id(), os.getpid()
+    journal = Journal(unit_dir(job.features_dir, unit.unit_id), attempt)
+    opened = open_unit(journal, unit, job.params_hash)
+    journal.append("open", params_hash=job.params_hash, pid=pid, node=node)
+    yield node
+    died: dict[str, list[Death]] = {}
+    for death in opened.deaths:
+        died.setdefault(death.clip_id, []).append(death)
+    rows, computed, frames, settled = [], 0, 0, []
+    for clip in unit.clips:
+        earlier = [d for d in died.get(clip.clip_id, []) if d.key == clip_key(clip)]
+        if clip.clip_id in opened.reusable:
+            rows.append(opened.reusable[clip.clip_id])
+        elif len(earlier) >= job.max_clip_deaths:
+            rows.append(save_record(journal, unit, clip, _worker_died(clip, earlier, job)))
+            settled.append(clip.clip_id)
+        else:
+            journal.append("start", clip_id=clip.clip_id, key=clip_key(clip), pid=pid, node=node)
+            features = extractor(clip)
+            rows.append(save_record(journal, unit, clip, features))
+            computed, frames = computed + 1, frames + features.stats.decoded_frames
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    seconds = time.perf_counter() - t0
+    yield _Finished(rows, computed, frames, settled, opened.deaths, pid, rss, seconds)
+
+
+def _worker_died(clip: Clip, earlier: list[Death], job: _Job) -> ClipFeatures:
+    how = "; ".join(f"PID {d.pid} on node {(d.node or '?')[:8]}: {d.cause}" for d in earlier)
+    reason = f"{WORKER_DIED}: {len(earlier)} workers died while extracting this clip ({how})"
+    return ClipFeatures.failed(ClipMeta.of(clip, job.params_hash), reason)
+
+
+# --- the driver ---------------------------------------------------------------------------------
 
 
 def run_extract(
@@ -207,12 +273,12 @@ def run_extract(
     ray_config: RayConfig,
     progress: bool = True,
 ) -> JobSummary:
-    """Extract every usable clip not yet committed, then write `clips.parquet`.
+    """Extract every usable clip not yet committed, then write `clips.parquet` and `SUMMARY`.
 
-    Raises ExtractJobError when the cluster cannot host an actor, or (after committing every
-    unit it could) when a unit's actors kept dying with no clip in flight; ExtractInterrupted
-    on SIGINT / SIGTERM (in the main thread), after killing the actors and, when this call
-    started a local Ray, shutting it down.
+    Raises ExtractJobError when the cluster cannot host a unit's task or a unit's workers keep
+    dying before any clip (committed units stay); ExtractInterrupted on SIGINT / SIGTERM
+    (in the main thread), after cancelling the tasks and, when this call started a local Ray,
+    shutting it down.
     """
     t0 = time.perf_counter()
     features_dir = str(features_dir)  # a local path or a URL, never turned into the other
@@ -227,21 +293,12 @@ def run_extract(
         f"{len(pending)} to run" + (f"; removed {len(stale)} stale units" if stale else ""),
         err=True,
     )
-    failed_units: dict[str, str] = {}
     if pending:
+        job = _Job(features_dir, extract_config, params_hash, ray_config.max_clip_deaths)
         started = ray_init(ray_config.address)
         try:
             with interruptible() as interrupt:  # after ray.init, which installs its own handlers
-                failed_units = _run_units(
-                    pending,
-                    features_dir,
-                    extract_config,
-                    params_hash,
-                    ray_config,
-                    summary,
-                    interrupt,
-                    progress,
-                )
+                _run_units(pending, job, ray_config, summary, interrupt, progress)
         except JobInterrupted as e:
             committed = summary.units_skipped + len(summary.units_run)
             raise ExtractInterrupted(
@@ -252,219 +309,141 @@ def run_extract(
         finally:
             if started:
                 ray.shutdown()
-    if failed_units:
-        raise ExtractJobError(
-            f"{len(failed_units)} units failed {ray_config.max_retries + 1} times with no clip "
-            f"in flight (actors could not start or died between clips): {failed_units}"
-        )
     write_clips_table(features_dir, units, params_hash, committed_markers(features_dir))
     summary.seconds = time.perf_counter() - t0
+    record = {**asdict(summary), "deaths_by_cause": summary.deaths_by_cause}
+    storage.write_text(storage.join(features_dir, SUMMARY), json.dumps(record, indent=1))
     return summary
-
-
-@dataclass
-class _Slot:
-    actor: ray.actor.ActorHandle
-    created: float
-    ready: float | None = None
-    """time.monotonic() of the actor's first answer; None while it waits to be placed."""
-    pid: int | None = None
-    clips: int = 0
-
-
-class _Pool:
-    """The driver's view of the actors: starting (not yet answered), idle, running a unit."""
-
-    def __init__(self, make_actor: Callable[[], ray.actor.ActorHandle], summary: JobSummary):
-        self.make_actor = make_actor
-        self.summary = summary
-        self.starting: dict[ray.ObjectRef, _Slot] = {}  # readiness probe → actor
-        self.idle: list[_Slot] = []
-        self.running: dict[ray.ObjectRef, tuple[_Slot, Unit]] = {}
-
-    def __len__(self) -> int:
-        return len(self.starting) + len(self.idle) + len(self.running)
-
-    def start(self) -> None:
-        self.summary.actors_started += 1
-        slot = _Slot(self.make_actor(), created=time.monotonic())
-        self.starting[slot.actor.where.remote()] = slot
-
-    def drop_starting(self, count: int) -> None:
-        """Kill the `count` most recently created actors that have not answered yet."""
-        for ref in list(self.starting)[::-1][:count]:
-            ray.kill(self.starting.pop(ref).actor)
-
-    def end(self, slot: _Slot, retire: bool = False) -> None:
-        """End an actor: record its peak RSS and close its models when `retire`, then kill it."""
-        if retire:
-            try:
-                self.summary.peak_rss.append(ray.get(slot.actor.peak_rss.remote(), timeout=60))
-                ray.get(slot.actor.close.remote(), timeout=60)
-            except (RayActorError, GetTimeoutError):
-                pass  # gone or unreachable; nothing to record
-        if slot.ready is not None:
-            self.summary.actor_seconds += time.monotonic() - slot.ready
-        ray.kill(slot.actor)
-
-    def end_all(self) -> None:
-        for slot in [*self.starting.values(), *self.idle, *(s for s, _ in self.running.values())]:
-            self.end(slot)
-        self.starting, self.idle, self.running = {}, [], {}
 
 
 def _run_units(
     pending: list[Unit],
-    features_dir: str,
-    extract_config: ExtractConfig,
-    params_hash: str,
+    job: _Job,
     config: RayConfig,
     summary: JobSummary,
     interrupt: Interrupt,
     progress: bool,
-) -> dict[str, str]:
-    """Schedule units on a pool of actors that follows the live cluster; units that could not
-    be run → why."""
-    request = asked(config.cpus_per_actor, config.gpus_per_actor)
-    remote_cls = ray.remote(ExtractWorker).options(
-        num_cpus=config.cpus_per_actor, num_gpus=config.gpus_per_actor, max_restarts=0
-    )
-    pool = _Pool(lambda: remote_cls.remote(extract_config, features_dir, params_hash), summary)
-    hosts = _hosts(config, request)
-    if hosts == 0:
+) -> None:
+    """Run the units as Ray tasks and commit each as it finishes."""
+    request = asked(config.cpus_per_worker, config.gpus_per_worker)
+    if capacity(request) == 0:
         raise ExtractJobError(
-            f"no node of the cluster can host an extraction actor: each asks for "
-            f"{_fmt(request)} (ray.cpus_per_actor, ray.gpus_per_actor); the cluster has "
+            f"no node of the cluster can host a unit's task: each asks for {_fmt(request)} "
+            f"(ray.cpus_per_worker, ray.gpus_per_worker); the cluster has "
             f"{describe_resources(request)}"
-            + ("; set ray.gpus_per_actor: 0 on CPU-only machines" if "GPU" in request else "")
+            + ("; set ray.gpus_per_worker: 0 on CPU-only machines" if "GPU" in request else "")
         )
-    queue = deque(pending)
-    attempts: dict[str, int] = {}  # deaths with no clip in flight, per unit
-    deaths: dict[str, list[int]] = {}  # clip id → PIDs of the workers that died extracting it
-    settled: dict[str, int] = {}  # clips recorded `worker_died`, per unit
-    failed: dict[str, str] = {}  # unit id → the last death's message
-    start_failures = 0  # actors in a row that died before answering
-    scanned, stalled_since = time.monotonic(), None
+    task = ray.remote(
+        num_cpus=config.cpus_per_worker,
+        num_gpus=config.gpus_per_worker,
+        max_calls=config.recycle_after_units,
+        max_retries=0,  # the driver retries, after journaling the cause (module docstring)
+        num_returns="streaming",
+    )(extract_unit)
+    queue, running = deque(pending), {}  # generator → _Run
+    no_clip: Counter[str] = Counter()  # deaths with no clip in flight, per unit
+    busy = time.monotonic()  # the last time a task was running
     bar = tqdm(total=sum(len(u.clips) for u in pending), unit="clip", disable=not progress)
     try:
-        while queue or pool.running:
+        while queue or running:
             interrupt.check()
-            now = time.monotonic()
-            if now - scanned > _RESCAN_S:
-                hosts, scanned = _hosts(config, request), now
-            while queue and pool.idle:  # reuse idle actors before creating any
-                slot, unit = pool.idle.pop(), queue.popleft()
-                pool.running[slot.actor.run_unit.remote(unit)] = (slot, unit)
-            wanted = min(hosts, len(queue) + len(pool.running))
-            while len(pool) < wanted:
-                pool.start()
-            pool.drop_starting(len(pool) - wanted)  # the cluster shrank or the work ran out
-            if queue and not pool.running:  # work waits and no actor is placed
-                stalled_since = stalled_since or now
-                if now - stalled_since > config.placement_timeout_s:
-                    raise ExtractJobError(
-                        f"no extraction actor could be placed for {config.placement_timeout_s:g}"
-                        f" s: each asks for {_fmt(request)}; the cluster has "
-                        f"{describe_resources(request)}"
-                    )
-            else:
-                stalled_since = None
-            refs = [*pool.running, *pool.starting]
-            if not refs:
-                time.sleep(_POLL_S)
-                continue
-            done, _ = ray.wait(refs, num_returns=1, timeout=_POLL_S)
-            if not done:
-                continue
-            [ref] = done
-            if ref in pool.starting:
-                slot = pool.starting.pop(ref)
+            while queue and len(running) < (config.num_workers or _QUEUED):
+                unit = queue.popleft()
+                run = _Run(unit)
+                running[task.remote(job, unit, run.attempt)] = run
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_S)
+            for gen in ready:
+                run = running[gen]
                 try:
-                    _, slot.pid = ray.get(ref)
-                except RayActorError as e:
-                    ray.kill(slot.actor)
-                    start_failures += 1
-                    if start_failures > config.max_retries:
-                        raise ExtractJobError(f"actors fail to start: {_last_line(e)}") from None
-                    hosts, scanned = _hosts(config, request), time.monotonic()
+                    message = ray.get(next(gen))
+                except SetupError as e:  # missing weights, bad checkpoint: every clip would fail
+                    raise ExtractJobError(str(getattr(e, "cause", e))) from None
+                except RayTaskError:
+                    raise  # a bug, not a lost worker: its traceback is what helps
+                except RayError as e:  # the worker is gone: crash, signal, memory monitor, node
+                    del running[gen]
+                    _journal_death(job, run, _cause(e, run.node), config, summary, no_clip)
+                    queue.appendleft(run.unit)
                     continue
-                start_failures = 0
-                slot.ready = time.monotonic()
-                summary.actor_startup.append(slot.ready - slot.created)
-                pool.idle.append(slot)
-                continue
-            slot, unit = pool.running.pop(ref)
-            try:
-                rows, computed, frames = ray.get(ref)
-            except SetupError as e:  # missing weights, bad checkpoint: every clip would fail
-                raise ExtractJobError(str(getattr(e, "cause", e))) from None
-            except (RayActorError, OutOfMemoryError) as e:
-                # the process is gone (segfault, OOM kill, SIGKILL, node lost) or unreachable:
-                # make sure it writes nothing more, and let another actor take the unit over
-                pool.end(slot)
-                summary.worker_deaths += 1
-                hosts, scanned = _hosts(config, request), time.monotonic()
-                entry = in_flight(unit_dir(features_dir, unit.unit_id))
-                if entry is not None and entry["pid"] == slot.pid:  # not an earlier attempt's
-                    pids = deaths.setdefault(entry["clip_id"], [])
-                    pids.append(entry["pid"])
-                    if len(pids) >= config.max_clip_deaths:
-                        _settle_dead_clip(features_dir, unit, entry["clip_id"], pids, params_hash)
-                        summary.worker_died_clips.append(entry["clip_id"])
-                        settled[unit.unit_id] = settled.get(unit.unit_id, 0) + 1
-                    else:
-                        summary.clips_retried += 1
-                    queue.appendleft(unit)
-                elif attempts.setdefault(unit.unit_id, 0) < config.max_retries:
-                    attempts[unit.unit_id] += 1
-                    queue.appendleft(unit)
-                else:
-                    failed[unit.unit_id] = _last_line(e)
-                continue
-            commit_unit(unit_dir(features_dir, unit.unit_id), unit, params_hash, rows)
-            summary.units_run.append(unit.unit_id)
-            summary.clips_run += computed
-            summary.clips_reused += len(unit.clips) - computed - settled.get(unit.unit_id, 0)
-            summary.frames += frames
-            bar.update(len(unit.clips))
-            slot.clips += len(unit.clips)
-            if slot.clips >= config.recycle_after_clips:
-                pool.end(slot, retire=True)  # a fresh actor starts if work remains
-            else:
-                pool.idle.append(slot)
-        while pool.idle:
-            pool.end(pool.idle.pop(), retire=True)
+                if isinstance(message, str):  # the node: the task has opened the unit
+                    run.node = message
+                    continue
+                del running[gen]
+                _commit(job, run.unit, message, summary)
+                bar.update(len(run.unit.clips))
+            if any(run.node for run in running.values()):
+                busy = time.monotonic()
+            elif time.monotonic() - busy > config.placement_timeout_s:
+                raise ExtractJobError(
+                    f"no unit's task could be placed for {config.placement_timeout_s:g} s: each "
+                    f"asks for {_fmt(request)}; the cluster has {describe_resources(request)}"
+                )
     finally:
         bar.close()
-        pool.end_all()
-    return failed
+        opened = set(ray.wait(list(running), num_returns=len(running), timeout=0)[0])
+        for gen, run in running.items():
+            ray.cancel(gen, force=True)
+            if run.node or gen in opened:  # the job stopped it: no death of a clip in flight
+                _journal(job, run).append("interrupted")
 
 
-def _hosts(config: RayConfig, request: dict[str, float]) -> int:
-    """Actors the job may have now: what the live nodes hold, capped by `num_actors`."""
-    hosts = capacity(request)
-    return hosts if config.num_actors is None else min(hosts, config.num_actors)
+def _cause(error: RayError, node: str | None) -> str:
+    """What ended a worker (running on `node`, when known), in words the summary and
+    `worker_died` records use."""
+    if isinstance(error, OutOfMemoryError):
+        return MEMORY_MONITOR
+    lost = node is not None and node not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    return NODE_LOST if lost or isinstance(error, NodeDiedError) else CRASHED
+
+
+def _journal(job: _Job, run: _Run) -> Journal:
+    return Journal(unit_dir(job.features_dir, run.unit.unit_id), run.attempt)
+
+
+def _journal_death(
+    job: _Job, run: _Run, cause: str, config: RayConfig, summary: JobSummary, no_clip: Counter
+) -> None:
+    """Journal a dead task's cause (the next attempt counts it against the clip in flight);
+    raise when its unit's workers kept dying with no clip in flight (while starting)."""
+    summary.deaths[run.attempt] = cause
+    journal = _journal(job, run)  # also when no message came: it may have opened the unit
+    journal.append("died", cause=cause)
+    if not any(d.attempt == run.attempt for d in deaths(journal.read())):
+        no_clip[run.unit.unit_id] += 1
+        if no_clip[run.unit.unit_id] > config.max_retries:
+            raise ExtractJobError(_start_failures(run.unit, cause, config))
+    summary.retries += 1
+
+
+def _commit(job: _Job, unit: Unit, result: _Finished, summary: JobSummary) -> None:
+    commit_unit(unit_dir(job.features_dir, unit.unit_id), unit, job.params_hash, result.rows)
+    summary.units_run.append(unit.unit_id)
+    summary.clips_run += result.computed
+    summary.clips_reused += len(unit.clips) - result.computed - len(result.settled)
+    summary.frames += result.frames
+    summary.worker_died_clips += result.settled
+    summary.deaths.update({d.attempt: d.cause for d in result.deaths})
+    summary.peak_rss[result.pid] = max(result.peak_rss, summary.peak_rss.get(result.pid, 0))
+    summary.busy_seconds += result.seconds
+
+
+def _start_failures(unit: Unit, cause: str, config: RayConfig) -> str:
+    """The one line for a unit whose workers kept dying before any clip."""
+    line = (
+        f"workers died {config.max_retries + 1} times before any clip of unit {unit.unit_id} "
+        f"(last: {cause})"
+    )
+    if cause == MEMORY_MONITOR:
+        line += (
+            "; the nodes are short of memory: run fewer units at once (ray.num_workers), "
+            "reserve more CPUs per unit (ray.cpus_per_worker), or raise Ray's "
+            "RAY_memory_usage_threshold"
+        )
+    return line
 
 
 def _fmt(request: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:g}" for k, v in request.items())
-
-
-def _last_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[-1][:300]
-
-
-def _settle_dead_clip(
-    features_dir: str, unit: Unit, clip_id: str, pids: list[int], params_hash: str
-) -> None:
-    """Record a clip that killed workers `pids` as failed (`worker_died`)."""
-    clip = next(c for c in unit.clips if c.clip_id == clip_id)
-    reason = (
-        f"{WORKER_DIED}: {len(pids)} worker processes ({', '.join(map(str, pids))}) died "
-        "while extracting this clip"
-    )
-    failed = ClipFeatures.failed(ClipMeta.of(clip, params_hash), reason)
-    save_record(unit_dir(features_dir, unit.unit_id), unit, clip, failed)
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -500,10 +479,4 @@ def cli(manifest: str, out: str, params: str) -> None:
     except ExtractInterrupted as e:
         click.echo(str(e), err=True)
         sys.exit(128 + e.signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-    click.echo(
-        f"extract: ran {len(summary.units_run)} units ({summary.clips_run} clips computed, "
-        f"{summary.clips_reused} reused), skipped {summary.units_skipped}; "
-        f"{summary.worker_deaths} worker deaths; {summary.seconds:.1f} s → "
-        f"{storage.join(out, CLIPS_TABLE)}",
-        err=True,
-    )
+    click.echo(summary.line(out), err=True)

@@ -36,13 +36,13 @@ def ray_init(address: str | None) -> bool:
 
 
 def asked(cpus: float, gpus: float) -> dict[str, float]:
-    """The resources one actor reserves, as Ray names them."""
+    """The resources one task reserves, as Ray names them."""
     return {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
 
 
 def capacity(request: dict[str, float]) -> int:
-    """How many actors reserving `request` the alive nodes can host at once (an actor's
-    resources come from one node)."""
+    """How many tasks reserving `request` the alive nodes can host at once (a task's resources
+    come from one node)."""
     total = 0
     for node in ray.nodes():
         if node["Alive"]:

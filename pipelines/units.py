@@ -8,10 +8,13 @@ through `space_data.storage`, so the features folder may be local or on object s
 Layout under the features folder (`data/features/` or a URL)::
 
     units/<unit_id>/<clip_id>.npz   one `ClipFeatures` per clip (errors included), written whole
-    units/<unit_id>/_JOURNAL        events: `open` (a worker took the unit), `start` (a clip is in
-                                    flight, with the worker's PID), `done` (record written). On
-                                    local disk a JSON-lines file; on object storage a folder
-                                    with one small object per event (no append there)
+    units/<unit_id>/_JOURNAL        events of the unit's attempts (`Journal`): `open` (a worker
+                                    took the unit), `start` (a clip is in flight: PID, node),
+                                    `done` (record written), and from the driver `died` (the
+                                    attempt's worker died: the cause) and `interrupted` (the job
+                                    stopped it). On local disk a JSON-lines file; on object
+                                    storage a folder with one small object per event, named by
+                                    the unit's own sequence (no append there)
     commits/<unit_id>.<params_hash>.<members_hash>.json
                                     the commit marker: clip ids and one row per clip. Written
                                     last, and the only thing readers trust: a unit counts as
@@ -21,7 +24,9 @@ Layout under the features folder (`data/features/` or a URL)::
     clips.parquet                   one row per clip of every committed unit (`write_clips_table`)
 
 Objects of a unit without a current marker are ignored; its rerun deletes those it cannot
-reuse, and the resume scan deletes stale markers and units the plan no longer has.
+reuse, and the resume scan deletes stale markers and units the plan no longer has. The journal
+also carries the unit's worker deaths across runs (`deaths`): the extract job isolates a clip
+that killed `max_clip_deaths` workers, whichever run or node they died in.
 
 Planning (`plan_units`): clips are grouped per (dataset, speaker), sorted by clip id, and cut
 into units at content-defined boundaries: a clip closes its unit when a hash of its id is 0
@@ -33,19 +38,18 @@ keep their names and members; clips appended at the end of a speaker join its la
 The price: unit sizes vary (geometric, mean `clips_per_unit`; the largest of U units is about
 `clips_per_unit` × ln U), and there is no size cap, since a cap would shift later cuts. A unit
 whose members changed is recommitted, but clips its journal shows done with the same params
-and the same manifest row are reused, so only the new clips (and, after a split, the part that
-moved to the new unit) are computed.
+and the same key (`space_data.clip.clip_key`: the manifest fields extraction reads) are
+reused, so only the new clips (and, after a split, the part that moved to the new unit) are
+computed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
 import os
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -56,7 +60,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from space_data import storage
-from space_data.clip import Clip
+from space_data.clip import Clip, clip_key
 from space_data.record import ClipFeatures, ClipStats
 
 JOURNAL = "_JOURNAL"
@@ -65,16 +69,10 @@ COMMITS = "commits"
 CLIPS_TABLE = "clips.parquet"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_CLIP_FIELDS = tuple(f.name for f in dataclasses.fields(Clip))
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def clip_key(clip: Clip) -> str:
-    """Hash of the whole manifest row: a record is stale when any field it copies changes."""
-    return _sha(repr(tuple(getattr(clip, name) for name in _CLIP_FIELDS)))[:16]
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,8 @@ class Unit:
 
     @cached_property
     def members_hash(self) -> str:
-        """Hash of the member clips' ids and manifest rows, in order."""
+        """Hash of the member clips' ids and keys (`clip_key`: the fields extraction reads), in
+        order."""
         return _sha("\n".join(f"{c.clip_id} {clip_key(c)}" for c in self.clips))[:16]
 
     def record_path(self, clip_id: str) -> str:
@@ -223,38 +222,52 @@ def commit_unit(unit_dir: str | PathLike, unit: Unit, params_hash: str, rows: li
 
 
 class Journal:
-    """Append-only events beside a unit's records.
+    """Append-only events beside a unit's records, each tagged with the `attempt` that wrote it.
+
+    An attempt is one run of the unit by one worker: a random token its `open` entry
+    introduces; the worker's `start` / `done` entries and the driver's `died` / `interrupted`
+    entries about it carry the same token. Deaths are read per attempt (`deaths`), so neither a
+    PID the OS reused nor the order in which two writers' entries landed can blame a clip.
 
     Local disk: JSON lines, each entry one `write` on an O_APPEND descriptor, so an entry is
     wholly on disk or absent when the writer is killed (SIGKILL, OOM); the reader skips a torn
     line. Object storage (no append): one object per entry under `_JOURNAL/`, named by the
-    writer's clock in nanoseconds, its PID and a counter, so names sort in writing order (one
-    worker writes a unit at a time; the driver writes only after that worker died).
+    unit's own sequence (one more than the highest number the writer has seen; the writer's
+    tag breaks a tie), never by a clock, so names sort in the unit's order on any node.
     """
 
-    _counter = itertools.count()
-
-    def __init__(self, unit_dir: str | PathLike) -> None:
-        self.path = storage.join(str(unit_dir), JOURNAL)
+    def __init__(self, unit_dir: str | PathLike, attempt: str | None = None) -> None:
+        self.unit_dir = str(unit_dir)
+        self.path = storage.join(self.unit_dir, JOURNAL)
         self.remote = storage.is_remote(self.path)
+        self.attempt = attempt
+        self._next: int | None = None  # the next sequence number (object storage)
 
     def append(self, event: str, **fields: object) -> None:
-        entry = json.dumps({"event": event, **fields}, sort_keys=True)
+        entry = {"event": event, **fields}
+        if self.attempt is not None:
+            entry["attempt"] = self.attempt
+        line = json.dumps(entry, sort_keys=True)
         if self.remote:
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._counter):06d}.json"
-            storage.write_text(storage.join(self.path, name), entry)
+            if self._next is None:
+                self.read()
+            tag = self.attempt or f"p{os.getpid()}"
+            storage.write_text(storage.join(self.path, f"{self._next:020d}-{tag}.json"), line)
+            self._next += 1
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # leading newline: an entry torn by a killed writer never swallows the next one
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, ("\n" + entry).encode())
+            os.write(fd, ("\n" + line).encode())
         finally:
             os.close(fd)
 
     def read(self) -> list[dict]:
+        """The entries in the unit's order (torn ones skipped)."""
         if self.remote:
             names = storage.listdir(self.path)
+            self._next = max((int(n.split("-", 1)[0]) for n in names), default=-1) + 1
             got = storage.read_many([storage.join(self.path, n) for n in names])
             lines = [(got[storage.join(self.path, n)] or b"").decode() for n in names]
         else:
@@ -272,48 +285,95 @@ class Journal:
         return events
 
 
-def open_unit(unit_dir: str | PathLike, unit: Unit, params_hash: str) -> dict[str, dict]:
-    """Prepare a unit for (re)processing; the members' reusable `done` rows by clip id.
+UNRECORDED = "not recorded (the job stopped with the worker)"
+"""The cause of a death no driver saw: the attempt has neither `died` nor `interrupted`."""
+
+
+@dataclass(frozen=True)
+class Death:
+    """An attempt of a unit that ended with a clip in flight and was not stopped by the job."""
+
+    attempt: str
+    clip_id: str
+    key: str
+    """`clip_key` of the clip when it was started (a changed row is a new clip)."""
+    pid: int
+    node: str | None
+    cause: str
+    """From the driver's `died` entry ("killed by the memory monitor", "node lost", ...), else
+    `UNRECORDED`."""
+
+
+def deaths(events: list[dict]) -> list[Death]:
+    """The deaths among the attempts in `events`, in the order their attempts opened.
+
+    An attempt died when it has a `start` without a `done` for that clip and no `interrupted`
+    entry (a Ctrl-C or a job that stopped is no clip's fault). Entries without an attempt
+    (journals of earlier versions) count for nothing.
+    """
+    by_attempt: dict[str, list[dict]] = {}
+    for e in events:
+        if "attempt" in e:
+            by_attempt.setdefault(e["attempt"], []).append(e)
+    found = []
+    for attempt, entries in by_attempt.items():
+        kinds = {e["event"] for e in entries}
+        if "interrupted" in kinds:
+            continue
+        done = {e["clip_id"] for e in entries if e["event"] == "done"}
+        started = [e for e in entries if e["event"] == "start" and e["clip_id"] not in done]
+        if not started:
+            continue
+        cause = next((e["cause"] for e in entries if e["event"] == "died"), UNRECORDED)
+        s = started[-1]
+        found.append(Death(attempt, s["clip_id"], s["key"], s["pid"], s.get("node"), cause))
+    return found
+
+
+@dataclass
+class Opened:
+    """What `open_unit` found in a unit's folder."""
+
+    reusable: dict[str, dict]
+    """Clip id → its `done` row, for members whose record can be reused."""
+    deaths: list[Death]
+    """The deaths of earlier attempts (`deaths`) under the current params."""
+
+
+def open_unit(journal: Journal, unit: Unit, params_hash: str) -> Opened:
+    """Prepare a unit for (re)processing: its reusable rows and its earlier deaths.
 
     A journal written under other params means every file is stale: the unit is emptied.
-    Otherwise a clip is reused when its last `done` entry has the clip's current row key and
-    its record exists; other records (partial runs, clips that left) are deleted.
+    Otherwise a clip is reused when its last `done` entry has the clip's current key and its
+    record exists; other records (partial runs, clips that left) are deleted.
     """
-    unit_dir = str(unit_dir)
-    storage.makedirs(unit_dir)
-    events = Journal(unit_dir).read()
+    folder = journal.unit_dir
+    storage.makedirs(folder)
+    events = journal.read()
     if any(e["event"] == "open" and e.get("params_hash") != params_hash for e in events):
-        storage.remove_tree(unit_dir)
-        storage.makedirs(unit_dir)
-        return {}
-    present = set(storage.listdir(unit_dir))
+        storage.remove_tree(folder)
+        storage.makedirs(folder)
+        journal.read()  # restarts the sequence
+        return Opened({}, [])
+    present = set(storage.listdir(folder))
     done = {e["clip_id"]: e for e in events if e["event"] == "done"}
     reusable = {}
     for clip in unit.clips:
         row = done.get(clip.clip_id)
         if row is not None and row["key"] == clip_key(clip) and _npz(clip) in present:
-            reusable[clip.clip_id] = row
+            reusable[clip.clip_id] = {k: v for k, v in row.items() if k in _ROW}
     keep = {_npz(c) for c in unit.clips if c.clip_id in reusable} | {JOURNAL}
-    storage.remove(storage.join(unit_dir, n) for n in present - keep)
-    return reusable
+    storage.remove(storage.join(folder, n) for n in present - keep)
+    return Opened(reusable, deaths(events))
 
 
-def in_flight(unit_dir: str | PathLike) -> dict | None:
-    """The `start` entry of the clip a worker was processing when it stopped, if any.
-
-    Only the entries after the last `open` count: earlier attempts were settled already.
-    """
-    events = Journal(unit_dir).read()
-    opens = [i for i, e in enumerate(events) if e["event"] == "open"]
-    current = events[opens[-1] :] if opens else events
-    done = {e["clip_id"] for e in current if e["event"] == "done"}
-    starts = [e for e in current if e["event"] == "start" and e["clip_id"] not in done]
-    return starts[-1] if starts else None
+_ROW = ("clip_id", "key", "status", "reason", "record", "stats")
+"""The fields of a `done` entry that make the marker's row (not the event or the attempt)."""
 
 
-def save_record(unit_dir: str | PathLike, unit: Unit, clip: Clip, features: ClipFeatures) -> dict:
+def save_record(journal: Journal, unit: Unit, clip: Clip, features: ClipFeatures) -> dict:
     """Write one record whole, journal it `done`; the row for the marker."""
-    with storage.writing(storage.join(str(unit_dir), _npz(clip))) as tmp:
+    with storage.writing(storage.join(journal.unit_dir, _npz(clip))) as tmp:
         features.save_npz(tmp)
     row = {
         "clip_id": clip.clip_id,
@@ -323,7 +383,7 @@ def save_record(unit_dir: str | PathLike, unit: Unit, clip: Clip, features: Clip
         "record": unit.record_path(clip.clip_id),
         "stats": features.stats.to_dict(),
     }
-    Journal(unit_dir).append("done", **row)
+    journal.append("done", **row)
     return row
 
 

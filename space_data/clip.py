@@ -31,6 +31,21 @@ EMOTIONS: tuple[str, ...] = (
 )
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
+EXTRACTION_FIELDS: tuple[str, ...] = (
+    "clip_id",
+    "dataset",
+    "speaker",
+    "path",
+    "audio_path",
+    "emotion",
+    "intensity",
+    "view",
+    "split",
+)
+"""The `Clip` fields extraction reads: the media it decodes, the group and labels it copies into
+records and clips.parquet. `clip_key` hashes these alone, so a new field elsewhere (or a
+changed fps / duration / reason, which extraction never reads) recomputes nothing."""
+
 _KEY_OK = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -120,6 +135,13 @@ class Clip:
             k: (None if _is_missing(v) else v) for k, v in row.items() if k in names
         }
         return cls(**kwargs)
+
+
+def clip_key(clip: Clip) -> str:
+    """16 hex digits of sha256 over `EXTRACTION_FIELDS`: a record is stale when, and only when,
+    a field extraction reads changes."""
+    values = tuple(getattr(clip, name) for name in EXTRACTION_FIELDS)
+    return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
 
 
 def _is_missing(value: object) -> bool:

@@ -67,7 +67,7 @@ class AvOffsetConfig:
 
 @dataclass
 class FilterConfig:
-    """Thresholds of the SPACE filters; defaults calibrated on the sample corpus (docs/filters.md)."""
+    """Thresholds of the SPACE filters; how each default was calibrated: docs/filters.md."""
 
     drop_truncated: bool = True
     """Drop a file whose decoding ended before the container's promised end (`truncated`)."""
@@ -90,7 +90,8 @@ class FilterConfig:
     max_av_mismatch: float | None = 0.5
     """Largest |audio − video duration| in seconds; None disables the check."""
     min_speech_fraction: float = 0.2
-    """Smallest share of frames with speech (Silero VAD ≥ 0.5) a kept clip may have (docs/signals.md)."""
+    """Smallest share of frames with speech (Silero VAD ≥ 0.5) a kept clip may have
+    (calibrated: docs/signals.md)."""
     av_offset: AvOffsetConfig = field(default_factory=AvOffsetConfig)
     """Thresholds of the `av_offset` rule per sync backend."""
 

@@ -1,5 +1,7 @@
-"""Fixtures of the pipeline tests: short clips cut from real videos (extract jobs), and sample
-shards made by filter, pack and report from made records (loaders, data card)."""
+"""Fixtures of the pipeline tests: short clips cut from the project's own sample corpus (extract
+jobs: the Ray job, node loss, Ctrl-C and object-storage tests run on a fresh clone, no
+realdata), and sample shards made by filter, pack and report from made records (loaders, data
+card)."""
 
 from __future__ import annotations
 
@@ -12,39 +14,29 @@ from pipelines import filter as filter_cmd
 from pipelines import pack as pack_cmd
 from pipelines import report as report_cmd
 from space_data.clip import Clip, make_clip_id
-from space_data.media import decode_audio, decode_video, write_video
 from space_data.record import ClipFeatures, ClipMeta
 from space_data.testing.records import clip_of, make_record, write_tables
-
-SOURCES = ("frontal_talking_may_25fps", "news_talking_25fps", "interview_talking_25fps")
+from tests.pipelines.clips import cut_clips, source_videos
 
 
 @pytest.fixture(scope="session")
-def short_clips(realdata, tmp_path_factory) -> list[Clip]:
-    """Two one-second clips (25 fps, 256 px, with audio) from each of three real videos; each
+def short_clips(sample_corpus, tmp_path_factory) -> list[Clip]:
+    """Two one-second clips (25 fps, 256 px, with audio) from each of three sample videos; each
     video is one speaker, its clips in order (clip 2k, 2k+1 come from video k)."""
     root = tmp_path_factory.mktemp("corpus")
     out = []
-    for name in SOURCES:
-        path = str(realdata / "video" / f"{name}.mp4")
-        frames, _, _ = decode_video(path, max_side=256)
-        frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # H.264 4:2:0
-        audio = decode_audio(path)
-        for k in range(2):
-            rel = f"{name}/{k:02d}.mp4"
-            (root / name).mkdir(exist_ok=True)
-            write_video(
-                str(root / rel),
-                frames[25 * k : 25 * (k + 1)],
-                25.0,
-                audio=audio[16000 * k : 16000 * (k + 1)],
-            )
+    for source in source_videos(sample_corpus):
+        name = f"{source.parts[len(sample_corpus.parts)]}_{source.stem}"
+        paths = [root / name / f"{k:02d}.mp4" for k in range(2)]
+        cut_clips(source, {paths[0]: 0.0, paths[1]: 1.0}, 256)
+        for path in paths:
+            rel = path.relative_to(root).as_posix()
             out.append(
                 Clip(
                     make_clip_id("mead", rel),
                     "mead",
-                    name.split("_")[0],
-                    str(root / rel),
+                    name,
+                    str(path),
                     split="train",
                     fps=25.0,
                     duration=1.0,

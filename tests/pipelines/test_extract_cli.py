@@ -40,14 +40,14 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(
     "section",
     [
-        {"cpus_per_actor": 0},
+        {"cpus_per_worker": 0},
         {"clips_per_unit": 0},
-        {"num_actors": 0},
+        {"num_workers": 0},
         {"max_retries": -1},
         {"max_clip_deaths": 0},
         {"placement_timeout_s": 0},
-        {"recycle_after_clips": 0},
-        {"gpus_per_actor": -1},
+        {"recycle_after_units": 0},
+        {"gpus_per_worker": -1},
         {"actors": 2},
     ],
 )
@@ -73,10 +73,11 @@ def test_clips_table_has_the_contract_columns_sorted_by_clip_id(tmp_path):
     units = plan_units(clips, 1)
     for unit in units:
         unit_dir = tmp_path / "units" / unit.unit_id
-        open_unit(unit_dir, unit, "p")
-        Journal(unit_dir).append("open", params_hash="p", pid=1)
+        journal = Journal(unit_dir, "a1")
+        open_unit(journal, unit, "p")
+        journal.append("open", params_hash="p", pid=1)
         rows = [
-            save_record(unit_dir, unit, c, ClipFeatures.failed(ClipMeta.of(c, "p"), "no_frames: x"))
+            save_record(journal, unit, c, ClipFeatures.failed(ClipMeta.of(c, "p"), "no_frames: x"))
             for c in unit.clips
         ]
         commit_unit(unit_dir, unit, "p", rows)

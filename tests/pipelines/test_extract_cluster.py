@@ -3,8 +3,8 @@ two `ray start` processes (1 CPU each) with a private, short RAY_TMPDIR.
 
 - With the cluster running and no address configured, `space extract` runs its own private
   local Ray; SIGINT / SIGTERM stop it within seconds (exit 130 / 143, one line on how to
-  resume), kill its actors, keep its committed units and leave none of its Ray processes.
-- Joined to the cluster, both nodes run actors; the worker node's raylet is SIGKILLed mid-run
+  resume), cancel its tasks, keep its committed units and leave none of its Ray processes.
+- Joined to the cluster, both nodes run units; the worker node's raylet is SIGKILLed mid-run
   and the job completes on the head node, every clip `ok`, the records array for array those of
   a single-node run.
 
@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.extract import CRASHED, NODE_LOST, SUMMARY
 from pipelines.units import COMMITS, UNITS, Journal
 from space_data.clip import Clip, make_clip_id
 from space_data.datasets import write_manifest
@@ -40,7 +41,7 @@ from space_data.record import ClipFeatures
 
 pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.realdata]
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 # one clip per unit, so a kill lands mid-run
@@ -157,7 +158,7 @@ def _markers(out: Path) -> dict[Path, bytes]:
 
 
 def _opened_on(out: Path) -> dict[int, str]:
-    """PID → Ray node id of every actor that opened a unit."""
+    """PID → Ray node id of every worker that opened a unit."""
     events = [e for j in out.glob(f"{UNITS}/*") for e in Journal(j).read()]
     return {e["pid"]: e["node"] for e in events if e["event"] == "open"}
 
@@ -244,21 +245,24 @@ def test_a_local_run_beside_a_cluster_is_private_and_stops_on_signals(
 def test_losing_a_node_mid_run_finishes_on_the_survivor_with_the_same_records(
     cluster, short_clips, tmp_path
 ):
-    """`RAY_ADDRESS=… space extract` on the cluster: both nodes run actors; once a unit has
-    committed and the worker node's actor has a clip in flight, the node is lost: its raylet
-    and its actor processes are SIGKILLed (on a quiet machine a one-second clip finishes before
-    an orphaned actor notices its raylet is gone). The job completes on the head node (the clip
-    in flight is retried, not failed), and every record equals a single-node run's (one actor).
+    """`RAY_ADDRESS=… space extract` on the cluster: both nodes run units; once a unit has
+    committed and a worker on the worker node has a clip in flight, the node is lost: its
+    raylet and its worker processes are SIGKILLed (on a quiet machine a one-second clip
+    finishes before an orphaned worker notices its raylet is gone). The job completes on the
+    head node (the clip in flight is retried, not failed; the death is counted as a node
+    lost or a crash), and every record equals that of a run on a private single-node Ray.
     """
-    clips = _copies(short_clips, tmp_path / "copies", 2)  # 12 units: work left after the loss
+    clips = _copies(short_clips, tmp_path / "copies", 2)  # 18 units: work left after the loss
     manifest = tmp_path / "m.parquet"
     write_manifest(clips, str(manifest))
-    env = dict(cluster.env, RAY_ADDRESS=cluster.address)
+    (tmp_path / "params.yaml").write_text(PARAMS)
     runs = {}
-    for name, params in (("reference", PARAMS + "  num_actors: 1\n"), ("features", PARAMS)):
-        (tmp_path / f"{name}.yaml").write_text(params)
+    for name, env in (  # the reference on a private local Ray: one node, not the cluster's
+        ("reference", cluster.env),
+        ("features", dict(cluster.env, RAY_ADDRESS=cluster.address)),
+    ):
         command = [SPACE_BIN, "extract", "--manifest", manifest, "--out", tmp_path / name]
-        command += ["--params", tmp_path / f"{name}.yaml"]
+        command += ["--params", tmp_path / "params.yaml"]
         with open(tmp_path / f"{name}.log", "wb") as stderr:
             runs[name] = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
         if name == "reference":
@@ -280,10 +284,13 @@ def test_losing_a_node_mid_run_finishes_on_the_survivor_with_the_same_records(
         proc.kill()
         proc.wait()
     log = (tmp_path / "features.log").read_text()
-    assert len(set(_opened_on(tmp_path / "reference").values())) == 1  # a single-node run
-    assert set(_opened_on(out).values()) == cluster.nodes  # both nodes ran actors
-    deaths = int(re.search(r"; (\d+) worker deaths;", log).group(1))
-    assert deaths >= 1, log[-3000:]
+    [reference_node] = set(_opened_on(tmp_path / "reference").values())  # a single-node run
+    assert reference_node not in cluster.nodes
+    assert set(_opened_on(out).values()) == cluster.nodes  # both nodes ran units
+    deaths = int(re.search(r"; (\d+) worker deaths \(", log).group(1))
+    causes = json.loads((out / SUMMARY).read_text())["deaths_by_cause"]
+    assert deaths == sum(causes.values()) >= 1, log[-3000:]
+    assert set(causes) <= {NODE_LOST, CRASHED}, causes
     rows = pq.read_table(out / "clips.parquet").to_pylist()
     assert [r["status"] for r in rows] == ["ok"] * len(clips), [r["reason"] for r in rows]
     records, expected = load_records(out), load_records(tmp_path / "reference")
@@ -307,11 +314,10 @@ def _copies(clips: list[Clip], root: Path, n: int) -> list[Clip]:
 
 
 def _in_flight_on(out: Path, node: str) -> bool:
-    """Whether an actor on `node` has a clip in flight (its unit's last journal entry)."""
-    on_node = {pid for pid, n in _opened_on(out).items() if n == node}
+    """Whether a worker on `node` has a clip in flight (its unit's last journal entry)."""
     for unit_dir in out.glob(f"{UNITS}/*"):
         events = Journal(unit_dir).read()
-        if events and events[-1]["event"] == "start" and events[-1]["pid"] in on_node:
+        if events and events[-1]["event"] == "start" and events[-1]["node"] == node:
             return True
     return False
 

@@ -1,7 +1,8 @@
 """The whole chain on object storage: a real S3-compatible server (moto, its own process on
-127.0.0.1) holds the corpus and every output. index → extract (SIGKILLed after a commit, then
-resumed) → filter → pack → report → the training loader, all with `s3://` paths; corpus GETs
-counted per clip from the server's request log; shards byte-identical to local ones."""
+127.0.0.1) holds the corpus (clips cut from the sample corpus) and every output. index →
+extract (SIGKILLed after a commit, then resumed) → filter → pack → report → the training
+loader, all with `s3://` paths; corpus GETs counted per clip from the server's request log;
+shards byte-identical to local ones."""
 
 from __future__ import annotations
 
@@ -24,22 +25,23 @@ from pipelines import report as report_cmd
 from pipelines.units import COMMITS, committed_markers, plan_units
 from space_data import storage
 from space_data.datasets import read_manifest
-from space_data.media import decode_audio, decode_video, write_video
 from space_data.shards import data_version
 from space_models.data import eval_clips, missing_members
+from tests.pipelines.clips import cut_clips, source_videos
 from tests.pipelines.driver import kill_after_first_commit
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.realdata]
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = Path(sys.executable).with_name("space")
-# (speaker, partition, source video, clip numbers): 4 clips of 1.2 s, 3 speakers
+# (speaker, partition, source video: a `source_videos` index, clip numbers): 4 clips of 1 s
+# (clip n from second n - 1), 3 speakers
 CORPUS = (
-    ("id00001", "dev", "voxceleb2_style_224_frontal", (1, 2)),
-    ("id00002", "dev", "frontal_talking_may_25fps", (1,)),
-    ("id00003", "test", "voxceleb2_style_224_frontal", (3,)),
+    ("id00001", "dev", 0, (1, 2)),
+    ("id00002", "dev", 1, (1,)),
+    ("id00003", "test", 0, (3,)),
 )
 
 
@@ -64,31 +66,20 @@ def ray_address(s3_env):
 
 
 @pytest.fixture(scope="module")
-def local_corpus(realdata, tmp_path_factory) -> Path:
+def local_corpus(sample_corpus, tmp_path_factory) -> Path:
     """The VoxCeleb2-layout corpus on local disk (to upload, and to pack locally)."""
     root = tmp_path_factory.mktemp("corpus") / "voxceleb2"
+    sources = source_videos(sample_corpus)
     for speaker, partition, source, numbers in CORPUS:
-        path = str(realdata / "video" / f"{source}.mp4")
-        frames, fps, _ = decode_video(path, max_side=224)
-        frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
-        audio = decode_audio(path)
-        for n in numbers:
-            out = root / partition / "mp4" / speaker / "vid" / f"{n:05d}.mp4"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            first = (n - 1) * 30
-            write_video(
-                str(out),
-                frames[first : first + 30],
-                25.0,
-                audio=audio[first * 640 : (first + 30) * 640],
-            )
+        folder = root / partition / "mp4" / speaker / "vid"
+        cut_clips(sources[source], {folder / f"{n:05d}.mp4": n - 1.0 for n in numbers}, 224)
     return root
 
 
 def _params(tmp_path: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["extract"]["audio"]["augmentations"] = 0
-    params["ray"].update(clips_per_unit=1, num_actors=1)
+    params["ray"].update(clips_per_unit=1, num_workers=1)
     params["filter"]["min_duration"] = 0.5
     params["pack"]["max_shard_samples"] = 1
     params["report"] = {"max_pose_clips": 4, "n_examples": 2}

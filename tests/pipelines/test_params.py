@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.extract import RayConfig
 from pipelines.report_data import ReportConfig
-from space_data.config import ConfigError, config_hash, from_mapping
+from space_data.config import ConfigError, config_hash, from_mapping, to_mapping
 from space_data.datasets import CorporaConfig, IndexConfig
 from space_data.extract import ExtractConfig
 from space_data.filters import FilterConfig
@@ -42,9 +42,56 @@ def test_every_params_section_is_registered() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))
-def test_section_parses(name: str) -> None:
+def test_section_parses_with_every_value_params_yaml_sets(name: str) -> None:
+    """Each value in params.yaml reaches its dataclass field (none silently left at the
+    default), and the section's hash follows a change of each value that may change alone."""
     cfg = load_section(name, CLASSES[name], PARAMS)
-    assert len(config_hash(cfg)) == 16
+    written = read_params(PARAMS)[name]
+    loaded = to_mapping(cfg)
+    for path, value in _leaves(written):
+        got = loaded
+        for key in path:
+            got = got[key]
+        assert _plain(got) == _plain(value), (name, path)
+    changed = 0
+    for path, value in _leaves(written):
+        if not isinstance(value, (int, float, str)):
+            continue
+        try:  # some values are bound to others (fractions that sum to 1, preset names)
+            other = from_mapping(CLASSES[name], _with(written, path, _other(value)), name)
+        except ConfigError:
+            continue
+        assert config_hash(other) != config_hash(cfg), path
+        changed += 1
+    assert changed
+
+
+def _leaves(mapping: dict, path: tuple = ()) -> list[tuple[tuple, object]]:
+    out = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out += _leaves(value, (*path, key))
+        else:
+            out.append(((*path, key), value))
+    return out
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _other(value: object) -> object:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return f"{value}x"
+
+
+def _with(mapping: dict, path: tuple, value: object) -> dict:
+    copy = dict(mapping)
+    copy[path[0]] = value if len(path) == 1 else _with(mapping[path[0]], path[1:], value)
+    return copy
 
 
 def test_unknown_key_names_the_dotted_path(tmp_path: Path) -> None:

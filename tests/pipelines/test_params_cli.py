@@ -77,7 +77,7 @@ def test_bad_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 # a mistake in a section no command but one reads: every command reports it, before any work
 OTHERS = {
     "filter.max_rotaton_deg": "filter:\n  max_rotaton_deg: 30\n",
-    "ray.cpus_per_actor": "ray:\n  cpus_per_actor: 0\n",
+    "ray.cpus_per_worker": "ray:\n  cpus_per_worker: 0\n",
     "train.s2l.hiden": "train:\n  s2l:\n    hiden: 3\n",
     "index.train": "index:\n  train: 0.5\n",  # fractions that do not sum to 1
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -15,13 +16,14 @@ from pipelines.units import (
     COMMITS,
     JOURNAL,
     UNITS,
+    UNRECORDED,
+    Death,
     Journal,
     Unit,
-    clip_key,
     clips_schema,
     commit_unit,
     committed_markers,
-    in_flight,
+    deaths,
     is_committed,
     open_unit,
     plan_units,
@@ -31,7 +33,7 @@ from pipelines.units import (
     write_clips_table,
 )
 from space_data import storage
-from space_data.clip import Clip
+from space_data.clip import EXTRACTION_FIELDS, Clip, clip_key
 from space_data.record import ClipFeatures, ClipMeta
 
 
@@ -102,14 +104,17 @@ def features(request, tmp_path) -> str:
     return request.getfixturevalue("s3_bucket") + "/features"
 
 
-def _run_unit(features: str, unit: Unit, params: str) -> None:
-    folder = unit_dir(features, unit.unit_id)
-    reusable = open_unit(folder, unit, params)
-    Journal(folder).append("open", params_hash=params, pid=1)
+def _run_unit(features: str, unit: Unit, params: str) -> set[str]:
+    """Process `unit` as the extract job's task does (records are failures: no media); the
+    clips it computed."""
+    journal = Journal(unit_dir(features, unit.unit_id), "a1")
+    reusable = open_unit(journal, unit, params).reusable
+    journal.append("open", params_hash=params, pid=1)
     rows = [
-        reusable.get(c.clip_id) or save_record(folder, unit, c, _features(c)) for c in unit.clips
+        reusable.get(c.clip_id) or save_record(journal, unit, c, _features(c)) for c in unit.clips
     ]
-    commit_unit(folder, unit, params, rows)
+    commit_unit(journal.unit_dir, unit, params, rows)
+    return {c.clip_id for c in unit.clips} - set(reusable)
 
 
 def test_commit_marker_decides_what_reruns(features):
@@ -131,8 +136,9 @@ def test_commit_marker_decides_what_reruns(features):
     assert resume_scan(features, [changed], "p1").pending == [changed]
     assert committed_markers(features) == {}
     # only the changed clip is recomputed; the others are reused from the journal
-    assert set(open_unit(folder, changed, "p1")) == {c.clip_id for c in clips[:-1]}
-    assert open_unit(folder, changed, "p2") == {}
+    reused = open_unit(Journal(folder), changed, "p1").reusable
+    assert set(reused) == {c.clip_id for c in clips[:-1]}
+    assert open_unit(Journal(folder), changed, "p2").reusable == {}
     assert storage.listdir(folder) == []  # other params: everything stale
 
 
@@ -140,9 +146,10 @@ def test_uncommitted_objects_are_ignored_and_cleaned_on_the_rerun(features):
     clips = _corpus({"M003": 4})
     [unit] = plan_units(clips, 100)
     folder = unit_dir(features, unit.unit_id)
-    open_unit(folder, unit, "p")
-    Journal(folder).append("open", params_hash="p", pid=1)
-    save_record(folder, unit, clips[0], _features(clips[0]))
+    journal = Journal(folder, "a1")
+    open_unit(journal, unit, "p")
+    journal.append("open", params_hash="p", pid=1)
+    save_record(journal, unit, clips[0], _features(clips[0]))
     storage.write_bytes(storage.join(folder, f"{clips[1].clip_id}.npz"), b"half")  # no `done`
     assert resume_scan(features, [unit], "p").pending == [unit]  # no marker: not committed
     write_clips_table(features, [unit], "p")
@@ -150,7 +157,7 @@ def test_uncommitted_objects_are_ignored_and_cleaned_on_the_rerun(features):
         pq.read_table(io.BytesIO(storage.read_bytes(storage.join(features, CLIPS_TABLE)))).num_rows
         == 0
     )
-    assert set(open_unit(folder, unit, "p")) == {clips[0].clip_id}
+    assert set(open_unit(Journal(folder), unit, "p").reusable) == {clips[0].clip_id}
     assert storage.listdir(folder) == sorted([JOURNAL, f"{clips[0].clip_id}.npz"])
 
 
@@ -166,27 +173,62 @@ def test_commit_removes_records_of_clips_that_left_the_unit(features):
     assert committed_markers(features) == {unit.unit_id: smaller.marker_name("p")}
 
 
-def test_in_flight_is_the_started_clip_without_done_after_the_last_open(features):
+def test_deaths_are_read_per_attempt_whatever_the_pids_and_the_order(features):
+    """Five attempts of one unit, their entries interleaved as writers on two nodes can leave
+    them, one PID reused by the OS: `a` died with clip 1 in flight (the driver journaled the
+    cause late, after `b` had begun), `b` died with no cause recorded (its driver died too),
+    `c` was interrupted by the job, `d` died before opening the unit, `e` finished."""
     clips = _corpus({"M003": 3})
     unit = Unit("u", tuple(clips))
     folder = unit_dir(features, "u")
-    open_unit(folder, unit, "p")
-    journal = Journal(folder)
-    journal.append("open", params_hash="p", pid=7)
-    journal.append("start", clip_id=clips[0].clip_id, key=clip_key(clips[0]), pid=7)
-    save_record(folder, unit, clips[0], _features(clips[0]))
-    assert in_flight(folder) is None
-    journal.append("start", clip_id=clips[1].clip_id, key=clip_key(clips[1]), pid=7)
-    assert in_flight(folder)["clip_id"] == clips[1].clip_id
+    a, b, c, d, e = (Journal(folder, name) for name in "abcde")
+    ids, keys = [x.clip_id for x in clips], [clip_key(x) for x in clips]
+
+    def start(journal: Journal, k: int, pid: int, node: str) -> None:
+        journal.append("start", clip_id=ids[k], key=keys[k], pid=pid, node=node)
+
+    a.append("open", params_hash="p", pid=7, node="n1")
+    start(a, 0, 7, "n1")
+    save_record(a, unit, clips[0], _features(clips[0]))
+    start(a, 1, 7, "n1")
+    b.append("open", params_hash="p", pid=7, node="n2")  # the same PID on another node
+    start(b, 1, 7, "n2")
+    Journal(folder, "a").append("died", cause="node lost")  # the driver, late
+    c.append("open", params_hash="p", pid=8, node="n1")
+    start(c, 1, 8, "n1")
+    Journal(folder, "c").append("interrupted")
+    d.append("died", cause="killed by the memory monitor")
+    e.append("open", params_hash="p", pid=9, node="n1")
+    for k in (1, 2):
+        start(e, k, 9, "n1")
+        save_record(e, unit, clips[k], _features(clips[k]))
     torn = '{"event": "do'  # an entry torn by a killed writer is skipped
     if storage.is_remote(folder):
-        storage.write_text(storage.join(journal.path, "99999999999999999999-0-0.json"), torn)
+        storage.write_text(storage.join(a.path, f"{99:020d}-x.json"), torn)
     else:
-        with open(journal.path, "a") as f:
+        with open(a.path, "a") as f:
             f.write("\n" + torn)
-    assert in_flight(folder)["pid"] == 7
-    journal.append("open", params_hash="p", pid=8)  # a new attempt settles the old one
-    assert in_flight(folder) is None
+    assert deaths(Journal(folder).read()) == [
+        Death("a", ids[1], keys[1], 7, "n1", "node lost"),
+        Death("b", ids[1], keys[1], 7, "n2", UNRECORDED),
+    ]
+    opened = open_unit(Journal(folder), unit, "p")
+    assert set(opened.reusable) == set(ids) and len(opened.deaths) == 2
+    assert all(set(row) == {"clip_id", "key", "status", "reason", "record", "stats"}
+               for row in opened.reusable.values())  # fmt: skip
+
+
+def test_object_storage_journal_objects_are_named_by_the_units_sequence(s3_bucket):
+    """One object per entry, named by the unit's own count (never a clock), so two writers on
+    nodes whose clocks disagree still read back in the order they wrote."""
+    folder = unit_dir(s3_bucket + "/features", "u")
+    worker, driver = Journal(folder, "w1"), Journal(folder, "w1")
+    worker.append("open", params_hash="p", pid=1)
+    worker.append("start", clip_id="c", key="k", pid=1)
+    driver.append("died", cause="x")
+    names = storage.listdir(worker.path)
+    assert [n.split("-")[0] for n in names] == [f"{i:020d}" for i in range(3)]
+    assert [e["event"] for e in Journal(folder).read()] == ["open", "start", "died"]
 
 
 def test_resume_scan_removes_units_no_longer_planned(features):
@@ -218,3 +260,42 @@ def test_a_marker_whose_records_were_deleted_commits_nothing(features):
     storage.remove_tree(storage.join(features, UNITS))  # "delete data/features/units"
     assert resume_scan(features, [unit], "p").pending == [unit]
     assert committed_markers(features) == {}
+
+
+def test_a_clip_field_extraction_does_not_read_recomputes_nothing(features):
+    """A field added to `Clip`, or a changed fps / duration (header values extraction reads
+    from the file itself), keeps every key, member hash and commit: nothing reruns."""
+    extended = dataclasses.make_dataclass(
+        "Extended", [("quality", float | None, None)], bases=(Clip,), slots=True
+    )
+    clips = _corpus({"M003": 4})
+    [unit] = plan_units(clips, 100)
+    assert _run_unit(features, unit, "p") == {c.clip_id for c in clips}
+    grown = [
+        dataclasses.replace(extended(**c.to_row(), quality=0.9), fps=30.0, duration=3.0)
+        for c in clips
+    ]
+    [again] = plan_units(grown, 100)
+    assert again.marker_name("p") == unit.marker_name("p")
+    assert resume_scan(features, [again], "p").pending == []
+    assert _run_unit(features, again, "p") == set()  # run anyway: every record reused
+
+
+def test_every_field_extraction_reads_changes_the_key():
+    clip = _clip("M003", 1, emotion="happy", intensity=0.5, view="front", audio_path="/x/a.m4a")
+    changed = {
+        "clip_id": "mead-M003-9999",
+        "dataset": "ravdess",
+        "speaker": "W011",
+        "path": "/y/1.mp4",
+        "audio_path": "/y/1.m4a",
+        "emotion": "sad",
+        "intensity": 1.0,
+        "view": "top",
+        "split": "val",
+    }
+    assert set(changed) == set(EXTRACTION_FIELDS)
+    for name, value in changed.items():
+        assert clip_key(dataclasses.replace(clip, **{name: value})) != clip_key(clip), name
+    # what a record copies from the manifest row is in the key
+    assert ClipMeta.of(clip, "p") == ClipMeta.of(dataclasses.replace(clip, fps=5.0), "p")

@@ -261,7 +261,7 @@ def test_the_extraction_hash_covers_the_parameters_and_the_record_version(monkey
     from space_data import extract
 
     base = extraction_hash(ExtractConfig())
-    assert extraction_hash(ExtractConfig()) == base and len(base) == 16
+    assert extraction_hash(ExtractConfig()) == base
     assert extraction_hash(ExtractConfig(crop_size=256)) != base
     monkeypatch.setattr(extract, "RECORD_VERSION", extract.RECORD_VERSION + 1)
     assert extraction_hash(ExtractConfig()) != base
@@ -423,7 +423,8 @@ def test_a_clip_is_extracted_on_one_core(sample_corpus, extractor, monkeypatch):
     clip = next(iter(CORPORA["hdtf"].scan(str(sample_corpus / "hdtf"))))
     try:
         assert extractor(clip).ok
-        assert seen and all(n == 1 for n in seen[0][0]) and seen[0][1:] == (1, 1), seen
+        assert before[0], "threadpoolctl found no BLAS: the check below would prove nothing"
+        assert seen and seen[0][0] == [1] * len(before[0]) and seen[0][1:] == (1, 1), seen
         assert threads() == before
     finally:
         cv2.setNumThreads(original[0])

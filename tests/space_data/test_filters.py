@@ -19,7 +19,6 @@ from space_data.filters import (
     filter_clip,
     filter_clips,
 )
-from space_data.params import load_section
 from space_data.record import ClipStats
 
 CONFIG = FilterConfig()
@@ -194,10 +193,6 @@ def test_loosening_thresholds_never_drops_more(stats, slack, extra):
 def test_bad_config_is_refused(bad):
     with pytest.raises(ConfigError):
         from_mapping(FilterConfig, bad, "filter")
-
-
-def test_params_yaml_section_loads():
-    assert isinstance(load_section("filter", FilterConfig), FilterConfig)
 
 
 def test_filter_clips_carries_index_and_extraction_reasons():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from space_data.config import from_mapping
 from space_data.shards import data_version
 from space_models.data import DataConfig
 from space_models.l2l import L2LConfig
@@ -70,9 +72,22 @@ def test_resumed_run_equals_uninterrupted_run(name, kp_shards, tmp_path):
 
 
 def test_l2l_trains_with_keypoints(kp_shards, tmp_path):
-    metrics = train("l2l", _config(kp_shards, tmp_path, 2), device="cpu")
-    assert metrics["steps"] == 2 and metrics["final_loss"] > 0
-    load_model(tmp_path / "checkpoints" / "l2l.pt", "l2l")
+    """Two optimizer steps on keypoint shards: each logged, the saved weights moved away from
+    the seeded initialization (the loss reached them), and the checkpoint loads."""
+    config = _config(kp_shards, tmp_path, 2)
+    metrics = train("l2l", config, device="cpu")
+    assert [h["step"] for h in metrics["history"]] == [1, 2]
+    assert metrics["final_loss"] == metrics["history"][-1]["loss"]
+    assert all(math.isfinite(h["loss"]) for h in metrics["history"])
+    _, ckpt = load_model(tmp_path / "checkpoints" / "l2l.pt", "l2l")
+    torch.manual_seed(config.seed)  # the loop's initialization (one process)
+    initial = MODELS["l2l"].model(from_mapping(L2LConfig, ckpt["config"], "l2l"))
+    moved = [
+        name
+        for name, value in initial.state_dict().items()
+        if not torch.equal(value, ckpt["model"][name])
+    ]
+    assert moved, "no weight changed in two steps"
 
 
 def test_l2l_skips_without_keypoints_through_the_cli(plain_shards, tmp_path):
