@@ -244,13 +244,8 @@ class Journal:
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._counter):06d}.json"
             storage.write_text(storage.join(self.path, name), entry)
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # leading newline: an entry torn by a killed writer never swallows the next one
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, ("\n" + entry).encode())
-        finally:
-            os.close(fd)
+        storage.append_local(self.path, ("\n" + entry).encode())
 
     def read(self) -> list[dict]:
         if self.remote:
