@@ -158,6 +158,9 @@ class JobSummary:
     """Clips recorded `worker_died` by this run."""
     peak_rss: list[int] = field(default_factory=list)
     """Peak RSS of each actor that ended normally (recycled or at the end), bytes."""
+    storage_retries: int = 0
+    """Object-storage requests retried (`space_data.storage.retries`): by the driver, and by
+    the actors for the units they returned."""
     seconds: float = 0.0
 
 
@@ -173,8 +176,10 @@ class ExtractWorker:
         """(Ray node id, PID) of this actor: the driver's readiness probe."""
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
-    def run_unit(self, unit: Unit) -> tuple[list[dict], int, int]:
-        """Process a unit; (its rows in member order, clips computed, frames computed)."""
+    def run_unit(self, unit: Unit) -> tuple[list[dict], int, int, int]:
+        """Process a unit; (its rows in member order, clips computed, frames computed, storage
+        requests retried)."""
+        retried = storage.retries()
         folder = unit_dir(self.features_dir, unit.unit_id)
         reusable = open_unit(folder, unit, self.params_hash)
         journal = Journal(folder)
@@ -190,7 +195,7 @@ class ExtractWorker:
             rows.append(save_record(folder, unit, clip, features))
             computed += 1
             frames += features.stats.decoded_frames
-        return rows, computed, frames
+        return rows, computed, frames, storage.retries() - retried
 
     def peak_rss(self) -> int:
         """Max resident set size of this actor process so far, bytes (Linux reports KiB)."""
@@ -214,7 +219,7 @@ def run_extract(
     on SIGINT / SIGTERM (in the main thread), after killing the actors and, when this call
     started a local Ray, shutting it down.
     """
-    t0 = time.perf_counter()
+    t0, retried = time.perf_counter(), storage.retries()
     features_dir = str(features_dir)  # a local path or a URL, never turned into the other
     params_hash = extraction_hash(extract_config)
     units = plan_units(clips, ray_config.clips_per_unit)
@@ -258,6 +263,7 @@ def run_extract(
             f"in flight (actors could not start or died between clips): {failed_units}"
         )
     write_clips_table(features_dir, units, params_hash, committed_markers(features_dir))
+    summary.storage_retries += storage.retries() - retried
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -395,7 +401,7 @@ def _run_units(
                 continue
             slot, unit = pool.running.pop(ref)
             try:
-                rows, computed, frames = ray.get(ref)
+                rows, computed, frames, retried = ray.get(ref)
             except SetupError as e:  # missing weights, bad checkpoint: every clip would fail
                 raise ExtractJobError(str(getattr(e, "cause", e))) from None
             except (RayActorError, OutOfMemoryError) as e:
@@ -426,6 +432,7 @@ def _run_units(
             summary.clips_run += computed
             summary.clips_reused += len(unit.clips) - computed - settled.get(unit.unit_id, 0)
             summary.frames += frames
+            summary.storage_retries += retried
             bar.update(len(unit.clips))
             slot.clips += len(unit.clips)
             if slot.clips >= config.recycle_after_clips:
@@ -503,7 +510,8 @@ def cli(manifest: str, out: str, params: str) -> None:
     click.echo(
         f"extract: ran {len(summary.units_run)} units ({summary.clips_run} clips computed, "
         f"{summary.clips_reused} reused), skipped {summary.units_skipped}; "
-        f"{summary.worker_deaths} worker deaths; {summary.seconds:.1f} s → "
+        f"{summary.worker_deaths} worker deaths; {summary.storage_retries} storage retries; "
+        f"{summary.seconds:.1f} s → "
         f"{storage.join(out, CLIPS_TABLE)}",
         err=True,
     )

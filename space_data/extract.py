@@ -29,8 +29,9 @@ Steps (paper Sec. 3.1 and Appendix B):
    optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
 
 A clip that cannot be processed gives `status="error"` with `reason = "<code>: <detail>"`
-(codes: the `space_data.media` REASONS, `no_face` when no frame has a face, `extract_failed`
-for anything unexpected); it never raises. Truncated files keep what decoded (`stats.truncated`).
+(codes: the `space_data.media` REASONS, `too_large` when the clip's estimated memory is above
+`max_clip_mb`, `no_face` when no frame has a face, `extract_failed` for anything unexpected);
+it never raises. Truncated files keep what decoded (`stats.truncated`).
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from space_data import audio as audio_features
-from space_data import storage
+from space_data import clip_memory, storage
 from space_data.audio import AudioConfig
 from space_data.av_offset import estimate_offset
 from space_data.clip import EMOTIONS, Clip
+from space_data.clip_memory import ClipSize
 from space_data.config import config_hash, require_at_least_one, to_mapping
 from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
@@ -110,6 +112,10 @@ class ExtractConfig:
     `space_data.frames`): a torch model runs each batch as one forward pass."""
     require_audio: bool = True
     """A clip without audio is an error (`no_audio`); False extracts its geometry alone."""
+    max_clip_mb: int = 3072
+    """Memory bound of one clip's extraction above the worker's models, MiB: a clip whose
+    estimate from its header (`space_data.clip_memory`) exceeds it is recorded `too_large`
+    with the numbers, before anything is decoded."""
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
     """Landmark backend (`extract.landmarks`)."""
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -126,8 +132,8 @@ class ExtractConfig:
             raise ValueError(f"buffer_mb must be >= 0, not {self.buffer_mb}")
         require_at_least_one(
             self,
-            ("crop_size", "hands_every", "hands_idle_every", "detect_every", "detect_max_side",
-             "batch_size"),
+            ("crop_size", "max_clip_mb", "hands_every", "hands_idle_every", "detect_every",
+             "detect_max_side", "batch_size"),
         )  # fmt: skip
         if self.hands_idle_every < self.hands_every:
             raise ValueError(
@@ -274,6 +280,7 @@ class ClipExtractor:
         cfg = self.config
         with self._timed("decode"):
             info = media.info
+            self._check_memory(clip, media)
             audio = self._audio(clip, media)
         whole = whole_frames(clip.dataset)
         if whole:
@@ -358,6 +365,21 @@ class ClipExtractor:
             n_samples = audio_features.timeline_samples(n)
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
         return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
+
+    def _check_memory(self, clip: Clip, media: MediaFile) -> None:
+        """Raise `too_large` when the clip's estimated memory is above `max_clip_mb`."""
+        cfg, info = self.config, media.info
+        if clip.audio_path is not None:
+            with MediaFile(clip.audio_path) as separate:
+                audio_s = _audio_seconds(separate.container)
+        else:
+            audio_s = _audio_seconds(media.container)
+        size = ClipSize(info.width, info.height, info.n_frames, info.duration, audio_s)
+        whole = whole_frames(clip.dataset)
+        need = clip_memory.estimate(size, cfg.batch_size, cfg.buffer_mb * 2**20, whole)
+        detail = clip_memory.too_large(size, need, cfg.max_clip_mb * 2**20)
+        if detail is not None:
+            raise ClipError("too_large", f"{clip.path}: {detail}")
 
     def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
         """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,
@@ -543,6 +565,17 @@ def _timed_iter(items: Iterable, timings: dict[str, float], stage: str):
         if item is None:
             return
         yield item
+
+
+def _audio_seconds(container: av.container.InputContainer) -> float:
+    """Declared duration of the first audio stream (the container's when the stream has
+    none), seconds; 0 without audio."""
+    if not container.streams.audio:
+        return 0.0
+    stream = container.streams.audio[0]
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
 
 
 def _decoded_duration(times: np.ndarray, fps: float) -> float:
