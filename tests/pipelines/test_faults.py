@@ -101,8 +101,8 @@ def test_chain_through_a_flaky_object_store_ends_as_a_clean_run(
     proxy,
     s3_bucket,
     ray_address,
-    local_corpus,
-    tmp_path,  # noqa: F811
+    local_corpus,  # noqa: F811 — the fixture imported above
+    tmp_path,
 ):
     os.chdir(tmp_path)  # nothing may land in a local folder named "s3:"
     corpus = f"{s3_bucket}/corpus/voxceleb2"
