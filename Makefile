@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format docs bench clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+docs: install
+	$(BIN)/mkdocs build --strict
+	@echo "docs: site/index.html"
 
 bench: install
 	$(BIN)/python benchmarks/extract.py

@@ -38,9 +38,10 @@ def cli(
 ) -> None:
     """Extract the per-clip feature record of VIDEO (a path or a URL) into OUT (.npz).
 
-    The npz holds the record arrays under their DESIGN.md names (lm3d, pose, scale, face,
-    lm_norm, eyes, eyes_norm, hands, mfcc, and kp* with a keypoint checkpoint), plus `meta` and
-    `stats` (JSON strings), `frame0` (JPEG bytes) and, when enabled, `audio` (FLAC bytes).
+    The npz holds the record arrays under their names in docs/record.md (lm3d, pose, scale,
+    face, lm_norm, eyes, eyes_norm, hands, emotion_pred; mfcc and speech with audio; kp,
+    kp_source, kp_pose, kp_t, kp_exp with a keypoint checkpoint), plus `meta` and `stats` (JSON
+    strings), `frame0` (JPEG bytes) and, when enabled, `audio` (FLAC bytes).
     A video that cannot be processed exits with status 1 and one line naming the reason.
     """
     config = _config(params_path)

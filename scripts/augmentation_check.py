@@ -1,5 +1,5 @@
 """Check the spectral-domain MFCC augmentation against the same parameters applied to the audio
-(README "Audio features").
+(docs/record.md, "Audio features").
 
 For each realdata audio file (its first `--seconds`) and variants 1..`--variants` of it (clip id
 = the file's stem), the parameters are drawn once (`space_data.audio.draw_variant`) and applied

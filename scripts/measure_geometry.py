@@ -1,4 +1,4 @@
-"""Measure the 68-point map and the head-pose estimator; prints the README's numbers.
+"""Measure the 68-point map and the head-pose estimator; prints the numbers of docs/record.md.
 
 1. iBUG convention: NME (2D point error / inter-ocular distance, outer eye corners) of
    `space_data.landmarks.mesh_to_ibug68` against dlib's iBUG-300W-trained 68-point predictor

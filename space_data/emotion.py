@@ -30,7 +30,7 @@ the 12 realdata videos, the Haar box is centred on the landmarks' bounding box h
 Vocabulary (FER → `space_data.clip.EMOTIONS`): angry → angry, disgust → disgusted, fear →
 fearful, happy → happy, sad → sad, surprise → surprised, neutral → neutral; calm and contempt
 are not FER classes and get 0. FER-2013 models reach about 66 % on their own test set and less
-on other footage; the README gives what was measured here.
+on other footage; docs/signals.md gives what was measured here.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ which moves over the mesh as the head turns, so the jaw points are "marched": ea
 jaw point moves outwards (image plane, along the jaw line's normal) onto the silhouette found
 among a strip of vertices across the outline (`JAW_SILHOUETTE`, `silhouette_depth`), then by a
 fitted outset (`JAW_OUTSET`; scripts/fit_jaw_contour.py). Measured against dlib on held-out
-clips (README): median NME 2.9 % of the inter-ocular distance, jaw 3.8 % (the widely used
+clips (docs/record.md): median NME 2.9 % of the inter-ocular distance, jaw 3.8 % (the widely used
 one-vertex-per-point map: 4.2 %, jaw 6.8 %).
 
 Eye points `eyes52` (`EYES52_*` name the slices): two blocks of 26, block 0 = the subject's right

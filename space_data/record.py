@@ -1,7 +1,7 @@
 """The per-clip feature record: the contract between `extract` and every later stage.
 
 All time series share one timeline: 30 frames per second, frame k at t = k / 30 s.
-Shapes and units are in DESIGN.md; `ARRAY_MEMBERS` below is the authoritative list.
+Shapes and units are in docs/record.md; `ARRAY_MEMBERS` below is the authoritative list.
 A record is stored as one `.npz` (arrays, plus `meta` / `stats` as JSON strings, plus
 `frame0` JPEG and optional `audio` FLAC as uint8 byte arrays) and packed into WebDataset
 shards as one member per field (`<key>.<name>.npy`, `<key>.frame0.jpg`, `<key>.meta.json`, ...).

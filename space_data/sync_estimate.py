@@ -39,7 +39,5 @@ class SyncEstimate:
         return math.isfinite(self.offset_frames)
 
     @classmethod
-    def unmeasured(
-        cls, backend: str, reason: str, curve: tuple[float, ...] = ()
-    ) -> SyncEstimate:
+    def unmeasured(cls, backend: str, reason: str, curve: tuple[float, ...] = ()) -> SyncEstimate:
         return cls(backend, math.nan, 0.0, tuple(curve), reason)

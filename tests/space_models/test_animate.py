@@ -21,6 +21,7 @@ from space_models.animate import (
 )
 from space_models.testing import EYES, FACE
 from space_models.train import train
+from tests.test_docs import ANIMATION_MEMBERS, documented_in_paragraph
 
 
 def _params(path, checkpoints) -> str:
@@ -100,6 +101,7 @@ def test_animate_a_real_portrait(realdata, two_step_config, tmp_path):
     assert result.exit_code == 0, result.output
     assert "no keypoints" in result.output  # no L2L checkpoint in this run
     with np.load(out / "animation.npz") as z:
+        assert set(z.files) <= documented_in_paragraph(*ANIMATION_MEMBERS)
         t = z["lm_norm"].shape[0]
         assert t == 150  # 5 s of speech at 30 fps
         assert z["eyes_norm"].shape == (t, 52, 3) and z["posed"].shape == (t, 68, 3)
@@ -154,6 +156,7 @@ def test_animate_renders_frames_with_a_random_weight_checkpoint(
     assert "(rendered)" in result.output
     assert opened.count(str(ckpt)) == 1
     with np.load(out / "animation.npz") as z:
+        assert set(z.files) <= documented_in_paragraph(*ANIMATION_MEMBERS)
         assert z["kp"].shape == (2, 15, 3) and z["kp_source_driving"].shape == (15, 3)
     info = probe(str(out / "animation.mp4"))
     assert (info.width, info.height) == (256, 256) and info.n_frames == 2 and info.has_audio
