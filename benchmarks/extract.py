@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -347,10 +348,10 @@ def peak_of_one(config: ExtractConfig, clip: Clip, warm: Clip) -> dict:
     }
 
 
-def memory_table(config: ExtractConfig, params_path: str, cases: list[str]) -> list[str]:
+def memory_table(config: ExtractConfig, params_path: str, cases: list[str]) -> Iterator[str]:
     """Each case in a fresh process (peak RSS only grows): the measured peak, its growth over
     the warm extractor, and `clip_memory.estimate`, which must not be lower."""
-    lines = [f"{'input':36s} {'peak MiB':>9s} {'growth':>7s} {'estimate':>9s} {'s':>6s}  status"]
+    yield f"{'input':36s} {'peak MiB':>9s} {'growth':>7s} {'estimate':>9s} {'s':>6s}  status"
     with tempfile.TemporaryDirectory() as tmp:
         warm = memory_input(Path(tmp), 256, 256, 1.0, 1.0)
         for name in cases:
@@ -372,16 +373,15 @@ def memory_table(config: ExtractConfig, params_path: str, cases: list[str]) -> l
             done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                   cwd=Path(__file__).resolve().parents[1])  # fmt: skip
             if done.returncode != 0:
-                lines.append(f"{name:36s} failed: {done.stderr.strip().splitlines()[-1:]}")
+                yield f"{name:36s} failed: {done.stderr.strip().splitlines()[-1:]}"
                 continue
             got = json.loads(done.stdout.strip().splitlines()[-1])
-            lines.append(
+            yield (
                 f"{name:36s} {got['peak_mib']:9.0f} {got['growth_mib']:7.0f} "
                 f"{need / 2**20:9.0f} {got['seconds']:6.1f}  {got['status']}"
                 + ("" if need >= got["growth_mib"] * 2**20 else "  ESTIMATE TOO LOW")
             )
             Path(clip.path).unlink()
-    return lines
 
 
 @click.command()

@@ -76,6 +76,9 @@ from space_data.stats import colour_histogram, compute_stats
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
 
+AUDIO_CONTEXT_S = 60
+"""Seconds of audio past the video's end that speech detection and the A/V offset still read."""
+
 
 @dataclass
 class ExtractConfig:
@@ -330,10 +333,14 @@ class ClipExtractor:
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
+            # audio long past the video feeds no timeline frame: the speech detector (causal)
+            # and the offset's band filter see the video's span plus AUDIO_CONTEXT_S, so an
+            # hour of audio under a short video costs neither time nor memory there
+            heard = audio[: audio_features.timeline_samples(n) + AUDIO_CONTEXT_S * SAMPLE_RATE]
             with self._timed("speech"):
-                arrays["speech"] = self._speech(audio, n)
+                arrays["speech"] = self._speech(heard, n)
             with self._timed("av_offset"):
-                offset = estimate_offset(lm3d, scale, audio, arrays["speech"])
+                offset = estimate_offset(lm3d, scale, heard, arrays["speech"])
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):

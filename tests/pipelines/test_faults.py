@@ -122,6 +122,7 @@ def test_chain_through_a_flaky_object_store_ends_as_a_clean_run(
         proxy.injected["slowdown"] >= 4 and proxy.injected["reset"] and proxy.injected["error500"]
     )
     retried = int(re.search(r"; (\d+) storage retries;", sick).group(1))
+    print(f"faults injected {dict(proxy.injected)}; {sick}")  # shown with pytest -s
     # the extract stage's share of the faults was retried; aiohttp resends a request on a
     # reset keep-alive connection once by itself (uncounted), so fewer retries than faults
     assert 0 < retried < injected, (sick, proxy.injected)
@@ -198,6 +199,7 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(short_clips, ray_
     assert "Traceback" not in first
     [line] = [x for x in first.splitlines() if x.startswith("Error:")]
     assert "no space left writing " + str(out) in line and "it needs" in line, line
+    print(line)  # shown with pytest -s
     after = logs / "after-failure"
     committed = _files(after, f"{COMMITS}/*.json")
     n_units = len(plan_units(clips, RAY.clips_per_unit))
