@@ -67,14 +67,14 @@ _log = logging.getLogger(__name__)
 DEFAULT_MAX_ATTEMPTS = 10
 """Attempts per object-storage request (the first one and 9 retries) unless the standard
 variable `AWS_MAX_ATTEMPTS` says otherwise."""
-_retried = 0
-_retried_lock = threading.Lock()
-_session = None
-
-
 DEFAULT_READ_TIMEOUT_S = 15
 """Seconds an object-storage answer may stall before the attempt fails (and is retried) unless
 `SPACE_STORAGE_READ_TIMEOUT_S` says otherwise (s3fs's own default)."""
+_retried = 0
+"""Retries counted in this process (`retries()`)."""
+_retried_lock = threading.Lock()
+_session = None
+"""The aiobotocore session every s3fs instance of this process uses (its hooks count)."""
 
 
 def max_attempts() -> int:
