@@ -13,7 +13,8 @@ What grows with the file (the models' own memory is fixed per worker and not cou
   the speech detector's padded copy), over the whole audio track, even past the video's end.
 
 The constants are upper bounds of what benchmarks/extract.py `--memory` measured (peak RSS
-above the warm worker's, per clip); `estimate` ≥ the measured growth on every case there.
+above the warm worker's, per clip): `estimate` is 1.5 to 2.5 times the measured growth on every
+input there (docs/performance.md, "Memory per clip").
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ BYTES_PER_PIXEL = 12.0
 """Per pixel of one frame: 4:2:0 frame (1.5) + RGB (3) + detector copy + reformatter buffers."""
 CROP_BYTES_PER_PIXEL = 6.0
 """Per pixel of one square crop in a batch: the crop (3) and the frame models' copies."""
-BYTES_PER_NATIVE_FRAME = 16_384
+BYTES_PER_NATIVE_FRAME = 8192
 """Per decoded frame: per-frame outputs and samples kept until the clip ends."""
-BYTES_PER_TIMELINE_FRAME = 65_536
-"""Per 1/30 s of video: record arrays, MFCC rows and the power spectrum they come from."""
+BYTES_PER_TIMELINE_FRAME = 24_576
+"""Per 1/30 s of video: record arrays, MFCC rows and the power spectrum they come from (with
+the native frames' share: 1.2 MiB per second of 25-fps video with its audio, 1.5 times the
+0.8 MiB/s measured between a 1-minute and a 10-minute 1080p clip)."""
 BYTES_PER_AUDIO_SECOND = 16_000 * 4 * 4
 """Per second of audio: 16 kHz float32 samples, about four copies at the peak."""
 
