@@ -26,16 +26,13 @@ from space_data.params import DEFAULT_PARAMS, load_section, reports_params_error
 )
 @click.option(
     "--params",
-    "params_path",
     type=click.Path(dir_okay=False),
     help="params.yaml whose `extract` section to use (default: ./params.yaml if present, "
     "else the built-in defaults).",
 )
 @click.option("--out", required=True, help="Output .npz (a path or a URL).")
 @reports_params_errors
-def cli(
-    video: str, audio: str | None, dataset: str | None, params_path: str | None, out: str
-) -> None:
+def cli(video: str, audio: str | None, dataset: str | None, params: str | None, out: str) -> None:
     """Extract the per-clip feature record of VIDEO (a path or a URL) into OUT (.npz).
 
     The npz holds the record arrays under their names in docs/record.md (lm3d, pose, scale,
@@ -44,7 +41,7 @@ def cli(
     strings), `frame0` (JPEG bytes) and, when enabled, `audio` (FLAC bytes).
     A video that cannot be processed exits with status 1 and one line naming the reason.
     """
-    config = _config(params_path)
+    config = _config(params)
     name = dataset or "custom"
     clip = Clip(
         clip_id=make_clip_id(name, storage.name(video)),

@@ -23,11 +23,14 @@ CLIP_COLUMNS = ("clip_id", "status", "reason", *(f.name for f in fields(ClipStat
 
 def decide(manifest: str, clips: str, config: FilterConfig) -> pd.DataFrame:
     """`filter_clips` over the two tables (paths or URLs), reading only the columns it uses."""
-    return filter_clips(
+    keep = filter_clips(
         storage.read_parquet(manifest, MANIFEST_COLUMNS),
         storage.read_parquet(clips, CLIP_COLUMNS),
         config,
     )
+    if keep.empty:  # pandas makes empty columns float64: give them their types
+        keep = keep.astype({c: bool if c == "keep" else object for c in keep.columns})
+    return keep
 
 
 def count_reasons(keep: pd.DataFrame) -> Counter:

@@ -15,13 +15,19 @@ from space_data.datasets import (
     CORPORA,
     DATASETS,
     CorporaConfig,
+    CorpusLayoutError,
     IndexConfig,
     assign_splits,
+    balanced_table,
+    empty_splits,
     probe_clips,
+    read_split_table,
     scan_corpora,
     write_manifest,
+    write_split_table,
 )
-from space_data.params import load_section, params_option
+from space_data.datasets.splits import SplitTable
+from space_data.params import ParamsError, load_section, params_option
 
 
 def _root_problem(root: str) -> str | None:
@@ -67,6 +73,24 @@ def _configs(corpus: tuple[str, ...], params: str) -> tuple[CorporaConfig, Index
     return corpora, index
 
 
+def _pinned(config: IndexConfig) -> SplitTable:
+    """The pinned split table of `index.splits_file` ({} without one); a missing or malformed
+    file, or rows of unregistered corpora, are params errors (before any scan)."""
+    path = config.splits_file
+    if path is None:
+        return {}
+    if not storage.isfile(path):
+        raise ConfigError(f"index.splits_file: {path} not found (write one: --write-splits)")
+    try:
+        table = read_split_table(path)
+    except ValueError as e:
+        raise ConfigError(f"index.splits_file: {e}") from e
+    unknown = sorted({dataset for dataset, _ in table} - set(DATASETS))
+    if unknown:
+        raise ConfigError(f"index.splits_file: {path} pins corpora {unknown}; known: {DATASETS}")
+    return table
+
+
 def _summary(clips: list[Clip]) -> str:
     lines = []
     for dataset in DATASETS:
@@ -75,10 +99,12 @@ def _summary(clips: list[Clip]) -> str:
             continue
         usable = [c for c in rows if c.usable]
         splits = Counter(c.split for c in usable)
-        speakers = len({c.speaker for c in usable})
+        speakers = {s: len({c.speaker for c in usable if c.split == s}) for s in splits}
         per_split = ", ".join(f"{s} {splits[s]}" for s in ("train", "val", "test"))
-        lines.append(f"{dataset}: {len(usable)} usable of {len(rows)} files, {speakers} speakers")
-        lines.append(f"  clips per split: {per_split}")
+        per_speaker = ", ".join(f"{s} {speakers.get(s, 0)}" for s in ("train", "val", "test"))
+        n_speakers = sum(speakers.values())
+        lines.append(f"{dataset}: {len(usable)} usable of {len(rows)} files, {n_speakers} speakers")
+        lines.append(f"  clips per split: {per_split}; speakers per split: {per_speaker}")
         for reason, n in sorted(Counter(c.reason for c in rows if not c.usable).items()):
             lines.append(f"  rejected {reason}: {n}")
     return "\n".join(lines)
@@ -102,14 +128,38 @@ def _summary(clips: list[Clip]) -> str:
     show_default=True,
     help="Manifest to write (parquet; path or URL).",
 )
+@click.option(
+    "--write-splits",
+    metavar="CSV",
+    help="Also write a pinned split table with exact fractions (largest remainders, a speaker "
+    "in every split where the speakers allow; rows of index.splits_file kept) and use it for "
+    "this manifest. Commit it and set index.splits_file to it.",
+)
 @params_option("corpora", "index")
-def cli(corpus: tuple[str, ...], out: str, params: str) -> None:
+def cli(corpus: tuple[str, ...], out: str, write_splits: str | None, params: str) -> None:
     corpora, config = _configs(corpus, params)
-    clips = scan_corpora(corpora)
+    pinned = _pinned(config)
+    try:
+        clips = scan_corpora(corpora)
+    except CorpusLayoutError as e:
+        raise ParamsError(str(e)) from e
     if config.probe:
         probed = probe_clips(clips, config.probe_workers)
         clips = list(tqdm(probed, total=len(clips), desc="probing", unit="file"))
-    clips = assign_splits(clips, config)
+    if write_splits:
+        pinned = balanced_table(clips, config, pinned)
+        write_split_table(pinned, write_splits)
+    clips = assign_splits(clips, config, pinned)
     write_manifest(clips, out)
     click.echo(_summary(clips))
+    if pinned:
+        used = {(c.dataset, c.speaker) for c in clips if c.usable} & set(pinned)
+        source = write_splits or config.splits_file
+        click.echo(f"pinned splits: {len(used)} speakers from {source} ({len(pinned)} rows)")
+    for dataset, missing in empty_splits(clips, config).items():
+        click.echo(
+            f"warning: {dataset}: no speaker in {' or '.join(missing)}: a speaker's split is a "
+            "hash, so fractions hold in expectation only; exact ones: --write-splits CSV",
+            err=True,
+        )
     click.echo(f"manifest: {out} ({len(clips)} rows)")

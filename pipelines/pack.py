@@ -1,4 +1,5 @@
-"""`space pack`: kept clips → deterministic WebDataset shards per split + index.json.
+"""`space pack`: kept clips → deterministic WebDataset shards per split + index.json + README.md
+(the data card, `space_data.card`: licences, counts per corpus and split, member types).
 
 Shards are `{split}-NNNNNN.tar` (one sample per clip, key = clip_id, members from the
 clip's feature record); the same kept clips and params give byte-identical shards.
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from pipelines.units import CLIPS_TABLE
 from space_data import storage
+from space_data.card import CARD_NAME, CardData, write_card
 from space_data.clip import SPLITS
 from space_data.params import features_option, keep_option, load_section, params_option
 from space_data.record import ClipFeatures
@@ -77,7 +79,8 @@ def load_samples(
 )
 @params_option("pack")
 def cli(keep: str, features: str, out: str, params: str) -> None:
-    """Pack kept clips into byte-reproducible WebDataset shards per split, plus index.json.
+    """Pack kept clips into byte-reproducible WebDataset shards per split, plus index.json and
+    README.md, the data card (Hugging Face format: licences, counts, member types).
 
     Shards are `{split}-NNNNNN.tar`, one sample per clip (key = clip_id); shards of an
     earlier run that this run does not write are removed. Sizes: params.yaml `pack`.
@@ -88,10 +91,15 @@ def cli(keep: str, features: str, out: str, params: str) -> None:
         if not storage.isfile(path):
             raise click.ClickException(f"{path} not found: run `{stage}` first")
     planned = plan_records(keep, features)
-    index = write_shards(load_samples(planned, config), out, config)
+    storage.remove([storage.join(out, CARD_NAME)])  # a card never describes other shards
+    card = CardData()
+    index = write_shards(card.observe(load_samples(planned, config)), out, config)
+    decisions = storage.read_parquet(keep, ("clip_id", "dataset", "split", "keep", "reason"))
+    card_path = write_card(out, index, card, decisions)
     for split in SPLITS:
         t = index["totals"][split]
         click.echo(
             f"  {split:<5} {t['samples']:>6} clips in {t['shards']} shard(s), {t['bytes']:,} bytes"
         )
     click.echo(f"data version {index['data_version'][:16]} → {storage.join(out, INDEX_NAME)}")
+    click.echo(f"data card → {card_path}")

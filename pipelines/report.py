@@ -4,7 +4,10 @@ durations, predicted emotions, speech fraction and A/V offset, sample frames wit
 and `reports/metrics.json` (flat numbers) for `dvc metrics show`.
 
 Counts and reasons come from the parquet tables; the pose histograms and the sample frames
-read feature records of kept clips (at most `report.max_pose_clips` of them).
+read feature records of kept clips (at most `report.max_pose_clips` of them). Counts add up,
+in metrics.json and on the page, in total and per corpus: kept plus dropped by first reason is
+every clip, and each rule's count holds every clip that fails it (`report_data.clip_counts`).
+An empty dataset (no file indexed, none usable, none kept) gives a report that says so.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from tqdm import tqdm
 from pipelines.report_data import (
     ROTATION_BUCKETS,
     ReportConfig,
+    clip_counts,
     corpora_in,
+    empty_note,
     evenly_spaced,
     rotation_shares,
 )
 from pipelines.units import CLIPS_TABLE
 from space_data import storage
-from space_data.clip import SPLITS
 from space_data.datasets import DATASETS
 from space_data.filters import RULE_REASONS, FilterConfig
 from space_data.params import (
@@ -48,6 +52,10 @@ FIGURES = "figures"
 
 def collect_tables(manifest: pd.DataFrame, keep: pd.DataFrame, clips: pd.DataFrame) -> pd.DataFrame:
     """One row per manifest clip: manifest labels, keep decision, and extraction statistics."""
+    # an empty table may come back with float ids, which cannot be merged with strings
+    manifest, keep, clips = (
+        f.assign(clip_id=f["clip_id"].astype(str)) for f in (manifest, keep, clips)
+    )
     labels = manifest[["clip_id", "emotion", "duration"]].rename(
         columns={"duration": "header_duration"}
     )
@@ -55,37 +63,29 @@ def collect_tables(manifest: pd.DataFrame, keep: pd.DataFrame, clips: pd.DataFra
     table = keep.merge(labels, on="clip_id", how="left").merge(
         stats.rename(columns={"reason": "extract_reason"}), on="clip_id", how="left"
     )
+    table["keep"] = table["keep"].astype(bool)
     table["emotion"] = table["emotion"].fillna("unlabelled")
-    table["reason"] = table["reason"].fillna("kept")
+    table["reason"] = table["reason"].fillna("kept").astype(str)
     return table
 
 
-def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict[str, float]:
-    """Flat numbers for `dvc metrics show`."""
-    kept = table[table["keep"]]
-    metrics: dict[str, float] = {
-        "clips_total": len(table),
-        "clips_kept": len(kept),
-        "kept_fraction": round(len(kept) / len(table), 4) if len(table) else 0.0,
-        "kept_hours": round(float(kept["duration"].fillna(0).sum()) / 3600, 4),
-    }
-    for split in SPLITS:
-        metrics[f"kept_{split}"] = int((kept["split"] == split).sum())
-    for reason in RULE_REASONS:  # every rule's count, 0 included, so `dvc metrics diff` shows it
-        metrics[f"dropped_{reason}"] = 0
-    corpora_in(table)  # every row's corpus is registered
-    for dataset in DATASETS:  # every registered corpus, 0 when it has no rows
-        metrics[f"clips_total_{dataset}"] = int((table["dataset"] == dataset).sum())
-        metrics[f"clips_kept_{dataset}"] = int((kept["dataset"] == dataset).sum())
-    for reason, n in table.loc[~table["keep"], "reason"].value_counts().sort_index().items():
-        metrics[f"dropped_{reason.replace(':', '_')}"] = int(n)
-    test = kept[kept["split"] == "test"]
-    for (_, lo, hi), share in zip(ROTATION_BUCKETS, rotation_shares(test), strict=True):
-        name = f"test_rotation_{int(lo)}_{'inf' if hi == float('inf') else int(hi)}_pct"
+def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict:
+    """Numbers for `dvc metrics show`: the totals of `clip_counts`, `kept_fraction`, the test
+    split's rotation buckets and the shards, and under `corpus` the `clip_counts` of every
+    registered corpus (0 without rows)."""
+    metrics: dict = clip_counts(table)
+    total = metrics["clips_total"]
+    metrics["kept_fraction"] = round(metrics["clips_kept"] / total, 4) if total else 0.0
+    test = table[table["keep"] & (table["split"] == "test")]
+    labels = [(int(lo), "inf" if hi == float("inf") else int(hi)) for _, lo, hi in ROTATION_BUCKETS]
+    names = [f"test_rotation_{lo}_{hi}_pct" for lo, hi in labels] + ["test_rotation_unmeasured_pct"]
+    for name, share in zip(names, rotation_shares(test), strict=True):
         metrics[name] = round(share, 2)
     if index is not None:
         metrics["shards"] = index["totals"]["all"]["shards"]
         metrics["shard_bytes"] = index["totals"]["all"]["bytes"]
+    corpora_in(table)  # every row's corpus is registered
+    metrics["corpus"] = {d: clip_counts(table[table["dataset"] == d]) for d in DATASETS}
     return metrics
 
 
@@ -147,15 +147,36 @@ def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: 
         f"{metrics['clips_kept']} of {metrics['clips_total']} clips kept; "
         f"{storage.join(out, 'report.html')}"
     )
+    note = empty_note(table)
+    if note:
+        click.echo(note)
+
+
+def count_tables(metrics: dict, corpora: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From `metrics`, per corpus and in total: (kept and dropped by first reason, then the
+    total: the rows above it sum to it), (every rule's count: clips failing it)."""
+    columns = {**{d: metrics["corpus"][d] for d in corpora}, "all": metrics}
+    first = ["clips_kept", *(k for k in metrics if k.startswith("dropped_")), "clips_total"]
+    rules = [f"fails_{rule}" for rule in RULE_REASONS]
+    frame = pd.DataFrame({name: {k: counts.get(k, 0) for k in first + rules}
+                          for name, counts in columns.items()})  # fmt: skip
+    return frame.loc[first].astype(int), frame.loc[rules].astype(int)
 
 
 def render_html(
     table: pd.DataFrame, metrics: dict, figures: list[tuple[str, str]], index: dict | None
 ) -> str:
-    """The report page: a summary table, the reasons table, and the figures with captions."""
-    reasons = pd.crosstab(table["reason"], table["dataset"]).reindex(columns=corpora_in(table))
+    """The report page: a note when the dataset is empty, the summary, the count tables, and
+    the figures with captions."""
+    first, rules = count_tables(metrics, corpora_in(table))
+    note = empty_note(table)
+    note_html = f'<p class="note"><strong>{html.escape(note)}</strong></p>' if note else ""
     version = index["data_version"] if index else "no shards yet (run `space pack`)"
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in metrics.items())
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
+        for k, v in metrics.items()
+        if not isinstance(v, dict) and not k.startswith(("dropped_", "fails_"))
+    )
     figs = "".join(
         f'<figure><img src="{FIGURES}/{name}" alt="{html.escape(caption)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -165,11 +186,19 @@ def render_html(
 <html><head><meta charset="utf-8"><title>space dataset report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
-img{{max-width:100%}}figure{{margin:2em 0}}</style></head><body>
+img{{max-width:100%}}figure{{margin:2em 0}}.note{{font-size:120%;color:#a00}}</style></head><body>
 <h1>space dataset report</h1>
+{note_html}
 <p>Data version (sha256 of data/shards/index.json content): <code>{html.escape(version)}</code></p>
 <h2>Summary</h2><table>{rows}</table>
-<h2>Drop reasons per corpus</h2>{reasons.to_html()}
+<h2>Clips per corpus: kept, and dropped by first reason</h2>
+<p>Each clip counted once, under kept or the first reason that drops it: the rows above
+clips_total sum to it (index:* rejected by the indexer, error:* failed extraction, the rest by
+the filters in their order).</p>
+{first.to_html()}
+<h2>Clips failing each filter rule</h2>
+<p>A clip counts under every rule it fails, so a column may sum to more than its dropped clips.</p>
+{rules.to_html()}
 {figs}
 </body></html>
 """

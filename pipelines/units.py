@@ -348,7 +348,14 @@ _CLIP_COLUMNS = [
     ("params_hash", pa.string()),
     ("members_hash", pa.string()),
 ]
-_STAT_TYPES = {int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+# by the type of each ClipStats default; a list is a curve of floats (av_sync_curve)
+_STAT_TYPES = {
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    str: pa.string(),
+    list: pa.list_(pa.float64()),
+}
 _BATCH_ROWS = 16_384
 
 

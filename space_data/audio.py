@@ -62,8 +62,9 @@ class AudioConfig:
     """Per-band gain range of the seven-band parametric EQ in dB (uniform, each band)."""
     gain_db: tuple[float, float] = (-6.0, 6.0)
     """Overall loudness change in dB (uniform)."""
-    store_flac: bool = False
-    """Also keep the 16 kHz mono audio as FLAC in the record (training-time augmentation)."""
+    store_flac: bool = True
+    """Also keep the 16 kHz mono audio as FLAC in the record (training-time augmentation);
+    `pack.include_audio` packs it, and needs it."""
 
     def __post_init__(self) -> None:
         if self.n_mfcc < 1 or self.n_mels < self.n_mfcc:

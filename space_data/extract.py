@@ -23,8 +23,10 @@ Steps (paper Sec. 3.1 and Appendix B):
    landmarks, so they agree with `lm3d` frame by frame;
 5. emotion: the FER classifier on the face crop of every `emotion.every`-th native frame with a
    face, interpolated onto the timeline (`emotion_pred`, NaN where there is no face);
-6. speech probability per frame (`speech`, Silero VAD) and the A/V offset estimate
-   (`space_data.av_offset`) into the statistics;
+6. speech probability per frame (`speech`, Silero VAD) and the A/V offset
+   (`extract.av_sync`: the offline estimator `space_data.av_offset` on the landmarks, or SyncNet,
+   `space_data.syncnet`, fed each native crop as it passes, resized to 224² BGR) into the
+   statistics;
 7. filter statistics, MFCCs (audio cut or zero-padded to T frames, the mismatch recorded),
    optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
 
@@ -39,7 +41,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import av
@@ -69,10 +71,12 @@ from space_data.frames import FrameModel
 from space_data.hands import HandDetector, HandSampler
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
-from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
+from space_data.media import MediaError, MediaFile, VideoReader
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import RECORD_VERSION, SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
+from space_data.sync_estimate import AvSyncConfig, SyncEstimate
+from space_data.syncnet import SyncNetClip, SyncNetEstimator, SyncNetResult, face_input
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
 
@@ -127,6 +131,8 @@ class ExtractConfig:
     """face-vid2vid keypoints (`extract.keypoints`)."""
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     """Per-frame emotion classifier (`extract.emotion`)."""
+    av_sync: AvSyncConfig = field(default_factory=AvSyncConfig)
+    """Audio–video offset backend (`extract.av_sync`)."""
 
     def __post_init__(self) -> None:
         if self.crop_margin < 0:
@@ -228,6 +234,14 @@ class ClipExtractor:
         self._keypoints = KeypointExtractor(config.keypoints)
         self._emotion = EmotionClassifier(config.emotion)
         self._speech = SpeechDetector()
+        sync = config.av_sync
+        self._syncnet = (
+            SyncNetEstimator(sync.syncnet_checkpoint)
+            if sync.backend == "syncnet" and sync.syncnet_checkpoint is not None
+            else None
+        )
+        self._sync_clip: SyncNetClip | None = None
+        """The clip in extraction's SyncNet stream (syncnet backend, clip with audio)."""
 
     def __getstate__(self) -> dict:
         return {"config": self.config}
@@ -267,6 +281,8 @@ class ClipExtractor:
         self._hands.detector.close()
         self._keypoints.close()
         self._emotion.close()
+        if self._syncnet is not None:
+            self._syncnet.close()
         if self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -281,10 +297,17 @@ class ClipExtractor:
 
     def _extract(self, clip: Clip, media: MediaFile, meta: ClipMeta) -> ClipFeatures:
         cfg = self.config
-        with self._timed("decode"):
+        with self._timed("decode"), ExitStack() as files:
             info = media.info
-            self._check_memory(clip, media)
-            audio = self._audio(clip, media)
+            separate = None  # a separate audio file (MEAD .m4a, CREMA-D .wav), opened once
+            if clip.audio_path is not None:
+                separate = files.enter_context(MediaFile(clip.audio_path))
+            self._check_memory(clip, media, separate)
+            audio = self._audio(media, separate)
+        self._sync_clip = None
+        if self._syncnet is not None and audio is not None:
+            with self._timed("av_offset"):
+                self._sync_clip = self._syncnet.start(audio)
         whole = whole_frames(clip.dataset)
         if whole:
             box, reader, known = None, VideoReader(media), None
@@ -329,7 +352,7 @@ class ClipExtractor:
                 "hands": hands,
                 "emotion_pred": emotion_pred,
             }
-        offset = (0, 0.0)
+        heard = None
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
@@ -339,8 +362,8 @@ class ClipExtractor:
             heard = audio[: audio_features.timeline_samples(n) + AUDIO_CONTEXT_S * SAMPLE_RATE]
             with self._timed("speech"):
                 arrays["speech"] = self._speech(heard, n)
-            with self._timed("av_offset"):
-                offset = estimate_offset(lm3d, scale, heard, arrays["speech"])
+        with self._timed("av_offset"):
+            av_sync = self._av_sync(lm3d, scale, heard, arrays.get("speech"), duration)
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -359,7 +382,7 @@ class ClipExtractor:
             truncated=reader.truncated,
             audio_samples=None if audio is None else len(audio),
             speech=arrays.get("speech"),
-            av_offset=offset,
+            av_sync=av_sync,
         )
         height, width = tracks.frame_size
         x0, y0, side = box if box is not None else (0, 0, None)
@@ -373,14 +396,10 @@ class ClipExtractor:
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
         return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
 
-    def _check_memory(self, clip: Clip, media: MediaFile) -> None:
+    def _check_memory(self, clip: Clip, media: MediaFile, separate: MediaFile | None) -> None:
         """Raise `too_large` when the clip's estimated memory is above `max_clip_mb`."""
         cfg, info = self.config, media.info
-        if clip.audio_path is not None:
-            with MediaFile(clip.audio_path) as separate:
-                audio_s = _audio_seconds(separate.container)
-        else:
-            audio_s = _audio_seconds(media.container)
+        audio_s = _audio_seconds((separate or media).container)
         size = ClipSize(info.width, info.height, info.n_frames, info.duration, audio_s)
         whole = whole_frames(clip.dataset)
         need = clip_memory.estimate(size, cfg.batch_size, cfg.buffer_mb * 2**20, whole)
@@ -388,14 +407,28 @@ class ClipExtractor:
         if detail is not None:
             raise ClipError("too_large", f"{clip.path}: {detail}")
 
-    def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
-        """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,
-        or None when the clip has none and audio is optional."""
+    def _av_sync(self, lm3d: np.ndarray, scale: np.ndarray, audio: np.ndarray | None,
+                 speech: np.ndarray | None, duration: float) -> SyncEstimate:  # fmt: skip
+        """The clip's offset from the configured backend: SyncNet's stream, fed during the
+        frame pass, or the offline estimator on the timeline's landmarks."""
+        backend = self.config.av_sync.backend
+        if audio is None:
+            return SyncEstimate.unmeasured(backend, "no audio")
+        if self._sync_clip is not None:
+            result = self._sync_clip.finish(duration)
+            self._sync_clip = None
+            return result.estimate() if isinstance(result, SyncNetResult) else result
+        offset, confidence = estimate_offset(lm3d, scale, audio, speech)
+        return SyncEstimate("offline", float(offset), confidence)
+
+    def _audio(self, media: MediaFile, separate: MediaFile | None) -> np.ndarray | None:
+        """(S,) float32 16 kHz mono from the clip's open container or its open separate audio
+        file, or None when the clip has none and audio is optional."""
         try:
-            if clip.audio_path is not None:
-                return decode_audio(clip.audio_path, SAMPLE_RATE)
+            if separate is not None:
+                return separate.audio(SAMPLE_RATE)
             if not media.info.has_audio:
-                raise MediaError("no_audio", f"{clip.path} has no audio stream")
+                raise MediaError("no_audio", f"{media.path} has no audio stream")
             return media.audio(SAMPLE_RATE)
         except MediaError as e:
             if e.reason != "no_audio" or self.config.require_audio:
@@ -506,8 +539,8 @@ class ClipExtractor:
         """The frame models on one batch of consecutive crops (N, H, W, 3) uint8 (a buffer
         the next batch overwrites: nothing keeps a view of it): landmarks on every frame (kept
         in the pixels of the crop resized to `size`), hands where the sampler says, keypoints
-        when a checkpoint is configured; and the emotion classifier's face crops of every
-        `emotion.every`-th frame with a face."""
+        when a checkpoint is configured; the emotion classifier's face crops of every
+        `emotion.every`-th frame with a face; and SyncNet's stream (syncnet backend)."""
         cfg = self.config
         index, times, faceless = zip(*batch, strict=True)
         with self._timed("face_mesh"):
@@ -521,6 +554,10 @@ class ClipExtractor:
                 tracks.emotion_times.append(times[k])
         with self._timed("hands"):
             self._hands.run(index, times, crops)  # its samples stay there until the next clip
+        if self._sync_clip is not None:
+            with self._timed("av_offset"):
+                for t, crop in zip(times, crops, strict=True):
+                    self._sync_clip.add(t, face_input(crop))
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
                 tracks.add(self._keypoints.batch(np.stack([keypoint_input(c) for c in crops])))

@@ -5,8 +5,13 @@ section is parsed into the dataclass that lives beside the code that uses it; th
 reads a section names that dataclass (`load_section("filter", FilterConfig, path)`), so this
 module knows section names only and imports nothing above `space_data`.
 
-A bad params file is reported the same way by every command: one line on stderr naming the
-dotted key and what was expected, exit status 2 (`params_option` arranges it). The shared click
+A bad params file is reported the same way by every command, before the command reads or
+writes any data: one line on stderr naming the dotted key and what was expected, exit status 2
+(`params_option` arranges it). Run as `space <command>`, the whole file is checked, every
+section against its dataclass, also the sections the command does not read: the `space` group
+(pipelines/cli.py, the one place that knows every section's dataclass) puts that check into
+the click context (`VALIDATOR`). A `--params` given on the command line that does not exist is
+an error; the default params.yaml may be absent where a command has defaults. The shared click
 options (the data paths one stage writes and a later stage reads) are declared here once each,
 so a default or help text cannot drift between commands; dvc.yaml passes the same paths.
 """
@@ -20,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from space_data.config import ConfigError, did_you_mean, from_mapping
 
@@ -60,6 +66,11 @@ def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
         if name not in SECTIONS:
             raise ConfigError(f"{name}: unknown section in {path}{did_you_mean(name, SECTIONS)}")
     return data
+
+
+VALIDATOR = "space.validate_params"
+"""`click.Context.meta` key of the whole-file check: a function (params path) that raises
+`ConfigError` for the first problem in any section; set by the `space` group."""
 
 
 def load_section(name: str, cls: type[T], path: str | Path = DEFAULT_PARAMS) -> T:
@@ -139,13 +150,36 @@ def params_option(*sections: str) -> Callable:
 
 
 def reports_params_errors(command: Callable) -> Callable:
-    """Wrap a click callback so a `ConfigError` becomes `ParamsError` (one line, exit 2)."""
+    """Wrap a click callback so the params file is checked before it runs (`check_params` on
+    its `params` argument) and a `ConfigError` becomes `ParamsError` (one line, exit 2)."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_params(kwargs.get("params"))
             return command(*args, **kwargs)
         except ConfigError as e:
             raise ParamsError(" ".join(str(e).split())) from e
 
     return run
+
+
+def check_params(path: str | Path | None) -> None:
+    """Before any work: a `--params` given on the command line must exist; an existing file is
+    checked whole (`VALIDATOR` of the running `space` command, else its section names only).
+    None stands for the default params.yaml."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx is not None and ctx.get_parameter_source("params") not in (
+        None,
+        ParameterSource.DEFAULT,
+    )
+    path = Path(path) if path is not None else DEFAULT_PARAMS
+    if not path.is_file():
+        if given:
+            raise ConfigError(f"params file {path} not found (--params)")
+        return  # the default params.yaml absent: the command uses defaults or says it needs it
+    validate = ctx.meta.get(VALIDATOR) if ctx is not None else None
+    if validate is not None:
+        validate(path)
+    else:
+        read_params(path)

@@ -86,10 +86,18 @@ class ClipStats:
     """audio_duration − duration, seconds (0 when there is no audio)."""
     speech_fraction: float = math.nan
     """Share of frames with speech probability ≥ 0.5 (NaN when there is no audio)."""
-    av_offset_frames: int = 0
-    """Audio–video offset estimate, frames, positive = audio late (space_data.av_offset)."""
+    av_offset_frames: float = math.nan
+    """Audio–video offset, timeline frames (1/30 s), positive = audio late; NaN = unmeasured
+    (`space_data.sync_estimate.SyncEstimate`: no audio or speech, too short, flat curve, best
+    lag at the edge of the search)."""
     av_offset_confidence: float = 0.0
-    """Peak − median lag correlation of that estimate; 0 without enough speech."""
+    """Confidence of that offset on its backend's scale (offline: peak − median lag correlation;
+    syncnet: median − min distance, SyncNet's confidence); 0 when unmeasured."""
+    av_sync_backend: str = "offline"
+    """Which backend measured the offset: "offline" (space_data.av_offset) or "syncnet"."""
+    av_sync_curve: list[float] = field(default_factory=list)
+    """The backend's score per lag (syncnet: the 31 mean distances, lag −15 … +15 frames at
+    25 fps, audio later; empty when not computed)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,13 +108,14 @@ class ClipStats:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 """What extraction computes from given parameters, as a number, bumped with every change of the
 code that changes what records hold (their layout is checked by `ClipMeta` itself). It is part
 of the hash records and commit markers carry (`extract.extraction_hash`), so units committed by
 an earlier version are extracted again, and dvc.yaml's extract stage depends on this file.
 1: up to 2026-12-01; 2: augmented MFCC rows from the power spectrum, frame models on
-native-resolution crops."""
+native-resolution crops; 3: the A/V offset as a `SyncEstimate` (NaN when unmeasured, its backend
+and curve in the stats)."""
 
 
 # the packages whose versions can change a record's bytes: decoding, cropping and JPEG, landmarks,
@@ -308,8 +317,7 @@ class ClipFeatures:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
             out[f"{name}.npy"] = buf.getvalue()
-        meta = dict(self.meta.to_dict(), stats=self.stats.to_dict())
-        out["meta.json"] = json.dumps(meta, sort_keys=True, allow_nan=True).encode()
+        out["meta.json"] = meta_json(self.meta, self.stats)
         if self.frame0 is not None:
             out["frame0.jpg"] = self.frame0
         if self.audio is not None:
@@ -317,12 +325,39 @@ class ClipFeatures:
         return dict(sorted(out.items()))
 
 
+def meta_json(meta: ClipMeta, stats: ClipStats) -> bytes:
+    """A shard sample's `meta.json`: the ClipMeta fields plus `stats` (ClipStats), sorted keys.
+    Strict JSON: an unmeasured (NaN or infinite) statistic is null, as is every absent value,
+    so each field has one type in every sample, or null (`space_data.shard_schema`)."""
+    return json.dumps(
+        _nulls(dict(meta.to_dict(), stats=stats.to_dict())), sort_keys=True, allow_nan=False
+    ).encode()
+
+
 def read_meta_json(raw: bytes | dict) -> tuple[ClipMeta, ClipStats]:
     """The typed meta and stats of a shard sample's `meta.json` (what `shard_members` wrote),
-    as bytes or as the dict webdataset's `.decode()` makes of it."""
+    as bytes or as the dict webdataset's `.decode()` makes of it; a null statistic of a float
+    field (or element of a float list) is NaN again."""
     meta = json.loads(raw) if isinstance(raw, bytes) else dict(raw)
-    stats = ClipStats.from_dict(meta.pop("stats", {}))
-    return ClipMeta.from_dict(meta), stats
+    stats = dict(meta.pop("stats", {}))
+    for f in fields(ClipStats):
+        value = stats.get(f.name)
+        if f.type == "float" and value is None:
+            stats[f.name] = math.nan
+        elif str(f.type).startswith("list[float]") and isinstance(value, list):
+            stats[f.name] = [math.nan if v is None else v for v in value]
+    return ClipMeta.from_dict(meta), ClipStats.from_dict(stats)
+
+
+def _nulls(obj: object) -> object:
+    """`obj` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nulls(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nulls(v) for v in obj]
+    return obj
 
 
 def _json_array(obj: object) -> np.ndarray:

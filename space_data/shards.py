@@ -4,7 +4,9 @@ Layout of a shard directory:
 
     {split}-000000.tar, {split}-000001.tar, ...   one sample per clip, key = clip_id
     index.json                                    per shard: name, split, samples, bytes, sha256,
-                                                  first/last key; totals; data_version
+                                                  first/last key; totals; schema_version;
+                                                  data_version
+    README.md                                     the data card (`space_data.card`, by pack)
 
 A sample's members are `ClipFeatures.shard_members()`: `<key>.lm3d.npy`, `<key>.pose.npy`, ...,
 `<key>.meta.json`, `<key>.frame0.jpg` and, when kept, `<key>.audio.flac`. Same records and
@@ -34,6 +36,7 @@ from pathlib import Path
 from space_data import storage
 from space_data.clip import SPLITS
 from space_data.record import ClipFeatures
+from space_data.shard_schema import SCHEMA_VERSION
 
 INDEX_NAME = "index.json"
 SHARD_PATTERN = re.compile(r"^(?P<split>[a-z]+)-(?P<number>\d{6})\.tar$")
@@ -195,8 +198,9 @@ def write_shards(
 
 
 def build_index(shards: list[dict], config: PackConfig) -> dict:
-    """index.json content: shards, totals per split, config, and `data_version` (sha256 of the
-    rest, serialized with sorted keys)."""
+    """index.json content: shards, totals per split, config, the sample schema version
+    (`shard_schema.SCHEMA_VERSION`) and `data_version` (sha256 of the rest, serialized with
+    sorted keys)."""
     totals = {
         split: {
             "shards": sum(1 for s in shards if s["split"] == split),
@@ -206,7 +210,13 @@ def build_index(shards: list[dict], config: PackConfig) -> dict:
         for split in SPLITS
     }
     totals["all"] = {k: sum(t[k] for t in totals.values()) for k in ("shards", "samples", "bytes")}
-    index = {"format": 1, "config": asdict(config), "shards": shards, "totals": totals}
+    index = {
+        "format": 1,
+        "schema_version": SCHEMA_VERSION,
+        "config": asdict(config),
+        "shards": shards,
+        "totals": totals,
+    }
     index["data_version"] = index_hash(index)
     return index
 

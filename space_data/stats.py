@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from space_data.record import SAMPLE_RATE, ClipStats
+from space_data.sync_estimate import SyncEstimate
 from space_data.vad import speech_fraction
 
 
@@ -87,7 +88,7 @@ def compute_stats(
     truncated: bool,
     audio_samples: int | None,
     speech: np.ndarray | None = None,
-    av_offset: tuple[int, float] = (0, 0.0),
+    av_sync: SyncEstimate | None = None,
 ) -> ClipStats:
     """ClipStats of one clip.
 
@@ -96,8 +97,8 @@ def compute_stats(
     crop pixels (NaN without a face), native_scale (N,) their face sizes, histograms (N, B)
     `colour_histogram`s of the crops. duration: seconds of video that decoded; audio_samples:
     decoded 16 kHz samples, None when the clip has no audio; speech (T,) speech probabilities
-    (None without audio); av_offset (frames, confidence) from
-    `space_data.av_offset.estimate_offset`.
+    (None without audio); av_sync the clip's A/V offset from its sync backend (None:
+    unmeasured, offline).
     """
     has_face = np.asarray(face, dtype=bool)
     angles = np.abs(np.asarray(pose, dtype=np.float64)[has_face, :3])
@@ -107,6 +108,8 @@ def compute_stats(
     jumps = jumps[np.isfinite(jumps)]
     colour = histogram_jumps(histograms)
     audio_duration = 0.0 if audio_samples is None else audio_samples / SAMPLE_RATE
+    if av_sync is None:
+        av_sync = SyncEstimate.unmeasured("offline", "not estimated")
     return ClipStats(
         n_frames=int(has_face.size),
         duration=float(duration),
@@ -127,8 +130,10 @@ def compute_stats(
         audio_duration=float(audio_duration),
         av_mismatch=0.0 if audio_samples is None else float(audio_duration - duration),
         speech_fraction=math.nan if speech is None else speech_fraction(speech),
-        av_offset_frames=int(av_offset[0]),
-        av_offset_confidence=float(av_offset[1]),
+        av_offset_frames=float(av_sync.offset_frames),
+        av_offset_confidence=float(av_sync.confidence),
+        av_sync_backend=av_sync.backend,
+        av_sync_curve=[float(x) for x in av_sync.curve],
     )
 
 

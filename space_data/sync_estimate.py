@@ -41,3 +41,26 @@ class SyncEstimate:
     @classmethod
     def unmeasured(cls, backend: str, reason: str, curve: tuple[float, ...] = ()) -> SyncEstimate:
         return cls(backend, math.nan, 0.0, tuple(curve), reason)
+
+
+@dataclass
+class AvSyncConfig:
+    """Audio–video sync estimation (`extract.av_sync` in params.yaml)."""
+
+    backend: str = "offline"
+    """"offline": mouth-gap/loudness lag correlation (space_data.av_offset, no weights);
+    "syncnet": the public SyncNet (space_data.syncnet) from `syncnet_checkpoint`."""
+    syncnet_checkpoint: str | None = None
+    """SyncNet weights in the layout of the published `syncnet_v2.model` (local path or URL);
+    required by the syncnet backend, unused by the offline one."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        if self.syncnet_checkpoint is not None and not str(self.syncnet_checkpoint).strip():
+            raise ValueError("syncnet_checkpoint must be a path or null, not an empty string")
+        if self.backend == "syncnet" and self.syncnet_checkpoint is None:
+            raise ValueError(
+                "backend syncnet needs syncnet_checkpoint: the published syncnet_v2.model "
+                "(space_data.syncnet.CHECKPOINT_URL), or use backend offline"
+            )

@@ -1,5 +1,10 @@
 """`space animate`: a face image + speech → landmark animation (npz) and a preview video (mp4).
 
+0. Checks that warn in one line each (the command still runs): the driving audio's speech
+   fraction (Silero VAD, the same measure and `filter.min_speech_fraction` threshold as the
+   `no_speech` filter: silence, a tone or noise animate nothing useful), and the faces in the
+   image (more than one: the largest is used). An unreadable image is an error saying whether
+   the file is corrupt or its format unsupported, with the supported formats.
 1. Source landmarks: the image's 68 + 52 eye landmarks (the extraction landmarker), its head
    pose and `lm_norm` / `eyes_norm` (space_data.pose.estimate_pose / frontalize), exactly as
    extraction computes them for a clip's first frame. The image should frame the face like
@@ -24,6 +29,7 @@ Only trained checkpoints are used: without `checkpoints/s2l.pt` (or `posegen.pt`
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +41,10 @@ import torch
 from space_data import storage
 from space_data.audio import mfcc_track
 from space_data.clip import EMOTIONS
+from space_data.errors import SetupError
 from space_data.extract import ExtractConfig
+from space_data.face import FaceBox, FaceDetector, square_crop_box
+from space_data.filters import FilterConfig
 from space_data.keypoints import (
     CHECKPOINT_ENTRIES,
     KeypointExtractor,
@@ -48,6 +57,7 @@ from space_data.media import MediaError, decode_audio, write_video
 from space_data.params import DEFAULT_PARAMS, load_section, params_option
 from space_data.pose import estimate_pose, fit_similarity, frontalize
 from space_data.record import FPS, SAMPLE_RATE
+from space_data.vad import SpeechDetector, speech_fraction
 from space_models.data import emotion_vector
 from space_models.generator import load_generator, render_frames
 from space_models.l2l import posed_landmarks
@@ -116,22 +126,114 @@ def read_pose_file(path: str, n_frames: int) -> np.ndarray:
     return pose[:n_frames]
 
 
-def source_face(rgb: np.ndarray, extract_config) -> dict[str, np.ndarray]:
-    """lm68 (68, 3) px, eyes52, lm_norm (68, 3), eyes_norm (52, 3), pose (6,), scale ()."""
+IMAGE_FORMATS = "JPEG, PNG, BMP, TIFF, WebP, PPM, PFM, Sun raster, Radiance HDR"
+"""Image formats OpenCV's reader in this environment decodes (tests/space_models/test_animate.py
+round-trips each)."""
+_SIGNATURES = {  # first bytes → name, for formats people try that OpenCV does not read
+    b"GIF8": "GIF",
+    b"%PDF": "PDF",
+    b"<": "SVG or other text",
+}
+
+
+def read_image(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file (a path or a URL); an unreadable one raises
+    AnimateError saying whether its format is unsupported or the file is corrupt."""
+    with storage.local_path(path) as local:
+        bgr = cv2.imread(local, cv2.IMREAD_COLOR)
+        if bgr is not None:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        head = Path(local).read_bytes()[:32]
+        supported = bool(head) and cv2.haveImageReader(local)
+    if not head:
+        raise AnimateError(f"cannot read the image {path}: the file is empty")
+    if supported:
+        raise AnimateError(f"cannot read the image {path}: the file is corrupt (its format is "
+                           "one OpenCV reads, but it does not decode)")  # fmt: skip
+    kind = next((n for sig, n in _SIGNATURES.items() if head.lstrip().startswith(sig)), None)
+    if kind is None and b"ftyp" in head[:12]:
+        kind = "HEIC/AVIF (an ISO media container)"
+    what = kind or (f"a {Path(path).suffix} file" if Path(path).suffix else "no image signature")
+    raise AnimateError(
+        f"cannot read the image {path}: unsupported format ({what}); supported: {IMAGE_FORMATS}"
+    )
+
+
+def speech_warning(speech: np.ndarray, n_frames: int, min_fraction: float) -> str | None:
+    """One line when (S,) 16 kHz audio has speech (Silero VAD ≥ 0.5) in fewer than
+    `min_fraction` of its frames, as the `no_speech` filter judges clips; None when it has
+    enough. A missing VAD model is said too (the check did not run)."""
+    try:
+        fraction = speech_fraction(SpeechDetector()(speech, n_frames))
+    except SetupError as e:
+        return f"speech not checked: {e}"
+    if fraction >= min_fraction:
+        return None
+    return (
+        f"the audio has speech in {fraction:.0%} of its frames (Silero VAD; the no_speech filter "
+        f"drops clips under filter.min_speech_fraction = {min_fraction:.0%}): silence, a tone or "
+        "noise drives no meaningful lip motion"
+    )
+
+
+def image_faces(rgb: np.ndarray) -> list[FaceBox]:
+    """Faces in the image, largest first, in image pixels. MediaPipe's full-range detector
+    sees a square input, so a wide (or tall) image is searched in square windows along its
+    longer side, half a window apart, and a face found in two windows is counted once."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    starts = sorted({*range(0, max(height, width) - side, side // 2), max(height, width) - side})
+    boxes: list[FaceBox] = []
+    detector = FaceDetector(full_range=True)
+    try:
+        for start in starts:
+            x, y = (start, 0) if width >= height else (0, start)
+            for b in detector(np.ascontiguousarray(rgb[y : y + side, x : x + side])):
+                box = FaceBox(b.x0 + x, b.y0 + y, b.x1 + x, b.y1 + y, b.score)
+                if all(_overlap(box, other) < 0.3 for other in boxes):
+                    boxes.append(box)
+    finally:
+        detector.close()
+    return sorted(boxes, key=lambda b: -(b.x1 - b.x0) * (b.y1 - b.y0))
+
+
+def _overlap(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over the smaller box's area (a face cut by a window edge still matches)."""
+    w = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    h = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    smaller = min((a.x1 - a.x0) * (a.y1 - a.y0), (b.x1 - b.x0) * (b.y1 - b.y0))
+    return w * h / smaller if smaller > 0 else 0.0
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (the command goes on)."""
+    print(f"animate: warning: {message}", file=sys.stderr)
+
+
+def source_face(rgb: np.ndarray, extract_config, box: FaceBox | None = None) -> dict:
+    """lm68 (68, 3) px, eyes52, lm_norm (68, 3), eyes_norm (52, 3), pose (6,), scale ();
+    with `box`, the face there (landmarks found on a crop around it, in image pixels)."""
     from space_data.landmarks import make_landmarker  # loads MediaPipe: only when used
 
+    x0 = y0 = 0
+    image = rgb
+    if box is not None:
+        height, width = rgb.shape[:2]
+        x0, y0, side = square_crop_box([box], width, height, extract_config.crop_margin)
+        image = np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side])
     landmarker = make_landmarker(extract_config.landmarks)
     try:
-        found = landmarker(rgb)
+        found = landmarker(image)
     finally:
         landmarker.close()
     if found is None:
         raise AnimateError("no face found in the image")
-    lm68 = found.lm68[None].astype(np.float32)  # (1, 68, 3)
+    offset = np.array([x0, y0, 0], np.float32)  # crop pixels → image pixels
+    lm68 = (found.lm68 + offset)[None].astype(np.float32)  # (1, 68, 3)
     pose, scale, rot = estimate_pose(lm68)
     if not np.isfinite(pose).all():
         raise AnimateError("could not fit a head pose to the image's landmarks")
-    eyes = found.eyes52[None]
+    eyes = (found.eyes52 + offset)[None].astype(np.float32)
     return {
         "lm68": lm68[0],
         "eyes52": eyes[0],
@@ -186,22 +288,13 @@ def animate(
     render = render or RenderOptions()
     ckpts = load_train_config(params).checkpoints  # params first: fail before any work
     extract_config = load_section("extract", ExtractConfig, params)
-    s2l, _ = load_model(storage.join(ckpts, "s2l.pt"), "s2l")
-    posegen = (
-        load_model(storage.join(ckpts, "posegen.pt"), "posegen")[0]
-        if pose_mode == "generate"
-        else None
-    )
+    min_speech = load_section("filter", FilterConfig, params).min_speech_fraction
     emo = torch.from_numpy(parse_emotion(emotion))[None]  # (1, E)
     kp_config = extract_config.keypoints
     if render.checkpoint is not None:
         kp_config = dataclasses.replace(kp_config, checkpoint=render.checkpoint)
 
-    with storage.local_path(image) as local:  # a path or a URL
-        bgr = cv2.imread(local, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise AnimateError(f"cannot read the image {image}")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = read_image(image)  # the inputs, checked before any model loads
     try:
         speech = decode_audio(audio, SAMPLE_RATE)
     except MediaError as e:
@@ -209,7 +302,19 @@ def animate(
     n_frames = round(len(speech) / SAMPLE_RATE * FPS)
     if n_frames < 2:
         raise AnimateError(f"{audio} is shorter than two frames")
-    src = source_face(rgb, extract_config)
+    no_speech = speech_warning(speech, n_frames, min_speech)
+    if no_speech:
+        warn(no_speech)
+    faces = image_faces(rgb)
+    if len(faces) > 1:
+        warn(f"{len(faces)} faces in the image; the largest is animated")
+    s2l, _ = load_model(storage.join(ckpts, "s2l.pt"), "s2l")
+    posegen = (
+        load_model(storage.join(ckpts, "posegen.pt"), "posegen")[0]
+        if pose_mode == "generate"
+        else None
+    )
+    src = source_face(rgb, extract_config, faces[0] if len(faces) > 1 else None)
     mfcc = torch.from_numpy(mfcc_track(speech, n_frames, extract_config.audio))[None]
     lm, eyes = s2l.predict(
         mfcc, torch.from_numpy(src["lm_norm"])[None], torch.from_numpy(src["eyes_norm"])[None], emo
@@ -353,7 +458,7 @@ def _keypoints(ckpts, kp_config, rgb, mfcc, posed, emo, result) -> tuple[str, di
     help="Frames per generator pass.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@params_option("train", "extract")
+@params_option("train", "extract", "filter")
 @click.option("--seed", default=0, show_default=True, help="Seeds PoseGen's z and the blinks.")
 def cli(
     image,

@@ -247,11 +247,34 @@ def train_batches(
     )
 
 
-def eval_clips(shards: str | Path, split: str, members: tuple[str, ...] = ()) -> Iterator[dict]:
-    """Every decoded clip of `split` (FRAME_MEMBERS and `members`), in shard order."""
-    pipeline = wds.DataPipeline(
+def clip_dataset(shards: str | Path, split: str, members: tuple[str, ...] = ()) -> wds.DataPipeline:
+    """Every decoded clip of `split` (FRAME_MEMBERS and `members`, see `decode`), each once:
+    in shard order in one process; in a DataLoader, worker w reads shards w, w + n, ... of n."""
+    return wds.DataPipeline(
         wds.SimpleShardList(_urls(shards, split)),
+        wds.split_by_worker,
         wds.tarfile_to_samples(),
         wds.map(functools.partial(decode, members=members)),
     )
-    yield from pipeline
+
+
+def _as_is(clip: dict) -> dict:
+    return clip  # numpy arrays and the ClipMeta stay as decoded (default_convert makes tensors)
+
+
+def clip_loader(
+    shards: str | Path, split: str, members: tuple[str, ...] = (), num_workers: int = 0
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over `clip_dataset`: every clip of `split` once, decoded in `num_workers`
+    worker processes (the order interleaves the workers' shards)."""
+    return torch.utils.data.DataLoader(
+        clip_dataset(shards, split, members),
+        batch_size=None,
+        num_workers=num_workers,
+        collate_fn=_as_is,
+    )
+
+
+def eval_clips(shards: str | Path, split: str, members: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Every decoded clip of `split` (FRAME_MEMBERS and `members`), in shard order."""
+    yield from clip_dataset(shards, split, members)

@@ -23,6 +23,7 @@ audio and the corpus has no separate audio file).
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,13 @@ from space_data.clip import Clip
 from space_data.datasets import cremad, hdtf, mead, ravdess, voxceleb2
 from space_data.datasets.corpus import Corpus
 from space_data.datasets.manifest import read_manifest, write_manifest
-from space_data.datasets.splits import assign_splits
+from space_data.datasets.splits import (
+    assign_splits,
+    balanced_table,
+    empty_splits,
+    read_split_table,
+    write_split_table,
+)
 
 __all__ = [
     "CORPORA",
@@ -40,14 +47,19 @@ __all__ = [
     "Corpus",
     "CorporaConfig",
     "CorporaRoots",
+    "CorpusLayoutError",
     "IndexConfig",
     "assign_splits",
+    "balanced_table",
+    "empty_splits",
     "probe_clips",
     "read_manifest",
+    "read_split_table",
     "sample_clips",
     "scan_corpora",
     "whole_frames",
     "write_manifest",
+    "write_split_table",
 ]
 
 CORPORA: dict[str, Corpus] = {
@@ -111,9 +123,13 @@ class IndexConfig:
     test: float = 0.1
     """Fraction of speakers in the test split."""
     seed: int = 0
-    """Salt of the speaker hash that orders speakers before cutting the splits."""
+    """Salt of the speaker hash that places each speaker in a split."""
     voxceleb2_own_splits: bool = True
     """VoxCeleb2 test speakers → test, dev speakers → train/val; false: split like the others."""
+    splits_file: str | None = None
+    """Pinned speaker → split table (CSV `dataset,speaker,split`; a path or URL) that wins over
+    the hash for the speakers it lists; None: every speaker hashed. `space index
+    --write-splits` writes one with exact fractions."""
     probe: bool = True
     """Read fps and duration from each usable file's header (unreadable files get a reason)."""
     probe_workers: int = 4
@@ -127,6 +143,13 @@ class IndexConfig:
             raise ValueError("train fraction must be positive")
         if self.probe_workers < 1:
             raise ValueError(f"probe_workers must be >= 1, got {self.probe_workers}")
+        if self.splits_file is not None and not self.splits_file.strip():
+            raise ValueError("splits_file must be a path or URL, or null")
+
+
+class CorpusLayoutError(ValueError):
+    """A corpus root holding no media file of its corpus's layout (an empty folder, or another
+    corpus's tree)."""
 
 
 def scan_corpora(config: CorporaRoots) -> list[Clip]:
@@ -138,8 +161,30 @@ def scan_corpora(config: CorporaRoots) -> list[Clip]:
                 f"corpus {name}: root {root!r} is not a folder "
                 f"(fix corpora.{name} in params.yaml, or set it to null to skip {name})"
             )
-        clips.extend(CORPORA[name].scan(root))
+        rows = CORPORA[name].scan(root)
+        if all(c.reason in OFF_LAYOUT for c in rows):
+            raise CorpusLayoutError(
+                f"corpus {name}: no media file of its layout below {root!r}: expected "
+                f"{CORPORA[name].layout}, found {_found(root, rows)} (fix corpora.{name} or "
+                f"--corpus {name}=ROOT)"
+            )
+        clips.extend(rows)
     return clips
+
+
+OFF_LAYOUT = ("bad_layout", "bad_name")
+"""Scanner reasons of a media-named file that is not where, or not named as, the layout says."""
+
+
+def _found(root: str, rows: list[Clip]) -> str:
+    """What a root without a file of its layout holds, in a few words."""
+    files = [path for path, kind in storage.walk_entries(root) if kind == "file"]
+    if not files:
+        return "no file at all"
+    suffixes = Counter(storage.name(p).rpartition(".")[2].lower() or "(none)" for p in files)
+    common = ", ".join(f"{n} .{s}" for s, n in suffixes.most_common(3))
+    example = rows[0].detail if rows else storage.relpath(files[0], root)
+    return f"{len(files)} files ({common}{', ...' if len(suffixes) > 3 else ''}; e.g. {example})"
 
 
 def sample_clips(root: str) -> list[Clip]:

@@ -24,12 +24,20 @@ class Corpus:
     a bad file."""
     root: str
     """What the configured root is (one line, shown in `space index --help` and the README)."""
+    layout: str
+    """Where the media files lie below the root (one line; a root with no media file of this
+    layout is an error naming it)."""
     whole_frames: bool
     """True: the frames are face tracks already (VoxCeleb2) and are used whole; False: a square
     crop around the face, resized to `extract.crop_size`."""
     labels: tuple[str, ...]
     """Emotions (of `space_data.clip.EMOTIONS`) the corpus labels clips with; empty: unlabelled
     (emotion and intensity null)."""
+    licence: str
+    """Licence id as the Hugging Face hub lists them (`cc-by-4.0`, `odbl`; `other` for terms
+    of the authors' own), written to the data card beside the shards."""
+    terms: str
+    """Who owns what and on which terms, in one line (the data card's licence table)."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():

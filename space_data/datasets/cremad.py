@@ -128,6 +128,9 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_cremad,
     root="the corpus folder (holding VideoFlash/ and AudioWAV/) or its VideoFlash/ folder",
+    layout="VideoFlash/<ActorID>_<Sentence>_<Emotion>_<Level>.flv",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
+    licence="odbl",
+    terms=("Open Database License 1.0, contents under the Database Contents License 1.0"),
 )

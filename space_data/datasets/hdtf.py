@@ -67,6 +67,12 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_hdtf,
     root="the folder of clips <source>_<Name>_<NNN>.mp4",
+    layout="<source>_<Name>_<NNN>.mp4 (source RD, WDA or WRA)",
     whole_frames=False,
     labels=(),
+    licence="other",
+    terms=(
+        "a list of YouTube URLs and time spans; the videos stay with their YouTube owners "
+        "(research use)"
+    ),
 )

@@ -109,6 +109,9 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_mead,
     root="the folder holding the speaker folders (M003, W009, ...)",
+    layout="<speaker>/video/<view>/<emotion>/level_<1-3>/NNN.mp4",
     whole_frames=False,
     labels=tuple(EMOTION_MAP.values()),
+    licence="other",
+    terms="research use only, by request to the authors (see the MEAD project page)",
 )

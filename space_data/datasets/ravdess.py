@@ -109,6 +109,9 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_ravdess,
     root="the folder holding the Actor_NN folders",
+    layout="Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4",
     whole_frames=False,
     labels=tuple(EMOTION_CODES.values()),
+    licence="cc-by-nc-sa-4.0",
+    terms="CC BY-NC-SA 4.0 (non-commercial, share alike)",
 )

@@ -86,6 +86,9 @@ CORPUS = Corpus(
     name=DATASET,
     scan=scan_voxceleb2,
     root="the corpus folder, dev/ or test/, or an mp4/ folder",
+    layout="{dev,test}/mp4/idNNNNN/<youtube id>/NNNNN.mp4",
     whole_frames=True,
     labels=(),
+    licence="cc-by-4.0",
+    terms=("CC BY 4.0 for the metadata; the videos stay with their YouTube owners (research use)"),
 )

@@ -57,7 +57,8 @@ class SynthConfig:
     seed: int = 0
     """Seed of every random choice (motion, speech, backgrounds, names)."""
     speakers_per_corpus: int = 5
-    """Speakers per corpus, ≥ 3 so speaker-disjoint train/val/test splits each get one."""
+    """Speakers per corpus, ≥ 3 so each of train/val/test can get one (hashed splits of so few
+    speakers may leave val or test empty; `space index --write-splits` pins exact ones)."""
     keep_clips_per_speaker: int = 1
     """Ordinary (designed to be kept) clips per speaker, besides the designed special clips."""
     min_seconds: float = 3.0

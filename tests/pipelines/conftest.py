@@ -1,11 +1,20 @@
-"""Fixtures of the extract-job tests: short clips cut from real videos."""
+"""Fixtures of the pipeline tests: short clips cut from real videos (extract jobs), and sample
+shards made by filter, pack and report from made records (loaders, data card)."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from pipelines import filter as filter_cmd
+from pipelines import pack as pack_cmd
+from pipelines import report as report_cmd
 from space_data.clip import Clip, make_clip_id
 from space_data.media import decode_audio, decode_video, write_video
+from space_data.record import ClipFeatures, ClipMeta
+from space_data.testing.records import clip_of, make_record, write_tables
 
 SOURCES = ("frontal_talking_may_25fps", "news_talking_25fps", "interview_talking_25fps")
 
@@ -42,3 +51,55 @@ def short_clips(realdata, tmp_path_factory) -> list[Clip]:
                 )
             )
     return out
+
+
+@pytest.fixture(scope="session")
+def packed_sample(tmp_path_factory) -> dict[str, Path]:
+    """`space filter` → `space pack` → `space report` run on made records of four corpora,
+    laid out as in tests/pipelines/test_filter_pack_report.py; paths by name (manifest, keep,
+    features, shards, reports, params). The train split starts with five unlabelled HDTF clips
+    (emotion, intensity and view null) before labelled MEAD ones with a view (where inferring a
+    schema from the first samples breaks); clips differ in length; one test clip has no audio
+    (no speech.npy, no audio.flac); one clip turns 60° (dropped), one failed extraction, one was
+    rejected by the indexer. Shards hold two samples each."""
+    root = tmp_path_factory.mktemp("packed_sample")
+    records = [
+        *(make_record(f"hdtf-WDA_S{i}_000", dataset="hdtf", emotion=None, n_frames=40 + 3 * i)
+          for i in range(5)),
+        make_record("mead-a", split="train", max_yaw=10.0, n_frames=50),
+        make_record("mead-b", split="train", max_yaw=20.0, emotion="sad"),
+        make_record("mead-c", split="test", max_yaw=10.0),
+        make_record("ravdess-d", dataset="ravdess", split="test", max_yaw=35.0, emotion="calm"),
+        make_record("ravdess-n", dataset="ravdess", split="test", emotion="angry",
+                    with_audio=False),
+        make_record("voxceleb2-e", dataset="voxceleb2", split="val", emotion=None),
+        make_record("voxceleb2-f", dataset="voxceleb2", split="train", emotion=None, max_yaw=60.0),
+        ClipFeatures.failed(ClipMeta.of(Clip("mead-g", "mead", "S02", "/corpus/mead-g.mp4",
+                                             emotion="angry", intensity=1.0, split="val"), "test"),
+                            "no_frames: nothing decoded"),
+    ]  # fmt: skip
+    for i, record in enumerate(records[:5]):
+        record.meta.speaker = f"WDA_S{i % 3}"
+    for record in records:
+        if record.meta.dataset == "mead":
+            record.meta.view = "front"
+    rejected = [Clip("ravdess-h", "ravdess", "Actor_01", "/corpus/h.mp4", reason="song")]
+    write_tables([clip_of(r) for r in records] + rejected, records, root)
+    (root / "params.yaml").write_text(
+        "filter: {max_rotation_deg: 45.0}\npack: {max_shard_samples: 2}\n"
+        "report: {max_pose_clips: 10, n_examples: 3}\n"
+    )
+    p = {name: root / name for name in ("features", "shards", "reports")}
+    p.update(manifest=root / "manifest.parquet", keep=root / "keep.parquet",
+             params=root / "params.yaml")  # fmt: skip
+    for command, args in (
+        (filter_cmd, ["--manifest", p["manifest"], "--clips", p["features"] / "clips.parquet",
+                      "--out", p["keep"]]),
+        (pack_cmd, ["--keep", p["keep"], "--features", p["features"], "--out", p["shards"]]),
+        (report_cmd, ["--manifest", p["manifest"], "--keep", p["keep"], "--features",
+                      p["features"], "--shards", p["shards"], "--out", p["reports"]]),
+    ):  # fmt: skip
+        args = [str(a) for a in args] + ["--params", str(p["params"])]
+        result = CliRunner().invoke(command.cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    return p

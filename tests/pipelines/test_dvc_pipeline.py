@@ -100,8 +100,8 @@ def test_one_train_stage_per_registered_model():
 
 
 def test_the_pipeline_runs_without_the_synth_stage(tmp_path):
-    """docs/corpora.md: without the sample corpus, delete the `synth` stage and index's `sample` dep;
-    real DVC then plans `index` (a dry run checks that every dependency exists)."""
+    """docs/corpora.md: without the sample corpus, delete the `synth` stage and index's `sample`
+    dep; real DVC then plans `index` (a dry run checks that every dependency exists)."""
     stages = {name: dict(stage) for name, stage in STAGES.items() if name != "synth"}
     stages["index"]["deps"] = [d for d in stages["index"]["deps"] if d != "sample"]
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))

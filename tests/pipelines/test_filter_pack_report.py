@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +15,8 @@ from pipelines import filter as filter_cmd
 from pipelines import pack as pack_cmd
 from pipelines import report as report_cmd
 from pipelines.report import collect_tables, compute_metrics
-from pipelines.report_data import corpora_in
+from pipelines.report_data import binned, corpora_in, rotation_shares
+from pipelines.units import clips_schema
 from space_data.clip import Clip
 from space_data.datasets import (
     DATASETS,
@@ -23,6 +25,7 @@ from space_data.datasets import (
     assign_splits,
     probe_clips,
     scan_corpora,
+    write_manifest,
 )
 from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.record import ClipFeatures, ClipMeta
@@ -62,6 +65,13 @@ def made_data(tmp_path):
                                              emotion="angry", intensity=1.0, split="val"), "test"),
                             "no_frames: nothing decoded"),
     ]  # fmt: skip
+    # the 60° clip also zooms and loses its face: it fails three rules, rotation first
+    turned = records[5].stats
+    turned.scale_max, turned.frames_no_face = 2.0, 10
+    # a kept clip with two frames without a face (no pose): the pose histograms' n/a bin
+    records[0].arrays["pose"][[3, 4]] = np.nan
+    records[0].arrays["face"][[3, 4]] = 0
+    records[0].stats.frames_no_face = 2
     rejected = [Clip("ravdess-h", "ravdess", "Actor_01", "/corpus/h.mp4", reason="song")]
     write_tables([clip_of(r) for r in records] + rejected, records, tmp_path)
     (tmp_path / "params.yaml").write_text(PARAMS)
@@ -111,15 +121,32 @@ def test_filter_pack_report(made_data):
     assert metrics["clips_total"] == 8 and metrics["clips_kept"] == 5
     assert metrics["dropped_rotation"] == 1 and metrics["dropped_index_song"] == 1
     assert metrics["dropped_no_speech"] == 0 and metrics["dropped_av_offset"] == 0
+    assert metrics["dropped_zoom"] == 0 and metrics["dropped_no_face"] == 0  # first reason only
+    # every rule's hits: the turned clip counts under each rule it fails
+    assert (metrics["fails_rotation"], metrics["fails_zoom"], metrics["fails_no_face"]) == (1, 1, 1)
+    assert metrics["fails_cut"] == 0
     assert metrics["kept_test"] == 2 and metrics["shards"] == 3
-    # per corpus, every registered one (0 without rows)
-    assert (metrics["clips_total_mead"], metrics["clips_kept_mead"]) == (4, 3)
-    assert (metrics["clips_total_ravdess"], metrics["clips_kept_ravdess"]) == (2, 1)
-    assert {d for d in DATASETS if f"clips_total_{d}" in metrics} == set(DATASETS)
-    assert metrics["clips_total_hdtf"] == 0 and metrics["clips_kept_cremad"] == 0
+    # per corpus, every registered one (0 without rows); kept + first reasons = total
+    corpus = metrics["corpus"]
+    assert set(corpus) == set(DATASETS)
+    assert (corpus["mead"]["clips_total"], corpus["mead"]["clips_kept"]) == (4, 3)
+    assert (corpus["ravdess"]["clips_total"], corpus["ravdess"]["clips_kept"]) == (2, 1)
+    assert corpus["voxceleb2"]["fails_zoom"] == 1 and corpus["mead"]["fails_zoom"] == 0
+    assert corpus["hdtf"]["clips_total"] == 0 and corpus["cremad"]["clips_kept"] == 0
+    for counts in (metrics, *corpus.values()):
+        dropped = sum(v for k, v in counts.items() if k.startswith("dropped_"))
+        assert counts["clips_kept"] + dropped == counts["clips_total"]
+    for key in metrics:  # the totals are the sums of the corpora
+        if key.startswith(("clips_", "dropped_", "fails_", "kept_")) and key != "kept_fraction":
+            assert metrics[key] == pytest.approx(sum(c.get(key, 0) for c in corpus.values()))
     # test clips: max rotation 10° and 35° → one in <15°, one in 30–45°
     assert metrics["test_rotation_0_15_pct"] == 50.0 and metrics["test_rotation_30_45_pct"] == 50.0
+    assert metrics["test_rotation_unmeasured_pct"] == 0.0
     page = (reports / "report.html").read_text()
+    assert "Clips failing each filter rule" in page and "No clip" not in page
+    # the pose caption counts every frame of the kept clips, the 2 without a pose in n/a
+    assert "of all 225 frames (30 fps timeline) of the 5 kept clips" in page
+    assert "the 2 frames without a pose" in page
     for png in (
         "counts.png",
         "reasons.png",
@@ -153,6 +180,72 @@ def test_truncated_file_is_dropped_and_counted(tmp_path):
     out = run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
               "--params", p["params"])  # fmt: skip
     assert "2 of 2 clips kept" in out
+
+
+def _empty_run(root: Path, manifest: list[Clip], records: list[ClipFeatures]) -> str:
+    """filter then report on tables with no kept clip; the report's output."""
+    if records:
+        write_tables(manifest, records, root)
+    else:  # what extract writes with nothing to extract: the clips schema, no row
+        (root / "features").mkdir(parents=True)
+        write_manifest(manifest, str(root / "manifest.parquet"))
+        pq.write_table(clips_schema().empty_table(), root / "features" / "clips.parquet")
+    (root / "params.yaml").write_text(PARAMS)
+    p = paths(root)
+    run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"],
+        "--params", p["params"])  # fmt: skip
+    return run(report_cmd, "--manifest", p["manifest"], "--keep", p["keep"],
+               "--features", p["features"], "--shards", p["shards"], "--out", p["reports"],
+               "--params", p["params"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "note"),
+    [
+        ("no file", "No clips: the manifest holds no file"),
+        ("none usable", "No usable clip: the indexer rejected all 2 files"),
+        ("none kept", "No clip kept: all 2 clips were dropped"),
+    ],
+)
+def test_an_empty_dataset_gives_a_report_that_says_so(tmp_path, case, note):
+    song = Clip("ravdess-h", "ravdess", "Actor_01", "/corpus/h.mp4", reason="song")
+    view = Clip("mead-v", "mead", "M003", "/corpus/v.mp4", reason="excluded_view")
+    turned = make_record("mead-t", max_yaw=70.0)
+    failed = ClipFeatures.failed(ClipMeta.of(Clip("mead-g", "mead", "S02", "/c/g.mp4"), "t"),
+                                 "no_frames: nothing decoded")  # fmt: skip
+    manifest, records = {
+        "no file": ([], []),
+        "none usable": ([song, view], []),
+        "none kept": ([clip_of(turned), clip_of(failed)], [turned, failed]),
+    }[case]
+    out = _empty_run(tmp_path, manifest, records)
+    assert note in out
+    assert pd.read_parquet(tmp_path / "keep.parquet")["keep"].dtype == bool  # not float64
+    page = (tmp_path / "reports" / "report.html").read_text()
+    assert note in page
+    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert metrics["clips_kept"] == 0 and metrics["clips_total"] == len(manifest)
+    assert metrics["kept_fraction"] == 0.0
+    figures = sorted(f.name for f in (tmp_path / "reports" / "figures").iterdir())
+    assert {"counts.png", "reasons.png", "pose.png", "durations.png"} <= set(figures)
+
+
+def test_binned_counts_every_value_once():
+    values = np.array([-120.0, -90.0, -45.0, 0.0, 89.0, 90.0, 91.0, np.nan, np.nan])
+    counts = binned(values, -90.0, 90.0, 4)
+    assert counts.tolist() == [1, 1, 1, 1, 2, 1, 2]  # below, 4 bins (90 in the last), above, n/a
+    assert counts.sum() == len(values)
+
+
+def test_rotation_shares_give_unmeasured_clips_their_own_bucket():
+    clips = pd.DataFrame(
+        {
+            "max_abs_yaw": [10.0, 20.0, np.nan, 50.0],
+            "max_abs_pitch": [1.0, np.nan, np.nan, 0.0],
+            "max_abs_roll": [1.0, 1.0, np.nan, 0.0],
+        }
+    )
+    assert rotation_shares(clips) == [25.0, 25.0, 0.0, 25.0, 25.0]
 
 
 def test_report_refuses_rows_of_an_unregistered_corpus():
@@ -246,9 +339,9 @@ def test_sample_corpus_report_covers_every_corpus(sample_tables):
         "--shards", p["shards"], "--out", p["reports"], "--params", p["params"])  # fmt: skip
     metrics = json.loads((sample_tables / "reports" / "metrics.json").read_text())
     for dataset in DATASETS:
-        assert metrics[f"clips_kept_{dataset}"] >= 1, dataset
+        assert metrics["corpus"][dataset]["clips_kept"] >= 1, dataset
     page = (sample_tables / "reports" / "report.html").read_text()
-    assert all(f"<th>{d}</th>" in page for d in DATASETS)  # drop-reason table columns
+    assert all(page.count(f"<th>{d}</th>") == 2 for d in DATASETS)  # both count tables
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from pipelines.index import cli
+from pipelines.units import plan_units
 from space_data.datasets import DATASETS, read_manifest
 from space_data.testing.corpora import place, tiny_m4a, write_tiny_video
 
@@ -108,7 +109,7 @@ def test_bad_corpus_option_is_a_usage_error(tmp_path, value, message):
     assert "Traceback" not in result.output
 
 
-def test_missing_params_root_and_bad_keys_exit_cleanly(tmp_path):
+def test_missing_params_root_and_bad_keys_exit_cleanly(tmp_path, monkeypatch):
     out = str(tmp_path / "m.parquet")
     missing = _params(tmp_path, corpora={"mead": str(tmp_path / "gone")})
     result = CliRunner().invoke(cli, ["--out", out, "--params", missing])
@@ -116,8 +117,127 @@ def test_missing_params_root_and_bad_keys_exit_cleanly(tmp_path):
     bad = _params(tmp_path, index={"trian": 0.8})
     result = CliRunner().invoke(cli, ["--out", out, "--params", bad])
     assert result.exit_code == 2 and "trian" in result.output
-    result = CliRunner().invoke(cli, ["--out", out, "--params", str(tmp_path / "none.yaml")])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no params.yaml here
+    result = CliRunner().invoke(cli, ["--out", out])
     assert result.exit_code == 2 and "no --corpus given" in result.output
+
+
+@pytest.mark.parametrize("command", [main, cli])
+def test_a_params_file_given_that_does_not_exist_is_an_error(tmp_path, corpora, command):
+    args = ["index"] if command is main else []
+    missing = str(tmp_path / "missing.yaml")
+    result = CliRunner().invoke(
+        command, [*args, "--corpus", f"hdtf={corpora['hdtf']}", "--params", missing]
+    )
+    assert result.exit_code == 2
+    assert result.output == f"Error: params file {missing} not found (--params)\n"
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_typo_in_any_section_stops_index_before_any_work(tmp_path, corpora):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"filter": {"max_rotaton_deg": 30}}))
+    out = tmp_path / "m.parquet"
+    args = ["index", "--corpus", f"hdtf={corpora['hdtf']}", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--params", str(params)])
+    assert result.exit_code == 2 and not out.exists()
+    assert result.output.startswith("Error: filter.max_rotaton_deg: unknown key; did you mean")
+
+
+@pytest.mark.parametrize(
+    ("tree", "found"),
+    [(None, "found no file at all"), ("ravdess", "found 5 files (5 .mp4; e.g. Actor_01/")],
+)
+def test_a_root_without_its_layout_is_one_line_exit_2(tmp_path, corpora, tree, found):
+    root = corpora[tree] if tree else tmp_path / "empty"
+    root.mkdir(exist_ok=True)
+    out = tmp_path / "m.parquet"
+    result = CliRunner().invoke(main, ["index", "--corpus", f"mead={root}", "--out", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: corpus mead: no media file of its layout below '{root}'")
+    assert "expected <speaker>/video/<view>/<emotion>/level_<1-3>/NNN.mp4" in line
+    assert found in line
+
+
+def _index(tmp_path, roots, *extra, index=None):
+    out = tmp_path / "m.parquet"
+    params = _params(tmp_path, corpora=roots, index={"probe": False, **(index or {})})
+    result = CliRunner().invoke(cli, ["--out", str(out), "--params", params, *extra])
+    assert result.exit_code == 0, result.output
+    return {c.clip_id: c for c in read_manifest(str(out))}, result
+
+
+def test_growing_a_corpus_changes_no_existing_row_so_extraction_redoes_nothing(tmp_path, corpora):
+    """The issue's case: one HDTF speaker added. Every earlier manifest row is unchanged (the
+    split included), so every earlier extraction unit keeps its members and its commit."""
+    hdtf = tmp_path / "hdtf"
+    hdtf.mkdir()
+    for name in ("WDA_KatieHill_000.mp4", "WRA_MarcoRubio_000.mp4", "RD_Radio11_000.mp4"):
+        (hdtf / name).write_bytes((corpora["hdtf"] / name).read_bytes())
+    mead = str(corpora["mead"])
+    before, _ = _index(tmp_path, {"hdtf": str(hdtf), "mead": mead})
+    for n in range(8):  # grow speaker by speaker
+        (hdtf / f"WDA_NewSpeaker{n}_000.mp4").write_bytes(b"")
+        after, _ = _index(tmp_path, {"hdtf": str(hdtf), "mead": mead})
+        assert {k: after[k] for k in before} == before
+        units_before = {u.unit_id: u.members_hash for u in plan_units(before.values(), 16)}
+        units_after = {u.unit_id: u.members_hash for u in plan_units(after.values(), 16)}
+        assert {k: units_after[k] for k in units_before} == units_before
+        assert len(units_after) == len(units_before) + n + 1
+    for n in range(8):  # and shrink back
+        (hdtf / f"WDA_NewSpeaker{n}_000.mp4").unlink()
+        shrunk, _ = _index(tmp_path, {"hdtf": str(hdtf), "mead": mead})
+        assert {k: after[k] for k in shrunk} == shrunk
+
+
+def test_write_splits_pins_exact_fractions_that_a_later_index_honours(tmp_path, corpora):
+    roots = {"ravdess": str(corpora["ravdess"]), "hdtf": str(corpora["hdtf"])}
+    table = tmp_path / "splits.csv"
+    pinned, result = _index(tmp_path, roots, "--write-splits", str(table))
+    assert f"pinned splits: 6 speakers from {table} (6 rows)" in result.output
+    assert "warning" not in result.output  # 3 speakers each: one per split
+    for dataset in ("ravdess", "hdtf"):
+        speakers = {
+            (c.speaker, c.split) for c in pinned.values() if c.dataset == dataset and c.usable
+        }
+        assert sorted(split for _, split in speakers) == ["test", "train", "val"]
+    rows = table.read_text().splitlines()
+    assert rows[0] == "dataset,speaker,split" and len(rows) == 7
+    # the table wins over the hash: swap two pinned speakers' splits and index again
+    first, second = rows[1].split(","), rows[2].split(",")
+    rows[1], rows[2] = ",".join([*first[:2], second[2]]), ",".join([*second[:2], first[2]])
+    table.write_text("\n".join(rows) + "\n")
+    again, _ = _index(tmp_path, roots, index={"splits_file": str(table)})
+    split_of = {(c.dataset, c.speaker): c.split for c in again.values() if c.usable}
+    assert split_of[tuple(first[:2])] == second[2] and split_of[tuple(second[:2])] == first[2]
+    hashed, result = _index(tmp_path, roots)
+    assert any(c.split != again[k].split for k, c in hashed.items())  # the pin mattered
+
+
+def test_a_split_left_empty_is_a_one_line_warning(tmp_path, corpora):
+    roots = {"hdtf": str(corpora["hdtf"])}
+    clips, result = _index(tmp_path, roots, index={"train": 0.98, "val": 0.01, "test": 0.01})
+    assert {c.split for c in clips.values()} == {"train"}
+    assert result.stderr.splitlines() == [
+        "warning: hdtf: no speaker in val or test: a speaker's split is a hash, so fractions "
+        "hold in expectation only; exact ones: --write-splits CSV"
+    ]
+
+
+def test_a_bad_splits_file_is_a_params_error(tmp_path, corpora):
+    roots = {"hdtf": str(corpora["hdtf"])}
+    bad = tmp_path / "splits.csv"
+    bad.write_text("dataset,speaker,split\nhdtf,RD_Radio11,holdout\n")
+    for path, message in (
+        (bad, "line 2: expected dataset,speaker,split"),
+        (tmp_path / "none.csv", "none.csv not found"),
+    ):
+        params = _params(tmp_path, corpora=roots, index={"splits_file": str(path)})
+        result = CliRunner().invoke(cli, ["--out", str(tmp_path / "m.parquet"), "--params", params])
+        assert result.exit_code == 2 and len(result.output.splitlines()) == 1
+        assert result.output.startswith("Error: index.splits_file: ") and message in result.output
 
 
 def test_help_through_the_space_command():

@@ -1,5 +1,6 @@
 """Every `space` command reports a bad params file the same way: one line on stderr naming the
-dotted key and what was expected, exit status 2, before any work or input check."""
+dotted key and what was expected, exit status 2, before any work or input check; the whole
+file is checked, also the sections the command does not read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli import COMMANDS, main
+from pipelines.cli import COMMANDS, PARAMS_CLASSES, main, params_class
+from space_data.params import SECTIONS
 
 # the smallest command line of each command (inputs need not be valid: params are read first;
 # animate's --image and --audio must exist for click, so _run makes them empty)
@@ -70,3 +72,61 @@ def test_bad_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
     assert result.exit_code == 2, result.output
     [line] = result.stderr.splitlines()
     assert line.startswith(f"Error: {message}"), line
+
+
+# a mistake in a section no command but one reads: every command reports it, before any work
+OTHERS = {
+    "filter.max_rotaton_deg": "filter:\n  max_rotaton_deg: 30\n",
+    "ray.cpus_per_actor": "ray:\n  cpus_per_actor: 0\n",
+    "train.s2l.hiden": "train:\n  s2l:\n    hiden: 3\n",
+    "index.train": "index:\n  train: 0.5\n",  # fractions that do not sum to 1
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("key", sorted(OTHERS))
+def test_every_command_checks_every_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, key: str
+) -> None:
+    result = _run(tmp_path, monkeypatch, command, OTHERS[key])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    section = key.split(".")[0]
+    assert line.startswith(f"Error: {section}"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "params.yaml", "speech.wav"]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_missing_params_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("face.png").touch()
+    Path("speech.wav").touch()
+    args = [command, *ARGS[command], "--params", "missing.yaml"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["Error: params file missing.yaml not found (--params)"]
+
+
+@pytest.mark.parametrize("command", ["pack", "extract", "synth"])
+def test_packed_audio_needs_stored_audio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    text = "extract:\n  audio:\n    store_flac: false\n"
+    result = _run(tmp_path, monkeypatch, command, text)  # pack.include_audio: true by default
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: pack.include_audio: true needs extract.audio.store_flac: true (records without "
+        "audio give shards without audio): in params.yaml set extract.audio.store_flac: true, "
+        "or pack.include_audio: false"
+    ]
+    result = _run(tmp_path, monkeypatch, command, text + "pack:\n  include_audio: false\nx: 1\n")
+    assert result.stderr.startswith("Error: x: unknown section")  # that pair passes
+
+
+def test_params_classes_name_every_section() -> None:
+    assert set(PARAMS_CLASSES) == set(SECTIONS)
+    assert {name: params_class(name).__name__ for name in PARAMS_CLASSES} == {
+        name: target.rpartition(":")[2] for name, target in PARAMS_CLASSES.items()
+    }

@@ -6,6 +6,7 @@ import dataclasses
 import random
 import re
 import unicodedata
+from collections import Counter
 
 import fsspec
 import pytest
@@ -17,6 +18,7 @@ from space_data.datasets import (
     CORPORA,
     DATASETS,
     CorporaConfig,
+    CorpusLayoutError,
     IndexConfig,
     assign_splits,
     probe_clips,
@@ -28,7 +30,14 @@ from space_data.datasets import (
 from space_data.datasets.hdtf import scan_hdtf
 from space_data.datasets.mead import scan_mead
 from space_data.datasets.ravdess import scan_ravdess
-from space_data.datasets.splits import split_counts
+from space_data.datasets.splits import (
+    balanced_table,
+    empty_splits,
+    read_split_table,
+    speaker_position,
+    split_counts,
+    write_split_table,
+)
 from space_data.datasets.voxceleb2 import scan_voxceleb2
 from space_data.testing.corpora import place, tiny_m4a, write_tiny_video
 
@@ -334,16 +343,128 @@ def test_splits_speaker_disjoint_and_deterministic(n, seed, train):
     assert assign_splits(out, config) == out  # assigning twice changes nothing
 
 
-def test_split_fractions_and_small_corpora():
+def _speaker_split(clips: list[Clip]) -> dict[tuple[str, str], str]:
+    return {(c.dataset, c.speaker): c.split for c in clips if c.usable}
+
+
+def test_hashed_fractions_hold_in_expectation():
+    out = _speaker_split(assign_splits(_clips("mead", 3000, per_speaker=1), IndexConfig()))
+    shares = {s: sum(v == s for v in out.values()) / len(out) for s in ("train", "val", "test")}
+    # binomial standard deviation at n = 3000 is under 0.008
+    assert shares == pytest.approx({"train": 0.8, "val": 0.1, "test": 0.1}, abs=0.03)
+    reseeded = _speaker_split(
+        assign_splits(_clips("mead", 3000, per_speaker=1), IndexConfig(seed=1))
+    )
+    assert reseeded != out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dataset=st.sampled_from(["mead", "voxceleb2"]),
+    before=st.sets(st.integers(0, 400), max_size=40),
+    after=st.sets(st.integers(0, 400), max_size=40),
+    pin=st.sets(st.integers(0, 400), max_size=10),
+)
+def test_growing_shrinking_or_renaming_moves_no_speaker(dataset, before, after, pin):
+    """The corpus changes from `before` to `after` speakers (some added, some removed, which is
+    also what renaming is): every speaker in both keeps its split, pinned ones too."""
+
+    def clips(speakers):
+        partition = "train" if dataset == "voxceleb2" else None
+        return [
+            Clip(f"{dataset}-s{s}-0", dataset, f"s{s:03d}", f"/x/{s}.mp4", split=partition)
+            for s in sorted(speakers)
+        ]
+
+    table = {(dataset, f"s{s:03d}"): "test" for s in pin}
+    old = _speaker_split(assign_splits(clips(before), IndexConfig(), table))
+    new = _speaker_split(assign_splits(clips(after), IndexConfig(), table))
+    assert {k: old[k] for k in old.keys() & new.keys()} == {
+        k: new[k] for k in old.keys() & new.keys()
+    }
+
+
+def test_pinned_table_wins_and_leaves_the_others_alone():
+    clips = _clips("mead", 30) + [
+        Clip("voxceleb2-t0", "voxceleb2", "id00001", "/x/t.mp4", split="test"),
+        Clip("voxceleb2-d0", "voxceleb2", "id00002", "/x/d.mp4", split="train"),
+    ]
+    hashed = _speaker_split(assign_splits(clips, IndexConfig()))
+    table = {
+        ("mead", "s000"): "test",
+        ("mead", "s001"): "val",
+        ("voxceleb2", "id00001"): "train",  # over the corpus partition too
+        ("mead", "gone"): "val",  # a speaker this corpus lacks: ignored
+    }
+    pinned = _speaker_split(assign_splits(clips, IndexConfig(), table))
+    assert {k: pinned[k] for k in table if k in pinned} == {
+        k: v for k, v in table.items() if k[1] != "gone"
+    }
+    assert {k: v for k, v in pinned.items() if k not in table} == {
+        k: v for k, v in hashed.items() if k not in table
+    }
+    assert hashed[("voxceleb2", "id00001")] == "test"
+
+
+def test_balanced_table_has_exact_fractions_and_keeps_pinned_rows(tmp_path):
     assert split_counts(100, (0.8, 0.1, 0.1)) == [80, 10, 10]
     assert split_counts(3, (0.8, 0.1, 0.1)) == [1, 1, 1]  # every split gets a speaker
     assert split_counts(2, (0.8, 0.1, 0.1)) == [2, 0, 0]
     assert split_counts(7, (1.0, 0.0, 0.0)) == [7, 0, 0]
-    out = assign_splits(_clips("ravdess", 24), IndexConfig())
-    speakers = {s: {c.speaker for c in out if c.split == s} for s in ("train", "val", "test")}
-    assert [len(speakers[s]) for s in ("train", "val", "test")] == [19, 3, 2]
-    reseeded = assign_splits(_clips("ravdess", 24), IndexConfig(seed=1))
-    assert [c.split for c in reseeded] != [c.split for c in out]
+    clips = _clips("ravdess", 24)
+    table = balanced_table(clips, IndexConfig())
+    assert sorted(Counter(table.values()).items()) == [("test", 2), ("train", 19), ("val", 3)]
+    # the order splits had before they were hashed: speakers by hash, cut train | val | test
+    order = sorted(table, key=lambda k: speaker_position(*k, 0))
+    assert [table[k] for k in order] == ["train"] * 19 + ["val"] * 3 + ["test"] * 2
+    small = balanced_table(_clips("mead", 3), IndexConfig())
+    assert sorted(small.values()) == ["test", "train", "val"]
+    # rows already pinned stay, absent speakers' rows included; the rest fill the shares
+    pinned = {("ravdess", "s000"): "test", ("ravdess", "s001"): "test", ("mead", "x"): "val"}
+    again = balanced_table(clips, IndexConfig(), pinned)
+    assert {k: again[k] for k in pinned} == pinned
+    ravdess = Counter(v for (d, _), v in again.items() if d == "ravdess")
+    assert ravdess == {"train": 19, "val": 3, "test": 2}
+    path = str(tmp_path / "splits.csv")
+    write_split_table(again, path)
+    assert read_split_table(path) == again
+    assert (tmp_path / "splits.csv").read_text().splitlines()[:2] == [
+        "dataset,speaker,split",
+        "mead,x,val",
+    ]
+    grown = clips + _clips("ravdess", 30)[len(clips) :]  # 6 speakers more, table unchanged
+    assert _speaker_split(assign_splits(grown, IndexConfig(), again)) == {
+        **_speaker_split(assign_splits(clips, IndexConfig(), again)),
+        **_speaker_split(assign_splits(grown[len(clips) :], IndexConfig())),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("speaker,split\n", "first line must be dataset,speaker,split"),
+        ("dataset,speaker,split\nmead,M003,holdout\n", "line 2: expected dataset,speaker,split"),
+        ("dataset,speaker,split\nmead,M003\n", "line 2"),
+        ("dataset,speaker,split\nmead,M003,val\nmead,M003,test\n", "line 3: mead/M003 pinned"),
+    ],
+)
+def test_malformed_split_table_names_the_line(tmp_path, text, message):
+    path = tmp_path / "splits.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_split_table(str(path))
+
+
+def test_empty_splits_are_reported_per_dataset():
+    clips = assign_splits(_clips("hdtf", 2) + _clips("mead", 200), IndexConfig())
+    table = {("hdtf", "s000"): "train", ("hdtf", "s001"): "train"}
+    clips = assign_splits(clips, IndexConfig(), table)
+    assert empty_splits(clips, IndexConfig()) == {"hdtf": ["val", "test"]}
+    # VoxCeleb2's dev speakers can only be train or val: no test partition is not "missing"
+    vox = [Clip("voxceleb2-a", "voxceleb2", "id00001", "/a.mp4", split="train")]
+    vox = assign_splits(vox, IndexConfig(), {("voxceleb2", "id00001"): "train"})
+    assert empty_splits(vox, IndexConfig()) == {"voxceleb2": ["val"]}
+    assert empty_splits(vox, IndexConfig(train=1.0, val=0.0, test=0.0)) == {}
 
 
 def test_voxceleb2_partition_kept_unless_configured():
@@ -428,6 +549,35 @@ def test_probe_fills_fps_and_records_bad_files(tmp_path, tiny):
 def test_missing_corpus_root_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"corpora\.mead"):
         scan_corpora(CorporaConfig(mead=str(tmp_path / "nope")))
+
+
+@pytest.mark.parametrize(
+    ("files", "found"),
+    [
+        ({}, "found no file at all"),
+        ({"README.txt": None}, r"found 1 files \(1 \.txt; e\.g\. README\.txt\)"),
+        # another corpus's tree: media files, none where MEAD puts them
+        (
+            {"Actor_01/01-01-03-01-01-01-01.mp4": None, "Actor_02/01-01-03-01-01-01-02.mp4": None},
+            r"found 2 files \(2 \.mp4; e\.g\. Actor_01/01-01-03-01-01-01-01\.mp4: not",
+        ),
+    ],
+)
+def test_root_without_a_file_of_its_layout_is_an_error(tmp_path, files, found):
+    root = place(files, tmp_path / "mead")
+    root.mkdir(exist_ok=True)
+    with pytest.raises(CorpusLayoutError) as error:
+        scan_corpora(CorporaConfig(mead=str(root)))
+    message = str(error.value)
+    assert message.startswith("corpus mead: no media file of its layout below")
+    assert CORPORA["mead"].layout in message and "\n" not in message
+    assert re.search(found, message), message
+
+
+def test_root_whose_files_are_all_rejected_but_in_layout_is_scanned(tmp_path):
+    root = place({"Actor_01/01-02-03-01-01-01-01.mp4": None}, tmp_path / "ravdess")  # a song
+    [clip] = scan_corpora(CorporaConfig(ravdess=str(root)))
+    assert clip.reason == "song"
 
 
 def test_manifest_round_trip(tmp_path):

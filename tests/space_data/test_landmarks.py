@@ -346,9 +346,10 @@ def test_fan_with_broken_weight_files_names_them(tmp_path, monkeypatch):
 @pytest.mark.realdata
 def test_points_follow_the_ibug_convention(realdata):
     """Against dlib's iBUG-300W-trained predictor on two clips the map was not fitted on (the
-    docs/record.md's numbers come from scripts/measure_geometry.py on all held-out frames): 2.2 % overall,
-    jaw 2.7 %. Without the jaw's contour marching (the surface map alone) the jaw measures 3.5 %;
-    the old one-vertex-per-point map 4.9 / 4.0 % overall, jaw ends 0.14 IOD too high."""
+    numbers of docs/record.md come from scripts/measure_geometry.py on all held-out frames): 2.2 %
+    overall, jaw 2.7 %. Without the jaw's contour marching (the surface map alone) the jaw
+    measures 3.5 %; the old one-vertex-per-point map 4.9 / 4.0 % overall, jaw ends 0.14 IOD too
+    high."""
     pytest.importorskip("dlib")
     from scripts.ibug_reference import collect, nme
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import math
 import tarfile
 
 import numpy as np
@@ -15,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from space_data.audio import read_flac
+from space_data.record import RECORD_PACKAGES, ClipStats, read_meta_json
+from space_data.shard_schema import SCHEMA_VERSION, MemberTypes
 from space_data.shards import (
     PackConfig,
     open_shards,
@@ -186,3 +190,53 @@ def test_every_sample_lands_once_in_order_within_limits(
             assert payload <= max_bytes
         seen += shard_keys
     assert seen == keys
+
+
+def test_meta_json_is_strict_json_with_null_for_unmeasured():
+    record = make_record("x")
+    record.stats.max_abs_yaw = float("nan")
+    raw = sample_members(record, PackConfig())["meta.json"]
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
+    stored = json.loads(raw, parse_constant=no_constant)
+    assert stored["stats"]["max_abs_yaw"] is None and stored["view"] is None
+    _, stats = read_meta_json(raw)
+    assert math.isnan(stats.max_abs_yaw) and stats.n_frames == 45
+
+
+def test_member_types_follow_every_sample_not_the_first():
+    types = MemberTypes()
+    for clip_id, n_frames, emotion in (("a", 40, None), ("b", 50, "sad")):
+        members = make_record(clip_id, n_frames=n_frames, emotion=emotion).shard_members()
+        types.add(members, json.loads(members["meta.json"]))
+    features = {f["name"]: f for f in types.features()}
+    assert features["lm3d.npy"]["dtype"] == {"array3_d": {"shape": [None, 68, 3],
+                                                          "dtype": "float32"}}  # fmt: skip
+    assert features["mfcc.npy"]["list"] == {"list": {"list": "float32"}}  # (3, T, 40): T varies
+    assert features["face.npy"]["list"] == "uint8"
+    assert (features["frame0.jpg"]["dtype"], features["audio.flac"]["dtype"]) == ("image", "binary")
+    meta = {f["name"]: f for f in features["meta.json"]["struct"]}
+    assert [f["name"] for f in features["meta.json"]["struct"]] == sorted(meta)
+    assert meta["emotion"] == {"name": "emotion", "dtype": "string"}  # null in the first sample
+    assert meta["intensity"]["dtype"] == "float64" and meta["crop_box"]["list"] == "int64"
+    assert meta["emotion_classifier"]["dtype"] == "null"  # null in every sample
+    assert {f["name"] for f in meta["versions"]["struct"]} == set(RECORD_PACKAGES)
+    stats = {f["name"]: f for f in meta["stats"]["struct"]}
+    assert stats["max_abs_yaw"]["dtype"] == "float64" and stats["truncated"]["dtype"] == "bool"
+    assert set(stats) == {f.name for f in dataclasses.fields(ClipStats)}
+    # one member, two dtypes: packing stops with the member's name
+    odd = make_record("c", n_frames=45).shard_members()
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((45, 68, 3), np.float64))
+    odd["lm3d.npy"] = buf.getvalue()
+    with pytest.raises(ValueError, match="lm3d.npy is float64"):
+        types.add(odd, json.loads(odd["meta.json"]))
+
+
+def test_index_records_the_schema_version(records, tmp_path):
+    config = PackConfig()
+    assert write_shards(samples(records, config), tmp_path, config)["schema_version"] == (
+        SCHEMA_VERSION
+    )

@@ -10,14 +10,20 @@ from click.testing import CliRunner
 
 from space_data import storage
 from space_data.clip import EMOTIONS
+from space_data.extract import ExtractConfig
 from space_data.media import probe
 from space_models.animate import (
+    IMAGE_FORMATS,
     AnimateError,
     blink_curve,
     cli,
     draw,
+    image_faces,
     insert_blinks,
     parse_emotion,
+    read_image,
+    source_face,
+    speech_warning,
 )
 from space_models.testing import EYES, FACE
 from space_models.train import train
@@ -165,3 +171,109 @@ def test_animate_renders_frames_with_a_random_weight_checkpoint(
         cli, [*args[:-1], str(tmp_path / "absent.pth.tar"), "--params", params]
     )
     assert missing.exit_code == 1 and "absent.pth.tar not found" in missing.output
+
+
+# --- input checks: unreadable images, no speech, several faces ------------------------------
+
+FORMAT_SUFFIXES = {
+    "JPEG": ".jpg",
+    "PNG": ".png",
+    "BMP": ".bmp",
+    "TIFF": ".tiff",
+    "WebP": ".webp",
+    "PPM": ".ppm",
+    "PFM": ".pfm",
+    "Sun raster": ".sr",
+    "Radiance HDR": ".hdr",
+}
+
+
+def test_the_listed_image_formats_are_read(tmp_path):
+    assert IMAGE_FORMATS.split(", ") == list(FORMAT_SUFFIXES)
+    image = np.full((16, 16, 3), 100, np.uint8)
+    for name, suffix in FORMAT_SUFFIXES.items():
+        path = tmp_path / f"face{suffix}"
+        data = image.astype(np.float32) / 255 if suffix in (".pfm", ".hdr") else image
+        assert cv2.imwrite(str(path), data), name
+        assert read_image(str(path)).shape == (16, 16, 3), name
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"GIF89a" + bytes(40), "unsupported format (GIF); supported: JPEG, PNG, BMP"),
+        (b"\x00\x00\x00\x18ftypheic" + bytes(20), "unsupported format (HEIC/AVIF"),
+        (b"hello, not an image", "unsupported format (a .jpg file); supported: JPEG"),
+        (b"", "the file is empty"),
+        (None, "the file is corrupt (its format is one OpenCV reads, but it does not decode)"),
+    ],
+)
+def test_an_unreadable_image_says_corrupt_or_unsupported(tmp_path, content, message):
+    path = tmp_path / "face.jpg"
+    if content is None:  # the first 200 bytes of a real JPEG
+        ok, jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3)))
+        content = jpeg.tobytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(AnimateError) as error:
+        read_image(str(path))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.realdata
+def test_speech_check_warns_on_silence_tone_and_noise(realdata):
+    speech, rate = soundfile.read(realdata / "audio" / "librispeech_read_16k.wav", dtype="float32")
+    assert rate == 16000
+    n = 5 * 30
+    t = np.arange(5 * rate) / rate
+    assert speech_warning(speech[: 5 * rate], n, 0.2) is None
+    for audio in (
+        np.zeros(5 * rate, np.float32),
+        (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+        np.random.default_rng(0).normal(0, 0.1, 5 * rate).astype(np.float32),
+    ):
+        message = speech_warning(audio, n, 0.2)
+        assert message is not None and "no_speech filter" in message and "\n" not in message
+
+
+def _group_photo(realdata) -> np.ndarray:
+    """Four real portraits side by side, the third (the woman) the largest."""
+    names = ("portrait_frontal_man_suit.png", "portrait_frontal_man_headset.png",
+             "portrait_frontal_woman.jpg", "portrait_bw_2048.jpg")  # fmt: skip
+    sizes = (200, 220, 320, 240)
+    tiles = []
+    for name, size in zip(names, sizes, strict=True):
+        rgb = read_image(str(realdata / "images" / name))
+        tile = np.full((320, size, 3), 255, np.uint8)
+        tile[:size] = cv2.resize(rgb, (size, size))
+        tiles.append(tile)
+    return np.ascontiguousarray(np.concatenate(tiles, axis=1))
+
+
+@pytest.mark.realdata
+def test_faces_are_counted_and_the_largest_used(realdata):
+    group = _group_photo(realdata)
+    faces = image_faces(group)
+    assert len(faces) == 4
+    largest = faces[0]
+    assert 420 < (largest.x0 + largest.x1) / 2 < 740  # the third tile
+    src = source_face(group, ExtractConfig(), largest)
+    x = src["lm68"][:, 0]
+    assert largest.x0 - 20 < x.min() and x.max() < largest.x1 + 20  # image pixels, that face
+    single = read_image(str(realdata / "images" / "portrait_frontal_woman.jpg"))
+    assert len(image_faces(single)) == 1
+
+
+@pytest.mark.realdata
+def test_animate_warns_in_one_line_each_before_loading_models(realdata, tmp_path):
+    image, audio = tmp_path / "group.png", tmp_path / "tone.wav"
+    cv2.imwrite(str(image), cv2.cvtColor(_group_photo(realdata), cv2.COLOR_RGB2BGR))
+    t = np.arange(16000 * 2) / 16000
+    soundfile.write(audio, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    params = _params(tmp_path / "params.yaml", tmp_path / "none")
+    args = ["--image", str(image), "--audio", str(audio), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, [*args, "--params", params])
+    assert result.exit_code == 1  # no checkpoint: the warnings came first
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("animate: warning: the audio has speech in 0% of its frames")
+    assert warnings[1] == "animate: warning: 4 faces in the image; the largest is animated"
