@@ -15,7 +15,10 @@ Three measurements, one process, models warm (each measured pass follows a warm-
 3. `--hd`: the extractor on a 1920×1080 clip (MEAD's frame size) made from realdata's 512²
    frontal talking clip (scaled up to 1080², bicubic, in the middle of a black frame), time
    per stage: what the small sample corpus cannot show (decoding and crop sizes of HD video);
-4. keypoints: the extractor again on a few clips with a face-vid2vid checkpoint saved from
+4. `--memory CASE` (or `all`): only the peak resident memory of one clip's extraction, each
+   input of MEMORY_CASES in its own process (a 10-minute 1080p talking clip, an 8K frame, a
+   2-hour audio track under 2 s of video, ...), beside `clip_memory.estimate` for it;
+5. keypoints: the extractor again on a few clips with a face-vid2vid checkpoint saved from
    space_data.keypoints' own freshly initialised modules — RANDOM WEIGHTS, a timing of the
    network cost only, never features.
 
@@ -28,23 +31,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import click
 import cv2
 import numpy as np
 import torch
 
+from space_data import clip_memory
 from space_data.clip import Clip
+from space_data.clip_memory import ClipSize
 from space_data.datasets import sample_clips, whole_frames
-from space_data.extract import ClipExtractor, ExtractConfig
+from space_data.extract import ClipExtractor, ExtractConfig, _audio_seconds
 from space_data.face import crop_and_resize
 from space_data.hands import HandDetector, HandSampler
 from space_data.keypoints import KeypointsConfig
 from space_data.landmarks import make_landmarker
-from space_data.media import decode_audio, decode_video, probe, write_video
+from space_data.media import MediaFile, decode_audio, decode_video, probe, write_audio, write_video
 from space_data.params import load_section
 from space_data.testing.faces import realdata_root
 from space_data.testing.keypoints import random_checkpoint
@@ -250,6 +259,131 @@ def table(label: str, run: dict) -> list[str]:
     return lines
 
 
+# --- memory per clip (--memory) -----------------------------------------------------------------
+
+MEMORY_CASES = {  # name → (width, height, video seconds, audio seconds)
+    "sample 512x512, 10 s": (512, 512, 10.0, 10.0),
+    "talking 1920x1080, 1 min": (1920, 1080, 60.0, 60.0),
+    "talking 1920x1080, 10 min": (1920, 1080, 600.0, 600.0),
+    "8K frame 7680x4320, 1 s": (7680, 4320, 1.0, 1.0),
+    "2-hour audio, 2 s of 512x512 video": (512, 512, 2.0, 7200.0),
+}
+"""Inputs of the memory table, made from realdata's HD_SOURCE (a face centred on black)."""
+SEGMENT_S = 10.0
+"""Long inputs repeat an encoded segment this long (packets copied, time stamps shifted)."""
+
+
+def memory_input(folder: Path, width: int, height: int, video_s: float, audio_s: float) -> Clip:
+    """A MEAD-style clip: HD_SOURCE's face scaled to the frame's height, centred, its audio;
+    `video_s` / `audio_s` seconds made by repeating one encoded segment (fast at any length)."""
+    source = realdata_root() / HD_SOURCE
+    frames, _, _ = decode_video(str(source))
+    fps = probe(str(source)).fps
+    audio = decode_audio(str(source))
+    side = min(height, width)
+
+    def framed(rgb: np.ndarray) -> np.ndarray:
+        canvas = np.zeros((height, width, 3), np.uint8)
+        x0 = (width - side) // 2
+        canvas[(height - side) // 2 :][:side, x0 : x0 + side] = cv2.resize(
+            rgb, (side, side), interpolation=cv2.INTER_CUBIC
+        )
+        return canvas
+
+    seg_s = min(SEGMENT_S, video_s)
+    n = round(seg_s * fps)
+    segment = folder / f"segment-{width}x{height}.mp4"
+    write_video(str(segment), (framed(frames[i % len(frames)]) for i in range(n)), fps,
+                np.resize(audio, round(seg_s * 16000)))  # fmt: skip
+    sound = folder / "sound.m4a"
+    write_audio(str(sound), np.resize(audio, round(SEGMENT_S * 16000)))
+    path = folder / f"memory-{width}x{height}-{video_s:g}s-{audio_s:g}s.mp4"
+    audio_source, audio_seg = (segment, seg_s) if audio_s <= video_s else (sound, SEGMENT_S)
+    with (
+        av.open(str(path), "w") as out,
+        av.open(str(segment)) as video_in,
+        av.open(str(audio_source)) as audio_in,
+    ):
+        parts = [
+            (video_in, video_in.streams.video[0], round(video_s / seg_s)),
+            (audio_in, audio_in.streams.audio[0], round(audio_s / audio_seg)),
+        ]
+        targets = [out.add_stream_from_template(stream) for _, stream, _ in parts]
+        for (source, stream, times), target in zip(parts, targets, strict=True):
+            _repeat(out, source, stream, target, times)
+    return Clip(clip_id=path.stem, dataset="mead", speaker="memory", path=str(path))
+
+
+def _repeat(out, source, stream, target, times: int) -> None:
+    """Mux `times` copies of `stream`'s packets into `out` as `target`, end to end."""
+    packets = [p for p in source.demux(stream) if p.dts is not None]
+    first = min(p.pts for p in packets)
+    span = max(p.pts + p.duration for p in packets) - first
+    for k in range(times):
+        for p in packets:
+            if k:
+                p.pts, p.dts = p.pts + span, p.dts + span
+            p.stream = target
+            out.mux(p)
+
+
+def peak_of_one(config: ExtractConfig, clip: Clip, warm: Clip) -> dict:
+    """In this process: the extractor warmed on `warm`, then `clip`; resident memory (MiB)."""
+    import resource
+
+    extractor = ClipExtractor(config)
+    extractor(warm)
+    rss = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+    warm_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    record = extractor(clip)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "warm_mib": rss / 2**20,
+        "warm_peak_mib": warm_peak / 2**20,
+        "peak_mib": peak / 2**20,
+        "growth_mib": (peak - rss) / 2**20,
+        "seconds": time.perf_counter() - t0,
+        "status": record.reason or "ok",
+    }
+
+
+def memory_table(config: ExtractConfig, params_path: str, cases: list[str]) -> Iterator[str]:
+    """Each case in a fresh process (peak RSS only grows): the measured peak, its growth over
+    the warm extractor, and `clip_memory.estimate`, which must not be lower."""
+    yield f"{'input':36s} {'peak MiB':>9s} {'growth':>7s} {'estimate':>9s} {'s':>6s}  status"
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = memory_input(Path(tmp), 256, 256, 1.0, 1.0)
+        for name in cases:
+            width, height, video_s, audio_s = MEMORY_CASES[name]
+            clip = memory_input(Path(tmp), width, height, video_s, audio_s)
+            with MediaFile(clip.path) as media:
+                info = media.info
+                size = ClipSize(info.width, info.height, info.n_frames, info.duration,
+                                _audio_seconds(media.container))  # fmt: skip
+            need = clip_memory.estimate(size, config.batch_size, config.buffer_mb * 2**20, False)
+            script = (
+                "import json, sys; from benchmarks.extract import *; "
+                "from space_data.params import load_section; "
+                f"c = load_section('extract', ExtractConfig, {params_path!r}); "
+                f"c = dataclasses.replace(c, max_clip_mb=1 << 20); "
+                f"print(json.dumps(peak_of_one(c, Clip(**{dataclasses.asdict(clip)!r}), "
+                f"Clip(**{dataclasses.asdict(warm)!r}))))"
+            )
+            done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                  cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+            if done.returncode != 0:
+                yield f"{name:36s} failed: {done.stderr.strip().splitlines()[-1:]}"
+                continue
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            yield (
+                f"{name:36s} {got['peak_mib']:9.0f} {got['growth_mib']:7.0f} "
+                f"{need / 2**20:9.0f} {got['seconds']:6.1f}  {got['status']}"
+                + ("" if need >= got["growth_mib"] * 2**20 else "  ESTIMATE TOO LOW")
+            )
+            Path(clip.path).unlink()
+
+
 @click.command()
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=Path("sample"))
 @click.option("--params", "params_path", type=click.Path(dir_okay=False), default="params.yaml")
@@ -260,12 +394,22 @@ def table(label: str, run: dict) -> list[str]:
               help="Also compare the hand-detection variants (HAND_VARIANTS).")  # fmt: skip
 @click.option("--hd/--no-hd", default=True, show_default=True,
               help="Also time a 1920×1080 clip made from realdata (skipped without).")  # fmt: skip
+@click.option("--memory", "memory_cases", multiple=True,
+              type=click.Choice([*MEMORY_CASES, "all"]),
+              help="Only the peak-RSS table of these inputs (each its own process).")  # fmt: skip
 def main(
     corpus: Path, params_path: str, keypoint_clips: int, repeats: int, compare_hands: bool,
-    hd: bool,
+    hd: bool, memory_cases: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Benchmark per-clip extraction on the sample corpus and print a table."""
     config: ExtractConfig = load_section("extract", ExtractConfig, params_path)
+    if memory_cases:
+        if not (realdata_root() / HD_SOURCE).is_file():
+            raise click.ClickException(f"{realdata_root() / HD_SOURCE} is absent")
+        cases = list(MEMORY_CASES) if "all" in memory_cases else list(memory_cases)
+        for line in memory_table(config, params_path, cases):
+            click.echo(line)
+        return
     clips = corpus_clips(corpus)
     torch.set_num_threads(1)
     click.echo(

@@ -83,16 +83,17 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """Run the subcommand; object-storage access errors (no credentials, endpoint
-        unreachable, missing bucket or driver) end with one line naming what is missing and
-        exit status 2, not a traceback."""
+        unreachable, missing bucket or driver, transient errors that outlasted the retries) and
+        a full disk end with one line naming what is missing and exit status 2, not a
+        traceback."""
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:
-            from space_data.storage import access_problem
+            from space_data.storage import access_problem, disk_full
 
-            problem = access_problem(e)
+            problem = disk_full(e) or access_problem(e)
             if problem is None:
                 raise
             click.echo(f"Error: {problem}", err=True)

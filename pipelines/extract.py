@@ -165,6 +165,9 @@ class JobSummary:
     """Worker PID → its peak RSS, bytes (each process that ran a unit)."""
     busy_seconds: float = 0.0
     """Seconds workers spent in units (model creation included), summed over units."""
+    storage_retries: int = 0
+    """Object-storage requests retried (`space_data.storage.retries`): by the driver, and by
+    the workers in the units they finished."""
     seconds: float = 0.0
 
     @property
@@ -179,7 +182,7 @@ class JobSummary:
             f"{self.clips_reused} reused, "
             f"{len(self.worker_died_clips)} {WORKER_DIED}), skipped {self.units_skipped}; "
             f"{len(self.deaths)} worker deaths{f' ({causes})' if causes else ''}, "
-            f"{self.retries} retries; "
+            f"{self.retries} retries; {self.storage_retries} storage retries; "
             f"{self.seconds:.1f} s → {storage.join(out, CLIPS_TABLE)}"
         )
 
@@ -219,6 +222,7 @@ class _Finished:
     pid: int
     peak_rss: int
     seconds: float
+    storage_retries: int
 
 
 _EXTRACTORS: dict[str, ClipExtractor] = {}  # per worker process: its models serve every unit
@@ -226,7 +230,7 @@ _EXTRACTORS: dict[str, ClipExtractor] = {}  # per worker process: its models ser
 
 def extract_unit(job: _Job, unit: Unit, attempt: str):
     """Run one unit in a worker process as `attempt`; yields its node id, then `_Finished`."""
-    t0 = time.perf_counter()
+    t0, retried = time.perf_counter(), storage.retries()
     if job.params_hash not in _EXTRACTORS:
         _EXTRACTORS.clear()
         _EXTRACTORS[job.params_hash] = ClipExtractor(job.config)
@@ -254,7 +258,8 @@ def extract_unit(job: _Job, unit: Unit, attempt: str):
             computed, frames = computed + 1, frames + features.stats.decoded_frames
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     seconds = time.perf_counter() - t0
-    yield _Finished(rows, computed, frames, settled, opened.deaths, pid, rss, seconds)
+    yield _Finished(rows, computed, frames, settled, opened.deaths, pid, rss, seconds,
+                    storage.retries() - retried)  # fmt: skip
 
 
 def _worker_died(clip: Clip, earlier: list[Death], job: _Job) -> ClipFeatures:
@@ -280,7 +285,7 @@ def run_extract(
     (in the main thread), after cancelling the tasks and, when this call started a local Ray,
     shutting it down.
     """
-    t0 = time.perf_counter()
+    t0, retried = time.perf_counter(), storage.retries()
     features_dir = str(features_dir)  # a local path or a URL, never turned into the other
     params_hash = extraction_hash(extract_config)
     units = plan_units(clips, ray_config.clips_per_unit)
@@ -310,6 +315,7 @@ def run_extract(
             if started:
                 ray.shutdown()
     write_clips_table(features_dir, units, params_hash, committed_markers(features_dir))
+    summary.storage_retries += storage.retries() - retried
     summary.seconds = time.perf_counter() - t0
     record = {**asdict(summary), "deaths_by_cause": summary.deaths_by_cause}
     storage.write_text(storage.join(features_dir, SUMMARY), json.dumps(record, indent=1))
@@ -425,6 +431,7 @@ def _commit(job: _Job, unit: Unit, result: _Finished, summary: JobSummary) -> No
     summary.deaths.update({d.attempt: d.cause for d in result.deaths})
     summary.peak_rss[result.pid] = max(result.peak_rss, summary.peak_rss.get(result.pid, 0))
     summary.busy_seconds += result.seconds
+    summary.storage_retries += result.storage_retries
 
 
 def _start_failures(unit: Unit, cause: str, config: RayConfig) -> str:

@@ -255,13 +255,8 @@ class Journal:
             storage.write_text(storage.join(self.path, f"{self._next:020d}-{tag}.json"), line)
             self._next += 1
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # leading newline: an entry torn by a killed writer never swallows the next one
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, ("\n" + line).encode())
-        finally:
-            os.close(fd)
+        storage.append_local(self.path, ("\n" + line).encode())
 
     def read(self) -> list[dict]:
         """The entries in the unit's order (torn ones skipped)."""

@@ -32,8 +32,9 @@ Steps (paper Sec. 3.1 and Appendix B):
    optional FLAC, face-vid2vid keypoints when a checkpoint is configured, `frame0` JPEG, meta.
 
 A clip that cannot be processed gives `status="error"` with `reason = "<code>: <detail>"`
-(codes: the `space_data.media` REASONS, `no_face` when no frame has a face, `extract_failed`
-for anything unexpected); it never raises. Truncated files keep what decoded (`stats.truncated`).
+(codes: the `space_data.media` REASONS, `too_large` when the clip's estimated memory is above
+`max_clip_mb`, `no_face` when no frame has a face, `extract_failed` for anything unexpected);
+it never raises. Truncated files keep what decoded (`stats.truncated`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import av
@@ -51,10 +52,11 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from space_data import audio as audio_features
-from space_data import storage
+from space_data import clip_memory, storage
 from space_data.audio import AudioConfig
 from space_data.av_offset import estimate_offset
 from space_data.clip import EMOTIONS, Clip
+from space_data.clip_memory import ClipSize
 from space_data.config import config_hash, require_at_least_one, to_mapping
 from space_data.datasets import whole_frames
 from space_data.emotion import EmotionClassifier, EmotionConfig, face_crop
@@ -70,7 +72,7 @@ from space_data.frames import FrameModel
 from space_data.hands import HAND_VIEW_SIDE, HandDetector, HandSampler, face_box, hand_view
 from space_data.keypoints import KeypointExtractor, KeypointsConfig, keypoint_input
 from space_data.landmarks import Landmarker, LandmarksConfig, make_landmarker
-from space_data.media import MediaError, MediaFile, VideoReader, decode_audio
+from space_data.media import MediaError, MediaFile, VideoReader
 from space_data.pose import estimate_pose, frontalize
 from space_data.record import RECORD_VERSION, SAMPLE_RATE, ClipFeatures, ClipMeta
 from space_data.stats import colour_histogram, compute_stats
@@ -78,6 +80,9 @@ from space_data.sync_estimate import AvSyncConfig, SyncEstimate
 from space_data.syncnet import SyncNetClip, SyncNetEstimator, SyncNetResult, face_input
 from space_data.timeline import resample_flags, resample_track, timeline_length
 from space_data.vad import SpeechDetector
+
+AUDIO_CONTEXT_S = 60
+"""Seconds of audio past the video's end that speech detection and the A/V offset still read."""
 
 
 @dataclass
@@ -119,6 +124,10 @@ class ExtractConfig:
     `space_data.frames`): a torch model runs each batch as one forward pass."""
     require_audio: bool = True
     """A clip without audio is an error (`no_audio`); False extracts its geometry alone."""
+    max_clip_mb: int = 3072
+    """Memory bound of one clip's extraction above the worker's models, MiB: a clip whose
+    estimate from its header (`space_data.clip_memory`) exceeds it is recorded `too_large`
+    with the numbers, before anything is decoded."""
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
     """Landmark backend (`extract.landmarks`)."""
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -137,8 +146,8 @@ class ExtractConfig:
             raise ValueError(f"buffer_mb must be >= 0, not {self.buffer_mb}")
         require_at_least_one(
             self,
-            ("crop_size", "hands_every", "hands_idle_every", "detect_every", "detect_max_side",
-             "batch_size"),
+            ("crop_size", "max_clip_mb", "hands_every", "hands_idle_every", "detect_every",
+             "detect_max_side", "batch_size"),
         )  # fmt: skip
         if self.hands_idle_every < self.hands_every:
             raise ValueError(
@@ -298,9 +307,13 @@ class ClipExtractor:
 
     def _extract(self, clip: Clip, media: MediaFile, meta: ClipMeta) -> ClipFeatures:
         cfg = self.config
-        with self._timed("decode"):
+        with self._timed("decode"), ExitStack() as files:
             info = media.info
-            audio = self._audio(clip, media)
+            separate = None  # a separate audio file (MEAD .m4a, CREMA-D .wav), opened once
+            if clip.audio_path is not None:
+                separate = files.enter_context(MediaFile(clip.audio_path))
+            self._check_memory(clip, media, separate)
+            audio = self._audio(media, separate)
         self._sync_clip = None
         if self._syncnet is not None and audio is not None:
             with self._timed("av_offset"):
@@ -349,13 +362,18 @@ class ClipExtractor:
                 "hands": hands,
                 "emotion_pred": emotion_pred,
             }
+        heard = None
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
+            # audio long past the video feeds no timeline frame: the speech detector (causal)
+            # and the offset's band filter see the video's span plus AUDIO_CONTEXT_S, so an
+            # hour of audio under a short video costs neither time nor memory there
+            heard = audio[: audio_features.timeline_samples(n) + AUDIO_CONTEXT_S * SAMPLE_RATE]
             with self._timed("speech"):
-                arrays["speech"] = self._speech(audio, n)
+                arrays["speech"] = self._speech(heard, n)
         with self._timed("av_offset"):
-            av_sync = self._av_sync(lm3d, scale, audio, arrays.get("speech"), duration)
+            av_sync = self._av_sync(lm3d, scale, heard, arrays.get("speech"), duration)
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -390,6 +408,17 @@ class ClipExtractor:
             flac = audio_features.flac_bytes(audio_features.fit_length(audio, n_samples))
         return ClipFeatures(meta, stats=stats, arrays=arrays, frame0=tracks.frame0, audio=flac)
 
+    def _check_memory(self, clip: Clip, media: MediaFile, separate: MediaFile | None) -> None:
+        """Raise `too_large` when the clip's estimated memory is above `max_clip_mb`."""
+        cfg, info = self.config, media.info
+        audio_s = _audio_seconds((separate or media).container)
+        size = ClipSize(info.width, info.height, info.n_frames, info.duration, audio_s)
+        whole = whole_frames(clip.dataset)
+        need = clip_memory.estimate(size, cfg.batch_size, cfg.buffer_mb * 2**20, whole)
+        detail = clip_memory.too_large(size, need, cfg.max_clip_mb * 2**20)
+        if detail is not None:
+            raise ClipError("too_large", f"{clip.path}: {detail}")
+
     def _av_sync(self, lm3d: np.ndarray, scale: np.ndarray, audio: np.ndarray | None,
                  speech: np.ndarray | None, duration: float) -> SyncEstimate:  # fmt: skip
         """The clip's offset from the configured backend: SyncNet's stream, fed during the
@@ -403,14 +432,14 @@ class ClipExtractor:
             return result.estimate() if isinstance(result, SyncNetResult) else result
         return estimate_offset(lm3d, scale, audio, speech)
 
-    def _audio(self, clip: Clip, media: MediaFile) -> np.ndarray | None:
-        """(S,) float32 16 kHz mono from the clip's open container or its separate audio file,
-        or None when the clip has none and audio is optional."""
+    def _audio(self, media: MediaFile, separate: MediaFile | None) -> np.ndarray | None:
+        """(S,) float32 16 kHz mono from the clip's open container or its open separate audio
+        file, or None when the clip has none and audio is optional."""
         try:
-            if clip.audio_path is not None:
-                return decode_audio(clip.audio_path, SAMPLE_RATE)
+            if separate is not None:
+                return separate.audio(SAMPLE_RATE)
             if not media.info.has_audio:
-                raise MediaError("no_audio", f"{clip.path} has no audio stream")
+                raise MediaError("no_audio", f"{media.path} has no audio stream")
             return media.audio(SAMPLE_RATE)
         except MediaError as e:
             if e.reason != "no_audio" or self.config.require_audio:
@@ -609,6 +638,17 @@ def _timed_iter(items: Iterable, timings: dict[str, float], stage: str):
         if item is None:
             return
         yield item
+
+
+def _audio_seconds(container: av.container.InputContainer) -> float:
+    """Declared duration of the first audio stream (the container's when the stream has
+    none), seconds; 0 without audio."""
+    if not container.streams.audio:
+        return 0.0
+    stream = container.streams.audio[0]
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
 
 
 def _decoded_duration(times: np.ndarray, fps: float) -> float:

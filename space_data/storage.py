@@ -14,15 +14,33 @@ come from the standard variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 `AWS_ENDPOINT_URL`, `AWS_DEFAULT_REGION`) or an fsspec config (`~/.config/fsspec/*.json`,
 `FSSPEC_S3_*`). `access_problem` turns the errors of a missing credential, an unreachable
 endpoint or a missing driver into one line naming what is missing.
+
+Transient object-storage errors (HTTP 500, 502, 503 `SlowDown`, 504, a connection reset or
+refused, a read timeout) are retried by botocore in its `standard` mode (`AWS_RETRY_MODE`): up
+to `max_attempts()` attempts per request (`AWS_MAX_ATTEMPTS`, default 10), truncated
+exponential backoff with full jitter (a random wait below 2^attempt s, at most 20 s); an answer
+that stalls for `SPACE_STORAGE_READ_TIMEOUT_S` seconds (default 15) fails its attempt. Each
+retry is logged (one warning: the operation, what failed, the attempt) and counted
+(`retries()`, per process). Not counted: aiohttp resends an idempotent request once by itself
+when a reused connection was reset, and s3fs repeats a call that still failed (or whose
+download broke mid-body) up to 5 times. Errors that retrying cannot fix (403, a missing bucket
+or key) are not retried; `access_problem` makes them, and transient errors that outlasted every
+attempt, one line.
+
+A local write that finds the disk full (ENOSPC, EDQUOT, or EFBIG past a file-size limit) raises
+`DiskFull`, whose message names the file and the bytes it needs; no partial file is left.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import logging
 import os
 import posixpath
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO
@@ -37,8 +55,101 @@ def is_remote(path: str) -> bool:
 
 
 def _fs(path: str) -> tuple[AbstractFileSystem, str]:
-    fs, stripped = fsspec.core.url_to_fs(str(path))
+    path = str(path)
+    options = _s3_options() if path.startswith(("s3://", "s3a://")) else {}
+    fs, stripped = fsspec.core.url_to_fs(path, **options)
     return fs, stripped
+
+
+# --- object storage: retried requests ----------------------------------------------------------
+
+_log = logging.getLogger(__name__)
+DEFAULT_MAX_ATTEMPTS = 10
+"""Attempts per object-storage request (the first one and 9 retries) unless the standard
+variable `AWS_MAX_ATTEMPTS` says otherwise."""
+DEFAULT_READ_TIMEOUT_S = 15
+"""Seconds an object-storage answer may stall before the attempt fails (and is retried) unless
+`SPACE_STORAGE_READ_TIMEOUT_S` says otherwise (s3fs's own default)."""
+_retried = 0
+"""Retries counted in this process (`retries()`)."""
+_retried_lock = threading.Lock()
+_session = None
+"""The aiobotocore session every s3fs instance of this process uses (its hooks count)."""
+
+
+def max_attempts() -> int:
+    """Attempts per object-storage request: `AWS_MAX_ATTEMPTS`, default 10."""
+    return _positive_int("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+
+
+def _positive_int(variable: str, default: int) -> int:
+    value = os.environ.get(variable, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{variable} must be an integer >= 1, not {value!r}")
+    return int(value)
+
+
+def retries() -> int:
+    """Object-storage requests this process has retried so far (every retry of every request)."""
+    return _retried
+
+
+def _s3_options() -> dict:
+    """s3fs options: botocore's retry mode (`AWS_RETRY_MODE`, default `standard`) with
+    `max_attempts()` attempts, the read timeout, and one shared session whose event hooks log
+    and count the retries."""
+    global _session
+    if _session is None:
+        from aiobotocore.session import AioSession
+
+        session = AioSession()
+        session.register("needs-retry.s3", _remember_failure)
+        session.register("request-created.s3", _count_retry)
+        _session = session
+    return {
+        "session": _session,
+        "config_kwargs": {
+            "read_timeout": _positive_int("SPACE_STORAGE_READ_TIMEOUT_S", DEFAULT_READ_TIMEOUT_S),
+            "retries": {
+                "mode": os.environ.get("AWS_RETRY_MODE", "standard"),
+                "total_max_attempts": max_attempts(),
+            },
+        },
+    }
+
+
+def _remember_failure(request_dict=None, response=None, caught_exception=None, **_) -> None:
+    """botocore hook after each attempt: keep what went wrong, for the retry's log line."""
+    if request_dict is None:
+        return
+    if caught_exception is not None:
+        what = f"{type(caught_exception).__name__}: {caught_exception}"
+    elif response is not None:
+        status = response[0].status_code
+        code = (response[1] or {}).get("Error", {}).get("Code", "")
+        what = f"HTTP {status} {code}".strip()
+    else:
+        return
+    request_dict["context"]["space_failure"] = what.splitlines()[0][:200]
+
+
+def _count_retry(request=None, operation_name: str = "", **_) -> None:
+    """botocore hook on each request it builds: attempt 2 and later are retries."""
+    context = getattr(request, "context", None) or {}
+    attempt = context.get("retries", {}).get("attempt", 1)
+    if attempt < 2:
+        return
+    global _retried
+    with _retried_lock:
+        _retried += 1
+    _log.warning(
+        "object storage: %s %s failed (%s); retry %d of %d",
+        operation_name,
+        getattr(request, "url", "").split("?")[0],
+        context.get("space_failure", "an error"),
+        attempt - 1,
+        max_attempts() - 1,
+    )
 
 
 def _outward(fs: AbstractFileSystem, path: str, remote: bool) -> str:
@@ -84,7 +195,24 @@ def _kind(path: str) -> str | None:
     try:
         return fs.info(stripped)["type"]
     except FileNotFoundError:
+        if is_remote(path):
+            _require_bucket(fs, stripped)
         return None
+
+
+_buckets: set[str] = set()
+"""Buckets this process has seen exist."""
+
+
+def _require_bucket(fs: AbstractFileSystem, stripped: str) -> None:
+    """Raise when the bucket of `stripped` does not exist (checked once per bucket): an object
+    store answers a missing bucket's objects with a bare 404, which would read as "no file"."""
+    bucket = stripped.split("/", 1)[0]
+    if bucket in _buckets:
+        return
+    if not fs.exists(bucket):
+        raise FileNotFoundError(f"NoSuchBucket: the bucket {bucket} does not exist")
+    _buckets.add(bucket)
 
 
 def exists(path: str) -> bool:
@@ -204,15 +332,36 @@ def write_bytes(path: str, data: bytes) -> None:
         fs.pipe_file(stripped, data)
         return
     local = path.removeprefix("file://")
-    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
     tmp = f"{local}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, local)
+    try:
+        with _disk_space(local, tmp, len(data)):
+            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, local)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode())
+
+
+def append_local(path: str, data: bytes) -> None:
+    """Append `data` to a local file (created when absent) in ONE `write` on an O_APPEND
+    descriptor, so a writer killed mid-call leaves the whole of `data` or none of it (beyond a
+    torn tail the reader skips). Local paths only: object storage has no append."""
+    if is_remote(path):
+        raise ValueError(f"{path}: object storage has no append")
+    local = path.removeprefix("file://")
+    with _disk_space(local, local, len(data)):
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+        fd = os.open(local, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
 
 
 @contextmanager
@@ -222,11 +371,12 @@ def writing(path: str, suffix: str = "") -> Iterator[str]:
     whole (renamed locally, uploaded in one piece remotely); on error nothing appears."""
     if not is_remote(path):
         local = path.removeprefix("file://")
-        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
         tmp = f"{local}.tmp{os.getpid()}{suffix}"
         try:
-            yield tmp
-            os.replace(tmp, local)
+            with _disk_space(local, tmp):
+                os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+                yield tmp
+                os.replace(tmp, local)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -236,6 +386,82 @@ def writing(path: str, suffix: str = "") -> Iterator[str]:
         yield tmp
         fs, stripped = _fs(path)
         fs.put_file(tmp, stripped)
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFull(OSError):
+    """A local write found no space (ENOSPC, EDQUOT) or hit the file-size limit (EFBIG); the
+    message (`strerror`) is one line naming the file, the bytes it needs and the bytes free."""
+
+
+@contextmanager
+def _disk_space(path: str, tmp: str, size: int | None = None) -> Iterator[None]:
+    """Turn a full disk met while writing `path` (through the file `tmp`; `size` bytes when
+    known) into `DiskFull`."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, DiskFull) or e.errno not in _NO_SPACE:
+            raise
+        if size is not None:
+            need = _bytes(size)
+        else:  # a streaming writer: what it got down is a lower bound
+            try:
+                need = f"more than {_bytes(os.path.getsize(tmp))}"
+            except OSError:
+                need = "an unknown number of bytes"
+        folder = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        free = shutil.disk_usage(folder).free
+        what = "the file-size limit (ulimit -f)" if e.errno == errno.EFBIG else "no space left"
+        raise DiskFull(
+            e.errno,
+            f"{what} writing {path}: it needs {need}, {_bytes(free)} free on the device of "
+            f"{folder}; free some space and run the same command again (committed work is kept)",
+            path,
+        ) from e
+
+
+def _bytes(n: int) -> str:
+    return f"{n} bytes" if n < 2**20 else f"{n / 2**20:.1f} MiB ({n} bytes)"
+
+
+def disk_full(error: BaseException) -> str | None:
+    """The one-line message of a full disk among `error` and its causes (a `DiskFull`, or any
+    OSError with ENOSPC / EDQUOT / EFBIG, e.g. from a library writing by itself), else None."""
+    for e in _chain(error):
+        if isinstance(e, DiskFull) and e.strerror:
+            return e.strerror
+    for e in _chain(error):
+        if isinstance(e, OSError) and e.errno in _NO_SPACE:
+            where = f" writing {e.filename}" if e.filename else ""
+            return (
+                f"no space left on device{where} ({os.strerror(e.errno)}); free some space and "
+                "run the same command again (committed work is kept)"
+            )
+    return None
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then its causes (`__cause__`, `__context__`, and Ray's `cause` of a task error)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend(
+            c
+            for c in (getattr(e, "cause", None), e.__cause__, e.__context__)
+            if isinstance(c, BaseException)
+        )
 
 
 @contextmanager
@@ -368,24 +594,43 @@ _MISSING_CREDENTIALS = (
 
 def access_problem(error: BaseException) -> str | None:
     """One line naming what is missing when `error` (or its cause) comes from object storage
-    access: no credentials, rejected credentials, an unreachable endpoint, a missing bucket, or
-    a missing fsspec driver. None for any other error."""
-    seen: set[int] = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
+    access: no credentials, rejected credentials, an unreachable endpoint, a missing bucket, a
+    missing fsspec driver, or transient errors that outlasted every retry. None for any other
+    error."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default AWS endpoint")
+    for e in _chain(error):
         kinds = {c.__name__ for c in type(e).__mro__}  # Ray wraps errors in subclasses
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default AWS endpoint")
         if kinds & {"NoCredentialsError", "PartialCredentialsError"}:
             return f"object storage: no credentials found: {_MISSING_CREDENTIALS}"
         if kinds & {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError"}:
             return f"object storage endpoint unreachable ({endpoint}; AWS_ENDPOINT_URL): {text}"
-        if any(k in text for k in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied")):
+        if any(k in text for k in ("InvalidAccessKeyId", "SignatureDoesNotMatch")):
             return f"object storage refused the credentials ({_MISSING_CREDENTIALS}): {text}"
+        if "AccessDenied" in text or (kinds & {"ClientError"} and "(403)" in text):
+            return (
+                f"object storage denied access (403; check the credentials and the bucket's "
+                f"permissions, {_MISSING_CREDENTIALS}): {text}"
+            )
         if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
             return f"object storage: {text} (create the bucket first)"
         if isinstance(e, ImportError) and ("fsspec" in text or "Install" in text):
             return f"object storage driver missing: {text}"
-        e = e.__cause__ or e.__context__
+        if kinds & _TRANSIENT or any(code in text for code in _TRANSIENT_CODES):
+            return (
+                f"object storage kept failing ({endpoint}) after {max_attempts()} attempts per "
+                f"request (AWS_MAX_ATTEMPTS): {text}"
+            )
     return None
+
+
+_TRANSIENT = {
+    "ConnectionClosedError",
+    "ReadTimeoutError",
+    "ServerDisconnectedError",
+    "ClientOSError",
+    "ClientPayloadError",
+    "ResponseStreamingError",
+}
+"""Connection errors botocore and s3fs retry; met here, every attempt failed."""
+_TRANSIENT_CODES = ("SlowDown", "InternalError", "ServiceUnavailable", "reduce your request rate")

@@ -113,3 +113,110 @@ def test_access_problems_are_found_through_wrappers_and_causes():
     unreachable = EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
     assert "unreachable" in storage.access_problem(unreachable)
     assert storage.access_problem(ValueError("a bad clip")) is None
+
+
+# --- faults: a flaky object store (moto behind a fault-injecting proxy), a full disk -----------
+
+
+@pytest.fixture()
+def flaky(s3_server, s3_bucket, monkeypatch):
+    """(bucket, proxy): the session's moto server reached through a `FaultProxy` (no faults
+    until the test sets `proxy.plan`); s3fs instances made before are dropped."""
+    import s3fs
+
+    from space_data.testing.fault_proxy import FaultProxy
+
+    proxy = FaultProxy(s3_server.endpoint, stall_s=3.0)
+    for key, value in proxy.env(s3_server.env).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SPACE_STORAGE_READ_TIMEOUT_S", "1")
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield s3_bucket, proxy
+    proxy.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.mark.parametrize(
+    ("fault", "length"), [("slowdown", 3), ("error500", 2), ("reset", 3), ("stall", 1)]
+)
+def test_transient_errors_are_retried_counted_and_logged(flaky, fault, length, caplog):
+    from space_data.testing.fault_proxy import burst
+
+    bucket, proxy = flaky
+    data = {f"{bucket}/f/{i}.bin": os.urandom(2000 + i) for i in range(3)}
+    before = storage.retries()
+    proxy.plan = burst(2, length, fault)  # the 2nd request and the next ones fail
+    for path, payload in data.items():
+        storage.write_bytes(path, payload)
+    assert storage.read_many(list(data)) == data
+    assert storage.listdir(f"{bucket}/f") == ["0.bin", "1.bin", "2.bin"]
+    assert proxy.injected[fault] == length
+    retried = storage.retries() - before
+    # aiohttp resends a request on a reused connection once by itself (uncounted)
+    assert 1 <= retried <= length
+    lines = [r.getMessage() for r in caplog.records if r.name == "space_data.storage"]
+    assert len(lines) == retried and "retry 1 of 9" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_retries_are_bounded_then_one_line(flaky, monkeypatch):
+    from space_data.testing.fault_proxy import always
+
+    bucket, proxy = flaky
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    proxy.plan = always("slowdown")
+    with pytest.raises(OSError) as failure:
+        storage.write_bytes(f"{bucket}/x.bin", b"never")
+    assert 2 <= proxy.requests <= 2 * 5  # botocore's attempts, times s3fs's 5 calls at most
+    problem = storage.access_problem(failure.value)
+    assert problem.startswith("object storage kept failing") and "2 attempts" in problem
+
+
+@pytest.mark.slow
+def test_permanent_errors_are_one_line_and_not_retried(flaky, tmp_path):
+    """403 AccessDenied and a missing bucket: exit 2, one line, no retry."""
+    from space_data.testing.fault_proxy import always
+
+    bucket, proxy = flaky
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = [SPACE, "filter", "--manifest", f"{bucket}/m.parquet", "--clips",
+            f"{bucket}/c.parquet", "--out", f"{bucket}/k.parquet",
+            "--params", str(ROOT / "params.yaml")]  # fmt: skip
+    proxy.plan = always("denied")
+    result = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "denied access (403" in result.stderr
+    assert proxy.requests == proxy.injected["denied"] <= 2, proxy.requests  # nothing retried
+    proxy.plan = lambda n: None
+    missing = [str(a).replace(bucket, "s3://no-such-bucket-here") for a in args]
+    result = subprocess.run(missing, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "bucket" in result.stderr, result.stderr
+
+
+@pytest.fixture()
+def file_size_limit():
+    """Set this process's file-size limit (bytes; Python ignores SIGXFSZ, so a write past it
+    fails with EFBIG), restored after the test."""
+    import resource
+
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    yield lambda size: resource.setrlimit(resource.RLIMIT_FSIZE, (size, saved[1]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, file_size_limit):
+    target = tmp_path / "out" / "record.npz"
+    file_size_limit(4096)
+    with pytest.raises(storage.DiskFull) as whole:
+        storage.write_bytes(str(target), b"x" * 10_000)
+    with pytest.raises(storage.DiskFull) as streamed, storage.writing(str(target)) as tmp:
+        Path(tmp).write_bytes(b"y" * 10_000)  # one streaming writer's output
+    file_size_limit(2**40)
+    assert storage.disk_full(RuntimeError("not a write")) is None
+    for failure, need in ((whole, "needs 10000 bytes"), (streamed, "needs more than 4096 bytes")):
+        line = storage.disk_full(failure.value)
+        assert str(target) in line and need in line and "\n" not in line, line
+    assert os.listdir(tmp_path / "out") == []  # no partial file, no temporary
+    storage.write_bytes(str(target), b"x" * 10_000)  # space back: the same write works
+    assert target.read_bytes() == b"x" * 10_000
