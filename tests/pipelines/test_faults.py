@@ -146,7 +146,7 @@ def test_chain_through_a_flaky_object_store_ends_as_a_clean_run(
 # --- a full disk -------------------------------------------------------------------------------
 
 CONFIG = ExtractConfig(crop_size=256)
-RAY = RayConfig(clips_per_unit=1, num_actors=1)
+RAY = RayConfig(clips_per_unit=1, num_workers=1)
 FULL_DISK = r"""
 set -u
 mount -t tmpfs -o size="$SIZE" tmpfs "$OUT" || exit 97
@@ -176,7 +176,7 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(short_clips, ray_
     manifest = tmp_path / "manifest.parquet"
     write_manifest(clips, str(manifest))
     params = tmp_path / "params.yaml"
-    params.write_text("extract:\n  crop_size: 256\nray:\n  clips_per_unit: 1\n  num_actors: 1\n")
+    params.write_text("extract:\n  crop_size: 256\nray:\n  clips_per_unit: 1\n  num_workers: 1\n")
     logs, out = tmp_path / "logs", tmp_path / "out"
     for folder in (out, logs / "after-failure", logs / "final"):
         folder.mkdir(parents=True)
