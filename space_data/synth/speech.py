@@ -24,6 +24,10 @@ VOWELS = {
     "u": (300, 870, 2240),
 }
 BANDWIDTHS = (90, 110, 170)
+JAW_LEAD_S = 4.4 / 30
+"""Seconds by which the jaw leads the sound it makes (`mouth_envelope`): the raw peak lag of the
+offline A/V estimator on real in-sync talking clips, 4.4 timeline frames at 30 fps
+(docs/signals.md, `space_data.av_offset.MOUTH_LEAD`): real mouths open before the sound."""
 
 
 def _resonator(x: np.ndarray, freq: float, bandwidth: float, sr: int) -> np.ndarray:
@@ -103,12 +107,18 @@ def _syllable(
 def mouth_envelope(
     audio: np.ndarray, n_frames: int, fps: float, sr: int = SAMPLE_RATE
 ) -> np.ndarray:
-    """(n_frames,) float64 in [0, 1]: RMS loudness of the audio around each video frame,
-    normalised by its 95th percentile and smoothed over ~3 frames (the jaw lags the sound)."""
+    """(n_frames,) float64 in [0, 1]: how far the jaw opens at each video frame.
+
+    Frame k (at k / fps s) opens with the RMS loudness of the audio in the window of one frame
+    either side of k / fps + `JAW_LEAD_S`, normalised by its 95th percentile (of the clip) and
+    then averaged with both neighbouring frames. The window and the average are centred, so the
+    jaw leads the sound by exactly `JAW_LEAD_S` (silence beyond the audio's end reads 0).
+    """
     half = int(sr / fps)
-    centres = np.round(np.arange(n_frames) * sr / fps).astype(int)
-    padded = np.pad(audio.astype(np.float64) ** 2, half)
-    cum = np.concatenate([[0.0], np.cumsum(padded)])
+    centres = np.round((np.arange(n_frames) / fps + JAW_LEAD_S) * sr).astype(int)
+    after = max(0, centres[-1] + half - len(audio))
+    padded = np.pad(audio.astype(np.float64) ** 2, (half, after))
+    cum = np.concatenate([[0.0], np.cumsum(padded)])  # cum[c + 2 half] − cum[c]: audio[c ± half]
     rms = np.sqrt((cum[centres + 2 * half] - cum[centres]) / (2 * half))
     ref = np.percentile(rms, 95)
     env = np.clip(rms / ref, 0.0, 1.0) if ref > 0 else np.zeros(n_frames)

@@ -33,7 +33,7 @@ from space_data.synth.layouts import LAYOUTS, sample_layout
 from space_data.synth.mesh import build_head_mesh
 from space_data.synth.photos import base_photos, identity_photo
 from space_data.synth.render import project, render
-from space_data.synth.speech import mouth_envelope, synthesize_speech
+from space_data.synth.speech import JAW_LEAD_S, mouth_envelope, synthesize_speech
 
 
 def _truth(root: Path) -> dict[str, dict]:
@@ -274,6 +274,22 @@ def test_speech_and_mouth_envelope_align_with_the_video(duration: float, fps: fl
     assert env.min() < 0.1 and env.max() > 0.9
     again = synthesize_speech(duration, np.random.default_rng(seed))
     np.testing.assert_array_equal(audio, again)
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_the_jaw_leads_the_sound_by_the_real_mouth_lead(fps: float):
+    """A lone 0.1-s sound at 1.5 s opens the jaw widest JAW_LEAD_S (4.4 frames at 30 fps) before
+    it (the middle and the centroid of the opening), with no lag from the smoothing."""
+    audio = np.zeros(3 * 16000, np.float32)
+    audio[round(1.45 * 16000) : round(1.55 * 16000)] = 0.5
+    env = mouth_envelope(audio, round(3 * fps), fps)
+    opening = np.flatnonzero(env > 0) / fps
+    middle = (opening[0] + opening[-1]) / 2  # seconds
+    centroid = np.sum(np.arange(len(env)) / fps * env) / np.sum(env)
+    for t in (middle, centroid):
+        assert abs(t - (1.5 - JAW_LEAD_S)) <= 0.5 / fps
+    assert env[0] == 0 and env[-1] == 0
+    assert 0.14 < JAW_LEAD_S < 0.15  # 4.4 timeline frames (30 fps): docs/signals.md
 
 
 def test_config_is_validated():
