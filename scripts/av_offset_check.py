@@ -10,8 +10,8 @@ peak lag that `av_offset.MOUTH_LEAD` should equal. The speech track of the unshi
 used for every copy (it only decides `no_speech`, by its count of speech frames).
 
 With `--sample DIR` the clips of a sample corpus (built there with params.yaml's `synth`
-section when DIR does not exist) are measured too, unshifted and shifted by ±8: their mouths are
-rendered from the audio's loudness with no lead at all, so they read about −MOUTH_LEAD.
+section when DIR does not exist) are measured too, unshifted and shifted by ±8: their jaws lead
+the loudness by `synth.speech.JAW_LEAD_S` (the real mouth lead), so in sync they read about 0.
 
 Run (project root): .venv/bin/python -m scripts.av_offset_check [--realdata DIR]
 [--sample DIR] [--cache FILE.npz]   (~1 min for the realdata clips; the sample corpus ~3 min)

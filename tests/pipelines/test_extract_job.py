@@ -115,7 +115,8 @@ def test_killed_driver_resumes_to_the_same_records(reference, clips, ray_address
     summary = run_extract(read_manifest(str(manifest)), out, CONFIG, RAY, progress=False)
     assert summary.units_skipped == committed
     assert _records(out) == _records(reference)
-    assert _table(out) == _table(reference)
+    # as JSON: unmeasured statistics are NaN, and NaN == NaN is False in a row dict
+    assert json.dumps(_table(out)) == json.dumps(_table(reference))
 
 
 def test_added_clips_run_alone_and_a_clip_that_kills_two_workers_is_isolated_across_reruns(
