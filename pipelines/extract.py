@@ -60,6 +60,7 @@ from pipelines.ray_cluster import (
 )
 from pipelines.units import (
     CLIPS_TABLE,
+    SUMMARY,
     Death,
     Journal,
     Unit,
@@ -82,7 +83,6 @@ from space_data.params import load_section, manifest_option, params_option
 from space_data.record import ClipFeatures, ClipMeta
 
 WORKER_DIED = "worker_died"
-SUMMARY = "extract_summary.json"
 """The last run's `JobSummary` in the features folder (deaths by cause, retries, clips)."""
 MEMORY_MONITOR = "killed by the memory monitor"
 NODE_LOST = "node lost"
@@ -173,6 +173,10 @@ class JobSummary:
     @property
     def deaths_by_cause(self) -> dict[str, int]:
         return dict(Counter(self.deaths.values()).most_common())
+
+    def to_json(self) -> str:
+        """`SUMMARY`'s text: the fields and `deaths_by_cause`."""
+        return json.dumps({**asdict(self), "deaths_by_cause": self.deaths_by_cause}, indent=1)
 
     def line(self, out: str) -> str:
         """The one-line summary `space extract` ends with."""
@@ -317,8 +321,7 @@ def run_extract(
     write_clips_table(features_dir, units, params_hash, committed_markers(features_dir))
     summary.storage_retries += storage.retries() - retried
     summary.seconds = time.perf_counter() - t0
-    record = {**asdict(summary), "deaths_by_cause": summary.deaths_by_cause}
-    storage.write_text(storage.join(features_dir, SUMMARY), json.dumps(record, indent=1))
+    storage.write_text(storage.join(features_dir, SUMMARY), summary.to_json())
     return summary
 
 

@@ -31,7 +31,7 @@ from pipelines.report_data import (
     evenly_spaced,
     rotation_shares,
 )
-from pipelines.units import CLIPS_TABLE
+from pipelines.units import CLIPS_TABLE, SUMMARY
 from space_data import storage
 from space_data.datasets import DATASETS
 from space_data.filters import RULE_REASONS, FilterConfig
@@ -69,10 +69,11 @@ def collect_tables(manifest: pd.DataFrame, keep: pd.DataFrame, clips: pd.DataFra
     return table
 
 
-def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict:
+def compute_metrics(table: pd.DataFrame, index: dict | None, extract: dict | None = None) -> dict:
     """Numbers for `dvc metrics show`: the totals of `clip_counts`, `kept_fraction`, the test
-    split's rotation buckets and the shards, and under `corpus` the `clip_counts` of every
-    registered corpus (0 without rows)."""
+    split's rotation buckets and the shards, under `corpus` the `clip_counts` of every
+    registered corpus (0 without rows), and under `extract` what the last extract run met
+    (`extract` = its `extract_summary.json`; absent when there is none)."""
     metrics: dict = clip_counts(table)
     total = metrics["clips_total"]
     metrics["kept_fraction"] = round(metrics["clips_kept"] / total, 4) if total else 0.0
@@ -86,7 +87,20 @@ def compute_metrics(table: pd.DataFrame, index: dict | None) -> dict:
         metrics["shard_bytes"] = index["totals"]["all"]["bytes"]
     corpora_in(table)  # every row's corpus is registered
     metrics["corpus"] = {d: clip_counts(table[table["dataset"] == d]) for d in DATASETS}
+    if extract is not None:
+        metrics["extract"] = {
+            "worker_deaths": len(extract["deaths"]),
+            **{f"worker_deaths_{_slug(c)}": n for c, n in extract["deaths_by_cause"].items()},
+            "unit_retries": extract["retries"],
+            "worker_died_clips": len(extract["worker_died_clips"]),
+            "storage_retries": extract["storage_retries"],
+        }
     return metrics
+
+
+def _slug(cause: str) -> str:
+    """A death cause as a metrics key ("node lost" → node_lost)."""
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in cause).split())
 
 
 def load_kept_records(table: pd.DataFrame, features: str, n: int) -> list[ClipFeatures]:
@@ -135,7 +149,9 @@ def cli(manifest: str, keep: str, features: str, shards: str, out: str, params: 
     index_path = storage.join(shards, INDEX_NAME)
     index = json.loads(storage.read_bytes(index_path)) if storage.isfile(index_path) else None
     records = load_kept_records(table, features, config.max_pose_clips)
-    metrics = compute_metrics(table, index)
+    summary_path = storage.join(features, SUMMARY)
+    extract = json.loads(storage.read_bytes(summary_path)) if storage.isfile(summary_path) else None
+    metrics = compute_metrics(table, index, extract)
     with storage.staged_folder(out) as folder:
         out_dir = Path(folder)
         (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)

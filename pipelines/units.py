@@ -67,6 +67,8 @@ JOURNAL = "_JOURNAL"
 UNITS = "units"
 COMMITS = "commits"
 CLIPS_TABLE = "clips.parquet"
+SUMMARY = "extract_summary.json"
+"""The last extract run's `JobSummary` (JSON), beside `CLIPS_TABLE`; `space report` reads it."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -136,7 +136,12 @@ def test_chain_through_a_flaky_object_store_ends_as_a_clean_run(
         ), name
     metrics = [json.loads(storage.read_bytes(f"{s3_bucket}/{run}/reports/metrics.json"))
                for run in ("clean", "sick")]  # fmt: skip
-    assert metrics[0] == metrics[1]
+    # the same data; only the extract run's fault counts differ
+    assert metrics[0]["extract"]["storage_retries"] == 0
+    assert metrics[1]["extract"]["storage_retries"] == retried
+    assert {k: v for k, v in metrics[0].items() if k != "extract"} == {
+        k: v for k, v in metrics[1].items() if k != "extract"
+    }
     clips = [storage.read_bytes(f"{s3_bucket}/{run}/features/clips.parquet")
              for run in ("clean", "sick")]  # fmt: skip
     assert clips[0] == clips[1]

@@ -16,7 +16,7 @@ from pipelines import pack as pack_cmd
 from pipelines import report as report_cmd
 from pipelines.report import collect_tables, compute_metrics
 from pipelines.report_data import binned, corpora_in, rotation_shares
-from pipelines.units import clips_schema
+from pipelines.units import SUMMARY, clips_schema
 from space_data.clip import Clip
 from space_data.datasets import (
     DATASETS,
@@ -161,6 +161,31 @@ def test_filter_pack_report(made_data):
     ):
         assert (reports / "figures" / png).stat().st_size > 1000 and f'src="figures/{png}"' in page
     assert index["data_version"] in page
+
+
+def test_metrics_count_the_extract_runs_faults(tmp_path):
+    """metrics.json's `extract` block: worker deaths in total and by cause, unit retries,
+    `worker_died` clips and storage retries of the last extract run (its extract_summary.json)."""
+    from pipelines.extract import MEMORY_MONITOR, NODE_LOST, JobSummary
+
+    record = make_record("mead-a")
+    write_tables([clip_of(record)], [record], tmp_path)
+    p = paths(tmp_path)
+    deaths = {"t1": MEMORY_MONITOR, "t2": MEMORY_MONITOR, "t3": NODE_LOST}
+    summary = JobSummary(deaths=deaths, retries=3, worker_died_clips=["x"], storage_retries=7)
+    (Path(p["features"]) / SUMMARY).write_text(summary.to_json())
+    run(filter_cmd, "--manifest", p["manifest"], "--clips", p["clips"], "--out", p["keep"])
+    run(report_cmd, "--manifest", p["manifest"], "--keep", p["keep"], "--features", p["features"],
+        "--shards", p["shards"], "--out", p["reports"])  # fmt: skip
+    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert metrics["extract"] == {
+        "worker_deaths": 3,
+        "worker_deaths_killed_by_the_memory_monitor": 2,
+        "worker_deaths_node_lost": 1,
+        "unit_retries": 3,
+        "worker_died_clips": 1,
+        "storage_retries": 7,
+    }
 
 
 def test_truncated_file_is_dropped_and_counted(tmp_path):
