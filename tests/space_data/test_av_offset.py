@@ -2,7 +2,7 @@
 defaults: on a synthetic talker (sign, unmeasured cases), on the realdata talking clips and
 copies of them with shifted or silenced audio, and on sample-corpus clips.
 
-Measured numbers (README "A/V offset") come from `python -m scripts.av_offset_check`.
+Measured numbers (docs/signals.md, "A/V offset") come from `python -m scripts.av_offset_check`.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _drops(stats: ClipStats, estimate) -> bool:
 def test_in_sync_clips_are_kept_and_shifted_copies_dropped(talking) -> None:
     """At the default thresholds: no realdata talking clip is dropped for its offset; copies
     with audio shifted by ±8 and ±12 frames are dropped on at least 4 of the 5 clips of 5 s or
-    more (measured: README "A/V offset"). The extractor stores the backend's estimate."""
+    more (measured: docs/signals.md). The extractor stores the backend's estimate."""
     for name, (record, _) in talking.items():
         stats = record.stats
         assert stats.av_sync_backend == "offline" and len(stats.av_sync_curve) == 2 * MAX_LAG + 1

@@ -120,7 +120,7 @@ def test_real_videos_meta_crop_and_timeline(real_records, realdata):
     assert may.meta.versions["mediapipe"]
     assert {"librosa", "numpy", "av"} <= set(may.meta.versions)
     assert may.stats.has_audio and abs(may.stats.av_mismatch) < 0.05
-    # she talks throughout; her audio is in sync (README: A/V offset)
+    # she talks throughout; her audio is in sync (docs/signals.md: A/V offset)
     assert may.stats.speech_fraction > 0.7
     assert abs(may.stats.av_offset_frames) <= 3
 
@@ -175,7 +175,7 @@ def test_strong_yaw_clip_exceeds_45_degrees(real_records):
 @pytest.mark.xfail(
     strict=True,
     reason="52° target not met: the clip (about 57° by its source) peaks near 47°; FaceMesh's "
-    "pose response differs from face to face (see README, Head pose)",
+    "pose response differs from face to face (see docs/record.md, Head pose)",
 )
 def test_strong_yaw_clip_reaches_52_degrees(real_records):
     assert real_records["yaw"].stats.max_abs_yaw >= 52.0
