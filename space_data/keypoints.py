@@ -303,20 +303,31 @@ CHECKPOINT_ENTRIES = ("kp_detector", "he_estimator")
 """Entries of the public checkpoint dict that hold our modules' state dicts."""
 
 
+def read_torch_checkpoint(path: str, what: str, fix: str, error: type[Exception]) -> object:
+    """The object a torch checkpoint holds (local path or URL, `weights_only=True`, on CPU).
+    FileNotFoundError "<what> <path> not found: <fix>", or `error` with the loader's first line
+    when the file is not a readable checkpoint."""
+    if not storage.exists(path):
+        raise FileNotFoundError(f"{what} {path} not found: {fix}")
+    try:
+        with storage.open_file(path) as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise error(f"{path} is not a readable torch checkpoint: {first}") from e
+
+
 def read_vid2vid_checkpoint(path: str, entries: tuple[str, ...]) -> dict:
     """The state-dict `entries` of a face-vid2vid checkpoint (local path or URL,
     `weights_only=True`), by name (other entries, e.g. optimizer states, are dropped);
     FileNotFoundError / Vid2VidCheckpointError naming the file otherwise."""
-    if not storage.exists(path):
-        raise FileNotFoundError(
-            f"face-vid2vid checkpoint {path} not found: set extract.keypoints.checkpoint in "
-            "params.yaml to the public Vox-256 file (00000189-checkpoint.pth.tar) or null"
-        )
-    try:
-        with storage.open_file(path) as f:
-            ckpt = torch.load(f, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise Vid2VidCheckpointError(f"{path} is not a readable torch checkpoint: {e}") from e
+    ckpt = read_torch_checkpoint(
+        path,
+        "face-vid2vid checkpoint",
+        "set extract.keypoints.checkpoint in params.yaml to the public Vox-256 file "
+        "(00000189-checkpoint.pth.tar) or null",
+        Vid2VidCheckpointError,
+    )
     found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
     missing = [k for k in entries if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:

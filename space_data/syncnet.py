@@ -43,7 +43,6 @@ curve.
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,9 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from space_data import storage
 from space_data.errors import SetupError
-from space_data.keypoints import torch_device
+from space_data.keypoints import read_torch_checkpoint, torch_device
 from space_data.record import FPS as TIMELINE_FPS
 from space_data.sync_estimate import SyncEstimate
 
@@ -156,18 +154,13 @@ def load_syncnet(path: str) -> SyncNet:
     """SyncNet in eval mode from a `syncnet_v2.model`-layout state dict (local path or URL),
     read with `weights_only=True` and loaded with strict keys. FileNotFoundError /
     SyncNetCheckpointError with one line naming the file otherwise."""
-    if not storage.exists(path):
-        raise FileNotFoundError(
-            f"SyncNet checkpoint {path} not found: set extract.av_sync.syncnet_checkpoint in "
-            f"params.yaml to the published syncnet_v2.model ({CHECKPOINT_URL}) or use "
-            "extract.av_sync.backend: offline"
-        )
-    try:
-        with storage.open_file(path) as f:
-            state = torch.load(f, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SyncNetCheckpointError(f"{path} is not a readable torch checkpoint: {first}") from e
+    state = read_torch_checkpoint(
+        path,
+        "SyncNet checkpoint",
+        "set extract.av_sync.syncnet_checkpoint in params.yaml to the published syncnet_v2.model "
+        f"({CHECKPOINT_URL}) or use extract.av_sync.backend: offline",
+        SyncNetCheckpointError,
+    )
     with torch.device("meta"):  # no random init of weights that are overwritten anyway
         model = SyncNet()
     problem = _key_problem(model.state_dict(), state)
