@@ -646,7 +646,7 @@ def _audio_seconds(container: av.container.InputContainer) -> float:
     if not container.streams.audio:
         return 0.0
     stream = container.streams.audio[0]
-    if stream.duration:
+    if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     return container.duration / av.time_base if container.duration else 0.0
 

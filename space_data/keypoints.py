@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import skimage.transform
@@ -303,7 +304,7 @@ CHECKPOINT_ENTRIES = ("kp_detector", "he_estimator")
 """Entries of the public checkpoint dict that hold our modules' state dicts."""
 
 
-def read_torch_checkpoint(path: str, what: str, fix: str, error: type[Exception]) -> object:
+def read_torch_checkpoint(path: str, what: str, fix: str, error: type[Exception]) -> Any:
     """The object a torch checkpoint holds (local path or URL, `weights_only=True`, on CPU).
     FileNotFoundError "<what> <path> not found: <fix>", or `error` with the loader's first line
     when the file is not a readable checkpoint."""

@@ -33,9 +33,10 @@ def hand_patch(realdata: Path) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = HAND_BOX
     patch = np.ascontiguousarray(read_rgb(realdata / "images" / WAVING)[y0:y1, x0:x1])
     ycc = cv2.cvtColor(patch, cv2.COLOR_RGB2YCrCb)
-    mask = cv2.inRange(ycc, (0, 135, 85), (255, 180, 135)).astype(np.float32) / 255
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    return patch, cv2.GaussianBlur(mask, (9, 9), 0)
+    low, high = np.array([0, 135, 85], np.uint8), np.array([255, 180, 135], np.uint8)
+    skin = cv2.inRange(ycc, low, high).astype(np.float32) / 255
+    closed = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    return patch, cv2.GaussianBlur(closed, (9, 9), 0)
 
 
 def paste(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, x: int, y: int, width: int):
@@ -59,7 +60,8 @@ def still_clip(realdata: Path, image: str, path: Path, seconds: float = 3.0) -> 
     rgb = read_rgb(realdata / "images" / image)
     h, w = rgb.shape[:2]
     s = 320 / max(h, w)
-    rgb = cv2.resize(rgb, (round(w * s) // 2 * 2, round(h * s) // 2 * 2), cv2.INTER_AREA)
+    size = (round(w * s) // 2 * 2, round(h * s) // 2 * 2)
+    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     frames = (np.roll(rgb, round(2 * np.sin(k / 8)), axis=1) for k in range(round(25 * seconds)))
     write_video(str(path), frames, 25.0)
     return path
