@@ -85,6 +85,13 @@ AUDIO_CONTEXT_S = 60
 """Seconds of audio past the video's end that speech detection and the A/V offset still read."""
 
 
+def heard(audio: np.ndarray, video_samples: int) -> np.ndarray:
+    """The part of (S,) 16 kHz `audio` that speech detection and the sync backends read: the
+    video's `video_samples` plus AUDIO_CONTEXT_S. Audio long past the video feeds no timeline
+    frame, so an hour of it under a short video costs neither time nor memory there."""
+    return audio[: video_samples + AUDIO_CONTEXT_S * SAMPLE_RATE]
+
+
 @dataclass
 class ExtractConfig:
     """Per-clip extraction (`extract` in params.yaml); its hash is stored in every record."""
@@ -316,8 +323,9 @@ class ClipExtractor:
             audio = self._audio(media, separate)
         self._sync_clip = None
         if self._syncnet is not None and audio is not None:
-            with self._timed("av_offset"):
-                self._sync_clip = self._syncnet.start(audio)
+            with self._timed("av_offset"):  # the stated duration: frames are not decoded yet
+                stated = round(info.duration * SAMPLE_RATE) if info.duration else len(audio)
+                self._sync_clip = self._syncnet.start(heard(audio, stated))
         whole = whole_frames(clip.dataset)
         if whole:
             box, reader, known = None, VideoReader(media), None
@@ -362,18 +370,15 @@ class ClipExtractor:
                 "hands": hands,
                 "emotion_pred": emotion_pred,
             }
-        heard = None
+        span = None
         if audio is not None:
             with self._timed("mfcc"):
                 arrays["mfcc"] = audio_features.mfcc_record(audio, n, clip.clip_id, cfg.audio)
-            # audio long past the video feeds no timeline frame: the speech detector (causal)
-            # and the offset's band filter see the video's span plus AUDIO_CONTEXT_S, so an
-            # hour of audio under a short video costs neither time nor memory there
-            heard = audio[: audio_features.timeline_samples(n) + AUDIO_CONTEXT_S * SAMPLE_RATE]
+            span = heard(audio, audio_features.timeline_samples(n))
             with self._timed("speech"):
-                arrays["speech"] = self._speech(heard, n)
+                arrays["speech"] = self._speech(span, n)
         with self._timed("av_offset"):
-            av_sync = self._av_sync(lm3d, scale, heard, arrays.get("speech"), duration)
+            av_sync = self._av_sync(lm3d, scale, span, arrays.get("speech"), duration)
         meta.keypoints = self._keypoints.missing_reason or "extracted"
         if self._keypoints.missing_reason is None:
             with self._timed("keypoints"):
@@ -575,8 +580,8 @@ class ClipExtractor:
                     tracks.emotion_faces.append(face_crop(crops[k], landmarks["lm68"][k]))
                 tracks.emotion_times.append(times[k])
         with self._timed("hands"):
-            # face boxes in the crops' own pixels; samples stay there until the next clip
-            # the face boxes: crop pixels → frame pixels → the hand views' pixels
+            # the face boxes: crop pixels → frame pixels → the hand views' pixels; the
+            # sampler's samples stay there until the next clip
             x0, y0 = (box[0], box[1]) if box is not None else (0, 0)
             vx0, vy0, vside = self._hand_view
             f = views.shape[1] / vside
