@@ -100,12 +100,16 @@ def test_one_train_stage_per_registered_model():
 
 
 def test_the_pipeline_runs_without_the_synth_stage(tmp_path):
-    """docs/corpora.md: without the sample corpus, delete the `synth` stage and index's `sample`
-    dep; real DVC then plans `index` (a dry run checks that every dependency exists)."""
+    """docs/corpora.md: without the sample corpus, delete the `synth` stage, index's `sample`
+    dep and the sample's split table; real DVC then plans `index` (a dry run checks that every
+    dependency exists)."""
+    sample = {"sample", "splits/sample.csv"}
     stages = {name: dict(stage) for name, stage in STAGES.items() if name != "synth"}
-    stages["index"]["deps"] = [d for d in stages["index"]["deps"] if d != "sample"]
+    stages["index"]["deps"] = [d for d in stages["index"]["deps"] if d not in sample]
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["index"]["splits_file"] = None
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for folder in ("pipelines", "space_data", "space_models"):
         (tmp_path / folder).symlink_to(ROOT / folder)
     dvc = [sys.executable, "-m", "dvc"]

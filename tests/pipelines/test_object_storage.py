@@ -79,6 +79,7 @@ def local_corpus(sample_corpus, tmp_path_factory) -> Path:
 def _params(tmp_path: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["extract"]["audio"]["augmentations"] = 0
+    params["index"]["splits_file"] = None  # the sample corpus's table: not this corpus
     params["ray"].update(clips_per_unit=1, num_workers=1)
     params["filter"]["min_duration"] = 0.5
     params["pack"]["max_shard_samples"] = 1
