@@ -28,8 +28,11 @@ demo: install
 	@echo "report: reports/report.html (metrics: reports/metrics.json)"
 	@echo "models: checkpoints/ (training metrics: reports/train/)"
 
+# Two worker processes (pytest-xdist), one per core; --dist loadfile keeps each test file in one
+# worker, so its module fixtures (a local Ray, the 2-node cluster, moto) start once. Run one test
+# without -n: $(BIN)/python -m pytest tests/...::test_name
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,11 +3,37 @@ tests that need it skip with a reason where it is absent."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from space_data.testing.faces import realdata_root
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """A folder that `build(folder)` fills once for the whole run. Alone, a fresh temp folder.
+    Under pytest-xdist (`make test`: two worker processes) the folder lies in the run's base temp,
+    shared by the workers: the first to ask builds it under a file lock, the others wait for it
+    and reuse it (a build that failed half way is started again by the next one to ask)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        path = tmp_path_factory.mktemp(name)
+        build(path)
+        return path
+    root = tmp_path_factory.getbasetemp().parent  # popen-gw0/.. : one per run
+    path, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            build(path)
+            done.touch()
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +45,9 @@ def realdata() -> Path:
 
 
 # The sample corpus shared by every test that needs media with known ground truth: built once
-# per session (~20 s on one core) with fewer speakers and 3-s clips; every designed clip kind
-# is still there (the hand clip only where the realdata hand photo exists).
+# per run (~20 s on one core; once for both xdist workers) with fewer speakers and 3-s clips;
+# every designed clip kind is still there (the hand clip only where the realdata hand photo
+# exists).
 SAMPLE_TEST_CONFIG = {"speakers_per_corpus": 3, "min_seconds": 3.0, "max_seconds": 3.0}
 
 
@@ -43,9 +70,9 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory, sample_config) -> Pa
     """Path of a freshly built sample corpus (`truth.json`, `truth/`, one tree per corpus)."""
     from space_data.synth import build_sample_corpus
 
-    out = tmp_path_factory.mktemp("sample")
-    build_sample_corpus(out, sample_config)
-    return out
+    return built_once(
+        tmp_path_factory, "sample", lambda out: build_sample_corpus(out, sample_config)
+    )
 
 
 # --- object storage: moto's standalone S3 server -------------------------------------------------

@@ -16,20 +16,26 @@ from pipelines import report as report_cmd
 from space_data.clip import Clip, make_clip_id
 from space_data.record import ClipFeatures, ClipMeta
 from space_data.testing.records import clip_of, make_record, write_tables
+from tests.conftest import built_once
 from tests.pipelines.clips import cut_clips, source_videos
 
 
 @pytest.fixture(scope="session")
 def short_clips(sample_corpus, tmp_path_factory) -> list[Clip]:
     """Two one-second clips (25 fps, 256 px, with audio) from each of three sample videos; each
-    video is one speaker, its clips in order (clip 2k, 2k+1 come from video k)."""
-    root = tmp_path_factory.mktemp("corpus")
+    video is one speaker, its clips in order (clip 2k, 2k+1 come from video k). Cut once per run
+    (`built_once`)."""
+    sources = source_videos(sample_corpus)
+    names = [f"{s.parts[len(sample_corpus.parts)]}_{s.stem}" for s in sources]
+
+    def cut(root: Path) -> None:
+        for source, name in zip(sources, names):
+            cut_clips(source, {root / name / "00.mp4": 0.0, root / name / "01.mp4": 1.0}, 256)
+
+    root = built_once(tmp_path_factory, "corpus", cut)
     out = []
-    for source in source_videos(sample_corpus):
-        name = f"{source.parts[len(sample_corpus.parts)]}_{source.stem}"
-        paths = [root / name / f"{k:02d}.mp4" for k in range(2)]
-        cut_clips(source, {paths[0]: 0.0, paths[1]: 1.0}, 256)
-        for path in paths:
+    for name in names:
+        for path in (root / name / f"{k:02d}.mp4" for k in range(2)):
             rel = path.relative_to(root).as_posix()
             out.append(
                 Clip(
@@ -53,8 +59,18 @@ def packed_sample(tmp_path_factory) -> dict[str, Path]:
     (emotion, intensity and view null) before labelled MEAD ones with a view (where inferring a
     schema from the first samples breaks); clips differ in length; one test clip has no audio
     (no speech.npy, no audio.flac); one clip turns 60° (dropped), one failed extraction, one was
-    rejected by the indexer. Shards hold two samples each."""
-    root = tmp_path_factory.mktemp("packed_sample")
+    rejected by the indexer. Shards hold two samples each. Made once per run (`built_once`)."""
+    return _packed_paths(built_once(tmp_path_factory, "packed_sample", _pack_sample))
+
+
+def _packed_paths(root: Path) -> dict[str, Path]:
+    p = {name: root / name for name in ("features", "shards", "reports")}
+    p.update(manifest=root / "manifest.parquet", keep=root / "keep.parquet",
+             params=root / "params.yaml")  # fmt: skip
+    return p
+
+
+def _pack_sample(root: Path) -> None:
     records = [
         *(make_record(f"hdtf-WDA_S{i}_000", dataset="hdtf", emotion=None, n_frames=40 + 3 * i)
           for i in range(5)),
@@ -81,9 +97,7 @@ def packed_sample(tmp_path_factory) -> dict[str, Path]:
         "filter: {max_rotation_deg: 45.0}\npack: {max_shard_samples: 2}\n"
         "report: {max_pose_clips: 10, n_examples: 3}\n"
     )
-    p = {name: root / name for name in ("features", "shards", "reports")}
-    p.update(manifest=root / "manifest.parquet", keep=root / "keep.parquet",
-             params=root / "params.yaml")  # fmt: skip
+    p = _packed_paths(root)
     for command, args in (
         (filter_cmd, ["--manifest", p["manifest"], "--clips", p["features"] / "clips.parquet",
                       "--out", p["keep"]]),
@@ -94,4 +108,3 @@ def packed_sample(tmp_path_factory) -> dict[str, Path]:
         args = [str(a) for a in args] + ["--params", str(p["params"])]
         result = CliRunner().invoke(command.cli, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
-    return p

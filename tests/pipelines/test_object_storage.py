@@ -60,7 +60,7 @@ def s3_env(s3_server):
 
 @pytest.fixture(scope="module")
 def ray_address(s3_env):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
