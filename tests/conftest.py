@@ -80,7 +80,8 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory, sample_config) -> Pa
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory):
-    """One moto S3 server for the session (`moto_server` of this venv), stopped by PID after."""
+    """One moto S3 server for the session (`moto_server` of this venv; one per xdist worker, each
+    on a free port), stopped by PID after."""
     from space_data.testing.s3 import S3Server
 
     try:
