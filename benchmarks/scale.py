@@ -114,7 +114,7 @@ def _stats(clip: Clip, rng: random.Random) -> dict:
         "av_offset_frames": round(rng.uniform(-3.0, 3.0), 1),
         "av_offset_confidence": round(rng.uniform(0.5, 1.0), 2),
         "av_sync_backend": "offline",
-        "av_sync_curve": [round(rng.uniform(-0.1, 0.4), 3) for _ in range(41)],
+        "av_sync_curve": [round(rng.uniform(-0.1, 0.4), 3) for _ in range(33)],
     }
     stats = ClipStats().to_dict()  # every field, whatever the extractor adds later
     return {**stats, **{k: v for k, v in plausible.items() if k in stats}}

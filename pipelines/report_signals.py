@@ -208,7 +208,7 @@ def sync_curves_figure(table: pd.DataFrame, out: Path, save) -> Figure:
                     f"{' dropped' if row.dropped else ''}")  # fmt: skip
             shown += 1
         ax.set_title(corpus)
-        ax.set_xlabel("lag, backend frames (offline: raw, before the mouth lead)")
+        ax.set_xlabel("lag from the search's centre, backend frames (offline: ≈ the offset)")
         ax.set_ylabel("score")
         ax.legend(fontsize=7)
     if not corpora:
@@ -220,6 +220,7 @@ def sync_curves_figure(table: pd.DataFrame, out: Path, save) -> Figure:
         f"Sync curves of {shown} clips: per corpus up to {CURVES_PER_CORPUS} kept (solid) and "
         f"{CURVES_PER_CORPUS} dropped by the av_offset rule (dashed red), labelled offset "
         "(confidence) or why unmeasured. Offline: held-out R² of the audio→mouth fit at raw "
-        "lags −20…+20 of 30 fps (higher is better; the offset is the peak minus the mouth "
-        "lead). SyncNet: mean distance at lags −15…+15 of 25 fps (lower is better).",
+        "lags −12…+20 of 30 fps, drawn from the centre lag 4 (higher is better; the offset is "
+        "the peak minus the mouth lead 4.4). SyncNet: mean distance at lags −15…+15 of 25 fps "
+        "(lower is better).",
     )

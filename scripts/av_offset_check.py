@@ -9,9 +9,16 @@ then per shift how many copies the filter drops. The in-sync clips (`IN_SYNC`) g
 peak lag that `av_offset.MOUTH_LEAD` should equal. The speech track of the unshifted clip is
 used for every copy (it only decides `no_speech`, by its count of speech frames).
 
+Then the in-sync clips (and the turned VoxCeleb2 track, in sync too) are cut into windows of
+2.5, 3, 4 and 5 s starting every second (`CUTS`), each window shifted the same way, and only the
+counts are printed: short clips are where a weak fit can point confidently at the wrong lag.
+Every table ends with how many confident readings (confidence ≥ the threshold) of clips in sync
+(the in-sync realdata clips, their windows, the sample corpus) lie more than `WRONG` frames from
+the shift: the estimator's confident errors, which should be none.
+
 With `--sample DIR` the clips of a sample corpus (built there with params.yaml's `synth`
-section when DIR does not exist) are measured too, unshifted and shifted by ±8: their jaws lead
-the loudness by `synth.speech.JAW_LEAD_S` (the real mouth lead), so in sync they read about 0.
+section when DIR does not exist) are measured too, with the same shifts: their jaws lead the
+loudness by `synth.speech.JAW_LEAD_S` (the real mouth lead), so in sync they read about 0.
 
 Run (project root): .venv/bin/python -m scripts.av_offset_check [--realdata DIR]
 [--sample DIR] [--cache FILE.npz]   (~1 min for the realdata clips; the sample corpus ~3 min)
@@ -33,7 +40,7 @@ from space_data.extract import ClipExtractor, ExtractConfig
 from space_data.filters import FilterConfig, filter_clip
 from space_data.media import decode_audio
 from space_data.params import load_section
-from space_data.record import ClipStats
+from space_data.record import FPS, SAMPLE_RATE, ClipStats
 from space_data.sync_estimate import SyncEstimate
 from space_data.synth import build_sample_corpus
 from space_data.synth.corpus import SynthConfig
@@ -41,7 +48,10 @@ from space_data.testing.talking import IN_SYNC, TALKING, TALKING_SHORT, shifted,
 
 SHIFTS = (-12, -8, 0, 8, 12)
 """Audio shifts, timeline frames (positive = audio made late)."""
-SAMPLE_SHIFTS = (-8, 0, 8)
+CUTS = (2.5, 3.0, 4.0, 5.0)
+"""Lengths (s) of the windows cut from the in-sync clips, one starting every second."""
+WRONG = 3.0
+"""A confident reading farther than this (frames) from the shift is confidently wrong."""
 MEMBERS = ("lm3d", "scale", "speech", "audio")
 
 
@@ -96,19 +106,50 @@ def measure(
     return out
 
 
-def print_table(title: str, results: dict, shifts: tuple[int, ...], counted: tuple[str, ...]):
+def cut_windows(arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """name[a:b]/member → the `CUTS` windows of each clip (timeline frames a … b), audio cut
+    at the same times."""
+    out = {}
+    for name in names:
+        lm, scale, speech, audio = (arrays[f"{name}/{m}"] for m in MEMBERS)
+        for seconds in CUTS:
+            length = round(seconds * FPS)
+            for a in range(0, max(1, len(lm) - length), FPS):
+                b = a + length
+                sound = audio[a * SAMPLE_RATE // FPS : b * SAMPLE_RATE // FPS]
+                parts = (lm[a:b], scale[a:b], speech[a:b], sound)
+                out.update({f"{name}[{a}:{b}]/{m}": x for m, x in zip(MEMBERS, parts, strict=True)})
+    return out
+
+
+def confidently_wrong(results: dict, shift: int, names, filters: FilterConfig) -> int:
+    """Readings of these clips at this shift trusted by the filter (confidence ≥ its threshold)
+    but more than WRONG frames from the shift (the clips are in sync unshifted)."""
+    trusted = filters.av_offset.offline.min_confidence
+    return sum(
+        e.measured and e.confidence >= trusted and abs(e.offset_frames - shift) > WRONG
+        for e in (results[n][shift][0] for n in names)
+    )
+
+
+def print_table(title: str, results: dict, counted: tuple[str, ...], in_sync: tuple[str, ...],
+                filters: FilterConfig, rows: bool = True) -> None:  # fmt: skip
+    """Each clip's row (when `rows`), then per shift the drops over all clips and over `counted`
+    (when a subset), and the confidently wrong readings of the clips known to be `in_sync`."""
     click.echo(f"== {title}: offset (confidence) and decision at audio shift "
-               + " / ".join(f"{s:+d}" for s in shifts))  # fmt: skip
-    for name, row in results.items():
-        click.echo(f"{name[:44]:44s} " + " | ".join(cell(*row[s]) for s in shifts))
+               + " / ".join(f"{s:+d}" for s in SHIFTS))  # fmt: skip
+    for name, row in results.items() if rows else ():
+        click.echo(f"{name[:44]:44s} " + " | ".join(cell(*row[s]) for s in SHIFTS))
     for label, names in (("all", tuple(results)), ("counted", counted)):
         if not names or (label == "counted" and set(names) == set(results)):
             continue
         drops = ", ".join(f"{s:+d}: {sum(results[n][s][1] for n in names)}/{len(names)}"
-                          for s in shifts)  # fmt: skip
+                          for s in SHIFTS)  # fmt: skip
         unmeasured = sum(not results[n][0][0].measured for n in names)
         click.echo(f"dropped ({label}, {len(names)} clips) {drops}; unmeasured unshifted: "
                    f"{unmeasured}")  # fmt: skip
+    wrong = ", ".join(f"{s:+d}: {confidently_wrong(results, s, in_sync, filters)}" for s in SHIFTS)
+    click.echo(f"confidently wrong (of {len(in_sync)} in-sync clips) {wrong}")
 
 
 @click.command()
@@ -134,15 +175,18 @@ def main(realdata: Path, sample: Path | None, cache: Path | None, params: Path |
     real_names = {c.clip_id for c in real}
     real_arrays = {k: v for k, v in arrays.items() if k.split("/")[0] in real_names}
     results = measure(real_arrays, SHIFTS, filters)
-    print_table("realdata talking clips", results, SHIFTS, TALKING)
+    print_table("realdata talking clips", results, TALKING, IN_SYNC + TALKING_SHORT, filters)
     peaks = [results[n][0][0].offset_frames + av_offset.MOUTH_LEAD for n in IN_SYNC]
     click.echo(f"raw peak lag of the in-sync clips {', '.join(IN_SYNC)}: "
                + ", ".join(f"{p:.1f}" for p in peaks)
                + f" (mean {np.mean(peaks):.2f}; MOUTH_LEAD = {av_offset.MOUTH_LEAD})")  # fmt: skip
+    windows = measure(cut_windows(real_arrays, IN_SYNC + TALKING_SHORT), SHIFTS, filters)
+    print_table(f"windows of {', '.join(map(str, CUTS))} s cut from the in-sync clips", windows,
+                (), tuple(windows), filters, rows=False)  # fmt: skip
     if sample is not None:
         rest = {k: v for k, v in arrays.items() if k.split("/")[0] not in real_names}
-        results = measure(rest, SAMPLE_SHIFTS, filters)
-        print_table(f"sample corpus {sample}", results, SAMPLE_SHIFTS, ())
+        results = measure(rest, SHIFTS, filters)
+        print_table(f"sample corpus {sample}", results, (), tuple(results), filters)
         measured = [r[0][0].offset_frames for r in results.values() if r[0][0].measured]
         if measured:
             click.echo(f"sample corpus, unshifted, measured: {len(measured)} of {len(results)}, "

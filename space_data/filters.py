@@ -190,7 +190,7 @@ def no_speech(s: ClipStats, c: FilterConfig) -> str | None:
 
 def av_offset(s: ClipStats, c: FilterConfig) -> str | None:
     """Audio out of sync with the lips, by the thresholds of the backend that measured it. An
-    unmeasured offset (NaN: no speech, no face, a flat or edge-peaked curve) never drops."""
+    unmeasured offset (NaN: no speech, no face, a flat, weak or edge-peaked curve) never drops."""
     if not s.av_sync_backend or math.isnan(s.av_offset_frames):
         return None
     t = c.av_offset.for_backend(s.av_sync_backend)

@@ -95,7 +95,7 @@ class ClipStats:
     """Share of frames with speech probability ≥ 0.5 (NaN when there is no audio)."""
     av_offset_frames: float = math.nan
     """Audio–video offset, timeline frames (1/30 s), positive = audio late; NaN = unmeasured
-    (no audio, no speech, no face, too short, a flat or edge-peaked sync curve)."""
+    (no audio, no speech, no face, too short, a flat, weak or edge-peaked sync curve)."""
     av_offset_confidence: float = 0.0
     """Confidence of that offset on its backend's scale (offline: bootstrap agreement 0–1;
     syncnet: median − min distance); 0 when unmeasured."""
@@ -106,7 +106,8 @@ class ClipStats:
     """The backend's score per lag of its search (offline: held-out R² at lags −20..+20 frames;
     syncnet: mean distance at lags −15..+15 of 25 fps); [] when not computed."""
     av_sync_reason: str = ""
-    """Why the offset is unmeasured ("" when measured), e.g. "no_audio", "too_short", "edge"."""
+    """Why the offset is unmeasured ("" when measured), e.g. "no_audio", "too_short", "weak",
+    "edge"."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,6 @@
 """`SyncEstimate`: one clip's audio–video offset as a sync backend measured it.
 
-The interface between the backends (`space_data.av_offset`, the offline landmark/loudness
+The interface between the backends (`space_data.av_offset`, the offline audio→mouth
 estimator; `space_data.syncnet`, the public SyncNet behind a checkpoint) and the record
 (`ClipStats.av_offset_frames`, `av_offset_confidence`, `av_sync_backend`, `av_sync_curve`).
 """
@@ -16,8 +16,9 @@ BACKENDS = ("offline", "syncnet")
 
 @dataclass(frozen=True)
 class SyncEstimate:
-    """One clip's offset. Unmeasured (no speech, no face, too short, a flat curve, a maximum
-    at the edge of the lag search) is `offset_frames` NaN with `confidence` 0, never a value."""
+    """One clip's offset. Unmeasured (no speech, no face, too short, a flat or weak curve, a
+    maximum at the edge of the lag search) is `offset_frames` NaN with `confidence` 0, never a
+    value."""
 
     backend: str
     """Which backend measured it: one of `BACKENDS`."""
@@ -48,7 +49,7 @@ class AvSyncConfig:
     """Audio–video sync estimation (`extract.av_sync` in params.yaml)."""
 
     backend: str = "offline"
-    """"offline": mouth-gap/loudness lag correlation (space_data.av_offset, no weights);
+    """"offline": the lag whose audio best predicts the mouth (space_data.av_offset, no weights);
     "syncnet": the public SyncNet (space_data.syncnet) from `syncnet_checkpoint`."""
     syncnet_checkpoint: str | None = None
     """SyncNet weights in the layout of the published `syncnet_v2.model` (local path or URL);

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from pipelines.report_signals import OFFSET_RANGE, speech_offset_figure, sync_curves_figure  # noqa: E402
 from space_data.filters import FilterConfig  # noqa: E402
 
-CURVE = list(np.cos(np.linspace(-3, 3, 41)))
+CURVE = list(np.cos(np.linspace(-3, 3, 33)))
 
 
 def _row(clip_id, backend, offset, confidence, reason="", dropped=False, dataset="mead"):
