@@ -96,7 +96,7 @@ def measure(
 ) -> dict[str, dict[int, tuple[SyncEstimate, bool]]]:
     """clip → shift → (estimate, dropped by the filter)."""
     names = sorted({key.split("/")[0] for key in arrays})
-    out = {}
+    out: dict[str, dict[int, tuple[SyncEstimate, bool]]] = {}
     for name in names:
         lm, scale, speech, audio = (arrays[f"{name}/{m}"] for m in MEMBERS)
         out[name] = {}
