@@ -54,6 +54,7 @@ from pipelines.units import (
     write_clips_table,
 )
 from space_data import storage
+from space_data.av_offset import LAGS
 from space_data.clip import Clip, clip_key, make_clip_id
 from space_data.datasets import IndexConfig, assign_splits, read_manifest, write_manifest
 from space_data.filters import FilterConfig
@@ -114,7 +115,7 @@ def _stats(clip: Clip, rng: random.Random) -> dict:
         "av_offset_frames": round(rng.uniform(-3.0, 3.0), 1),
         "av_offset_confidence": round(rng.uniform(0.5, 1.0), 2),
         "av_sync_backend": "offline",
-        "av_sync_curve": [round(rng.uniform(-0.1, 0.4), 3) for _ in range(33)],
+        "av_sync_curve": [round(rng.uniform(-0.1, 0.4), 3) for _ in LAGS],
     }
     stats = ClipStats().to_dict()  # every field, whatever the extractor adds later
     return {**stats, **{k: v for k, v in plausible.items() if k in stats}}

@@ -103,7 +103,7 @@ class ClipStats:
     """The sync backend that measured it (`sync_estimate.BACKENDS`); "" only in stats made
     without extraction (an extracted clip names its backend, with a reason when unmeasured)."""
     av_sync_curve: list[float] = field(default_factory=list)
-    """The backend's score per lag of its search (offline: held-out R² at lags −20..+20 frames;
+    """The backend's score per lag of its search (offline: held-out R² at raw lags −12..+20 frames;
     syncnet: mean distance at lags −15..+15 of 25 fps); [] when not computed."""
     av_sync_reason: str = ""
     """Why the offset is unmeasured ("" when measured), e.g. "no_audio", "too_short", "weak",
